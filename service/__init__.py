@@ -1,0 +1,40 @@
+"""Inkless: the Flask application."""
+from __future__ import annotations
+
+from flask import Flask, jsonify
+
+from .config import Config
+
+
+def create_app(config: Config | None = None) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(__name__, instance_path=str(config.data_dir))
+    app.config["INKLESS"] = config
+    app.config["SECRET_KEY"] = config.secret_key
+    app.config["MAX_CONTENT_LENGTH"] = 64 * 1024 * 1024
+    app.config["SESSION_COOKIE_HTTPONLY"] = True
+    app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
+    app.config["SESSION_COOKIE_SECURE"] = config.session_cookie_secure
+    app.config["TESTING"] = config.testing
+    app.json.ensure_ascii = False
+
+    from . import api, auth, db, errors, i18n
+
+    db.init_app(app, config.database_url)
+    i18n.init_app(app)
+    auth.init_app(app)
+    api.init_app(app)
+    errors.register(app)
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.after_request
+    def _security_headers(response):
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        return response
+
+    return app

@@ -1,0 +1,51 @@
+"""One injectable clock for the engine and the service.
+
+SpiffWorkflow's timers read `datetime.now(timezone.utc)` from their own module; we replace that
+module's `datetime` with a subclass whose `now()` asks our clock, so tests and an admin's
+"advance time" move every timer consistently.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+from collections.abc import Callable
+
+import SpiffWorkflow.bpmn.specs.event_definitions.timer as _timer_module
+
+_provider: Callable[[], _dt.datetime] | None = None
+
+
+def now() -> _dt.datetime:
+    """Current time, timezone-aware UTC."""
+    if _provider is not None:
+        return _provider()
+    return _dt.datetime.now(_dt.UTC)
+
+
+def set_provider(provider: Callable[[], _dt.datetime] | None) -> None:
+    """Install a clock (None restores real time). Providers must return aware datetimes."""
+    global _provider
+    _provider = provider
+
+
+class _ClockedDatetime(_dt.datetime):
+    @classmethod
+    def now(cls, tz=None):
+        current = now()
+        return current.astimezone(tz) if tz is not None else current.replace(tzinfo=None)
+
+
+_timer_module.datetime = _ClockedDatetime
+
+
+class FrozenClock:
+    """A clock for tests: starts at `start` and moves only when told."""
+
+    def __init__(self, start: _dt.datetime | None = None):
+        self.current = start or _dt.datetime.now(_dt.UTC)
+
+    def __call__(self) -> _dt.datetime:
+        return self.current
+
+    def advance(self, **delta) -> _dt.datetime:
+        self.current += _dt.timedelta(**delta)
+        return self.current

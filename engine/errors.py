@@ -1,0 +1,74 @@
+"""Errors the engine raises. Each names what the user can act on: a file, a BPMN element, a task."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class DiagramProblem:
+    """One thing wrong with an uploaded diagram, located as precisely as the parser allows."""
+
+    file: str | None
+    element: str | None
+    message: str
+    line: int | None = None
+    # The untranslated message template and its parameters, so the service can say it in the
+    # user's language (the template is the gettext msgid, marked with N_ where it is written).
+    template: str | None = None
+    params: dict = field(default_factory=dict, compare=False)
+
+    @classmethod
+    def of(cls, file: str | None, element: str | None, template: str, line: int | None = None, **params):
+        return cls(file, element, template % params if params else template, line, template, params)
+
+    def as_dict(self) -> dict:
+        return {"file": self.file, "element": self.element, "line": self.line, "message": self.message}
+
+
+def N_(template: str) -> str:
+    """Marks a message template for translation extraction; translation happens in the service."""
+    return template
+
+
+class EngineError(Exception):
+    """Base class: an engine call could not be carried out."""
+
+
+@dataclass
+class InvalidDiagram(EngineError):
+    problems: list[DiagramProblem] = field(default_factory=list)
+
+    def __str__(self) -> str:
+        return "; ".join(
+            f"{p.file or '?'}:{p.element or (p.line and f'line {p.line}') or '-'}: {p.message}" for p in self.problems
+        )
+
+
+class TaskNotFound(EngineError):
+    pass
+
+
+class TaskNotReady(EngineError):
+    """The task exists but cannot be completed now (already completed, cancelled, not a user task)."""
+
+
+class MessageNotCaught(EngineError):
+    """Nobody in this instance waits for the message."""
+
+
+@dataclass
+class Incident(EngineError):
+    """A step failed at run time (script error, sandbox refusal, timeout, failing service).
+
+    The instance keeps its last good state; the incident is recorded so an admin can retry."""
+
+    element: str | None
+    message: str
+    kind: str = "script"
+    line: int | None = None
+
+    def __str__(self) -> str:
+        return f"{self.element}: {self.message}"
+
+    def as_dict(self) -> dict:
+        return {"element": self.element, "kind": self.kind, "line": self.line, "message": self.message}

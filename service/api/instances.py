@@ -1,0 +1,94 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_babel import gettext as _
+from flask_smorest import Blueprint
+from sqlalchemy import func, select
+
+from .. import auth, db
+from .. import instances as units
+from ..errors import Forbidden, NotFound
+from ..models import ProcessInstance, User
+from . import views
+from .schemas import CancelInstance, InstanceArgs, InstanceList, InstanceOut, StartInstance
+
+PREFIX = "/process-instances"
+blp = Blueprint("process_instances", __name__, description="Running and finished process instances")
+
+
+@blp.route("")
+class Instances(MethodView):
+    @blp.arguments(InstanceArgs, location="query")
+    @blp.response(200, InstanceList)
+    def get(self, args):
+        """Instances the caller may see; filters: state, process_key, started_by, business_key."""
+        user = auth.current_user()
+        s = db.session()
+        query = select(ProcessInstance)
+        visible = units.visible_to(user)
+        if visible is not None:
+            query = query.where(visible)
+        if args.get("state"):
+            query = query.where(ProcessInstance.state == args["state"])
+        if args.get("process_key"):
+            query = query.where(ProcessInstance.process_key == args["process_key"])
+        if args.get("business_key"):
+            query = query.where(ProcessInstance.business_key == args["business_key"])
+        if args.get("started_by"):
+            query = query.join(User, User.id == ProcessInstance.started_by).where(User.username == args["started_by"])
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        rows = s.scalars(query.order_by(ProcessInstance.id.desc()).limit(args["limit"]).offset(args["offset"])).all()
+        return {"items": [views.instance(s, r, with_history=False) for r in rows], "total": total}
+
+    @blp.arguments(StartInstance)
+    @blp.response(201, InstanceOut)
+    def post(self, body):
+        """Start the latest version of a process."""
+        user = auth.current_user()
+        with db.unit_of_work() as s:
+            outcome = units.start(s, user, body["process_key"], body.get("business_key"), body.get("data"))
+            return views.instance(s, outcome.instance, one_time=outcome.one_time)
+
+
+def _visible_instance(instance_id: int) -> ProcessInstance:
+    user = auth.current_user()
+    s = db.session()
+    query = select(ProcessInstance).where(ProcessInstance.id == instance_id)
+    visible = units.visible_to(user)
+    if visible is not None:
+        query = query.where(visible)
+    row = s.scalar(query)
+    if row is None:
+        raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
+    return row
+
+
+@blp.route("/<int:instance_id>")
+class InstanceResource(MethodView):
+    @blp.response(200, InstanceOut)
+    def get(self, instance_id):
+        """State, active and completed elements, incidents and the history of steps."""
+        row = _visible_instance(instance_id)
+        return views.instance(db.session(), row)
+
+
+@blp.route("/<int:instance_id>/cancel")
+class CancelResource(MethodView):
+    @blp.arguments(CancelInstance)
+    @blp.response(200, InstanceOut)
+    def post(self, body, instance_id):
+        """Cancel: the initiator while nobody has decided yet, or an administrator with a reason."""
+        row = _visible_instance(instance_id)
+        user = auth.current_user()
+        s = db.session()
+        is_admin = auth.is_system_admin(user) or "platform_admin" in user.groups
+        if not is_admin:
+            decided = views.instance(s, row)["history"]
+            if row.started_by != user.id or any(h["decision"] for h in decided):
+                raise Forbidden(_("Only the initiator (before any decision) or an administrator may cancel."))
+        elif not (body.get("reason") or "").strip():
+            from ..errors import Invalid
+            raise Invalid(_("A reason is required."), [{"field": "reason", "message": _("required")}])
+        with db.unit_of_work() as s:
+            outcome = units.cancel(s, user, instance_id, body.get("reason"))
+            return views.instance(s, outcome.instance)

@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+
+from .. import auth, db
+from .. import instances as units
+from . import views
+from .schemas import InstanceOut, Message
+
+PREFIX = "/messages"
+blp = Blueprint("messages", __name__, description="Messages to waiting instances")
+
+
+@blp.route("")
+class Messages(MethodView):
+    @blp.arguments(Message)
+    @blp.response(200, InstanceOut)
+    def post(self, body):
+        """Deliver a message (name, optional business_key / correlation values, payload) to the instance waiting for it."""
+        user = auth.require_any(roles=("system_admin",), groups=("platform_admin",))
+        with db.unit_of_work() as s:
+            outcome = units.deliver_message(s, user, body["name"], body.get("payload"),
+                                            business_key=body.get("business_key"),
+                                            correlation=body.get("correlation"))
+            return views.instance(s, outcome.instance)

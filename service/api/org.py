@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_smorest import Blueprint
+from sqlalchemy import func, select
+
+from .. import auth, db
+from ..models import Department, User
+from .schemas import DepartmentList, ListArgs, UserList
+
+PREFIX = ""
+blp = Blueprint("organisation", __name__, description="Departments and users (administrators)")
+
+
+@blp.route("/users")
+class Users(MethodView):
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200, UserList)
+    def get(self, args):
+        """Users; a department administrator sees only their own department (R-ACC-3)."""
+        admin = auth.require_admin()
+        s = db.session()
+        query = select(User)
+        if not auth.is_system_admin(admin):
+            query = query.where(User.department_id == admin.department_id)
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        items = s.scalars(query.order_by(User.username).limit(args["limit"]).offset(args["offset"])).all()
+        return {"items": items, "total": total}
+
+
+@blp.route("/departments")
+class Departments(MethodView):
+    @blp.arguments(ListArgs, location="query")
+    @blp.response(200, DepartmentList)
+    def get(self, args):
+        """The department tree (administrators)."""
+        auth.require_admin()
+        s = db.session()
+        total = s.scalar(select(func.count(Department.id)))
+        rows = s.scalars(select(Department).order_by(Department.code).limit(args["limit"]).offset(args["offset"])).all()
+        heads = dict(s.execute(select(User.id, User.username).where(
+            User.id.in_([d.head_id for d in rows if d.head_id]))).all())
+        items = [{"id": d.id, "code": d.code, "name": d.name, "parent": d.parent, "head": heads.get(d.head_id)}
+                 for d in rows]
+        return {"items": items, "total": total}

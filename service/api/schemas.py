@@ -1,0 +1,177 @@
+"""The API's shapes, described once: marshmallow validates input and documents it in OpenAPI."""
+from __future__ import annotations
+
+from marshmallow import EXCLUDE, Schema, fields, validate
+
+
+class _In(Schema):
+    class Meta:
+        unknown = EXCLUDE
+
+
+class TokenRequest(_In):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    password = fields.String(required=True, validate=validate.Length(min=1, max=1024), load_only=True)
+
+
+class Token(Schema):
+    access_token = fields.String()
+    token_type = fields.String()
+    expires_in = fields.Integer()
+
+
+class ListArgs(_In):
+    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
+    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+
+
+class Definition(Schema):
+    id = fields.Integer()
+    key = fields.String()
+    version = fields.Integer()
+    name = fields.String()
+    description = fields.String()
+    file = fields.String()
+    deployed_at = fields.DateTime()
+
+
+class DefinitionList(Schema):
+    items = fields.List(fields.Nested(Definition))
+    total = fields.Integer()
+
+
+class StartInstance(_In):
+    process_key = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    business_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    data = fields.Dict(load_default=dict)
+
+
+class InstanceArgs(ListArgs):
+    state = fields.String(validate=validate.OneOf(["running", "completed", "cancelled", "error"]))
+    process_key = fields.String()
+    started_by = fields.String()
+    business_key = fields.String()
+
+
+class HistoryEntry(Schema):
+    element_id = fields.String()
+    name = fields.String(allow_none=True)
+    kind = fields.String()
+    user = fields.String(allow_none=True)
+    completed_at = fields.DateTime()
+    decision = fields.String(allow_none=True)
+    opinion = fields.String(allow_none=True)
+
+
+class InstanceOut(Schema):
+    id = fields.Integer()
+    process_key = fields.String()
+    version = fields.Integer()
+    business_key = fields.String(allow_none=True)
+    state = fields.String()
+    started_by = fields.String(allow_none=True)
+    started_at = fields.DateTime()
+    ended_at = fields.DateTime(allow_none=True)
+    active_elements = fields.List(fields.String())
+    completed_elements = fields.List(fields.String())
+    incidents = fields.List(fields.Dict())
+    history = fields.List(fields.Nested(HistoryEntry))
+    one_time_secrets = fields.List(fields.Dict(), metadata={
+        "description": "Shown once to the caller and never stored, e.g. an initial password."})
+
+
+class InstanceSummary(InstanceOut):
+    class Meta:
+        exclude = ("history", "one_time_secrets", "completed_elements")
+
+
+class InstanceList(Schema):
+    items = fields.List(fields.Nested(InstanceSummary))
+    total = fields.Integer()
+
+
+class CancelInstance(_In):
+    reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+
+
+class TaskArgs(ListArgs):
+    process_key = fields.String()
+    instance_id = fields.Integer()
+    scope = fields.String(load_default="mine", validate=validate.OneOf(["mine", "assigned", "unclaimed", "all"]))
+
+
+class TaskOut(Schema):
+    id = fields.String()
+    instance_id = fields.Integer()
+    process_key = fields.String()
+    element_id = fields.String()
+    name = fields.String()
+    lane = fields.String(allow_none=True)
+    assignee = fields.String(allow_none=True)
+    candidates = fields.Dict()
+    created_at = fields.DateTime()
+    due_at = fields.DateTime(allow_none=True)
+    approval = fields.Boolean()
+    instructions = fields.String()
+    form = fields.Dict(allow_none=True)
+    ui_schema = fields.Dict(allow_none=True)
+    data = fields.Dict()
+
+
+class TaskSummary(TaskOut):
+    class Meta:
+        exclude = ("form", "ui_schema", "data")
+
+
+class TaskList(Schema):
+    items = fields.List(fields.Nested(TaskSummary))
+    total = fields.Integer()
+
+
+class CompleteTask(_In):
+    data = fields.Dict(load_default=dict)
+
+
+class Message(_In):
+    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    business_key = fields.String(load_default=None, allow_none=True)
+    correlation = fields.Dict(load_default=None, allow_none=True)
+    payload = fields.Dict(load_default=dict)
+
+
+class UserOut(Schema):
+    id = fields.Integer()
+    username = fields.String()
+    full_name = fields.String()
+    department = fields.String(attribute="department.code")
+    role = fields.String()
+    groups = fields.Method("_groups")
+    active = fields.Boolean()
+    must_change_password = fields.Boolean()
+
+    def _groups(self, user):
+        return sorted(user.groups)
+
+
+class UserList(Schema):
+    items = fields.List(fields.Nested(UserOut))
+    total = fields.Integer()
+
+
+class DepartmentOut(Schema):
+    id = fields.Integer()
+    code = fields.String()
+    name = fields.String()
+    parent = fields.String(attribute="parent.code", allow_none=True)
+    head = fields.String(allow_none=True)
+
+
+class DepartmentList(Schema):
+    items = fields.List(fields.Nested(DepartmentOut))
+    total = fields.Integer()
+
+
+class ErrorOut(Schema):
+    code = fields.String()
+    message = fields.String()
+    details = fields.Raw(allow_none=True)

@@ -1,0 +1,101 @@
+from __future__ import annotations
+
+from flask.views import MethodView
+from flask_babel import gettext as _
+from flask_smorest import Blueprint
+from sqlalchemy import func, or_, select
+
+from .. import auth, db
+from .. import instances as units
+from ..errors import NotFound
+from ..models import OpenTask, TaskCandidate
+from . import views
+from .schemas import CompleteTask, InstanceOut, TaskArgs, TaskList, TaskOut
+
+PREFIX = "/tasks"
+blp = Blueprint("tasks", __name__, description="User tasks")
+
+
+@blp.route("")
+class Tasks(MethodView):
+    @blp.arguments(TaskArgs, location="query")
+    @blp.response(200, TaskList)
+    def get(self, args):
+        """Open tasks: `scope=mine` (default: assigned to me or offered to me or my groups),
+        `assigned`, `unclaimed`; `all` for system administrators."""
+        user = auth.current_user()
+        s = db.session()
+        query = select(OpenTask)
+        offered = select(TaskCandidate.task_id).where(
+            or_(TaskCandidate.user_id == user.id, TaskCandidate.group_code.in_(user.groups or {""})))
+        scope = args["scope"]
+        if scope == "all" and auth.is_system_admin(user):
+            pass
+        elif scope == "assigned":
+            query = query.where(OpenTask.assignee_id == user.id)
+        elif scope == "unclaimed":
+            query = query.where(OpenTask.assignee_id.is_(None), OpenTask.id.in_(offered))
+        else:
+            query = query.where(or_(OpenTask.assignee_id == user.id,
+                                    (OpenTask.assignee_id.is_(None)) & OpenTask.id.in_(offered)))
+        if args.get("process_key"):
+            query = query.where(OpenTask.process_key == args["process_key"])
+        if args.get("instance_id"):
+            query = query.where(OpenTask.instance_id == args["instance_id"])
+        total = s.scalar(select(func.count()).select_from(query.subquery()))
+        rows = s.scalars(query.order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at)
+                         .limit(args["limit"]).offset(args["offset"])).all()
+        return {"items": [views.task(s, t) for t in rows], "total": total}
+
+
+def _my_task(task_id: str) -> OpenTask:
+    user = auth.current_user()
+    s = db.session()
+    task = units.open_task(s, task_id)
+    if not units.may_complete(user, task) and not auth.is_system_admin(user):
+        # Do not reveal tasks to people they are not offered to.
+        raise NotFound(_("Task not found or already completed."))
+    return task
+
+
+@blp.route("/<string:task_id>")
+class TaskResource(MethodView):
+    @blp.response(200, TaskOut)
+    def get(self, task_id):
+        """A task with its form (JSON Schema, decision block included for approvals) and data."""
+        task = _my_task(task_id)
+        return views.task(db.session(), task, full=True)
+
+
+@blp.route("/<string:task_id>/claim")
+class ClaimResource(MethodView):
+    @blp.response(200, TaskOut)
+    def post(self, task_id):
+        """Take a task offered to a group, so nobody else works on it."""
+        user = auth.current_user()
+        with db.unit_of_work() as s:
+            task = units.claim(s, user, task_id)
+            return views.task(s, task)
+
+
+@blp.route("/<string:task_id>/release")
+class ReleaseResource(MethodView):
+    @blp.response(200, TaskOut)
+    def post(self, task_id):
+        """Give a claimed task back to its candidates."""
+        user = auth.current_user()
+        with db.unit_of_work() as s:
+            task = units.claim(s, user, task_id, release=True)
+            return views.task(s, task)
+
+
+@blp.route("/<string:task_id>/complete")
+class CompleteResource(MethodView):
+    @blp.arguments(CompleteTask)
+    @blp.response(200, InstanceOut)
+    def post(self, body, task_id):
+        """Complete a task with form data; 422 names the failing field, 409 if already completed."""
+        user = auth.current_user()
+        with db.unit_of_work() as s:
+            outcome = units.complete(s, user, task_id, body.get("data") or {})
+            return views.instance(s, outcome.instance, one_time=outcome.one_time)

@@ -1,0 +1,163 @@
+"""The `inkless` command: init, serve, department/user administration, deploy."""
+from __future__ import annotations
+
+import secrets
+import sys
+from pathlib import Path
+
+import click
+from flask import Flask
+
+from . import create_app
+from .config import Config
+
+
+def _app() -> Flask:
+    return create_app(Config.from_env())
+
+
+def _session(app: Flask):
+    return app.extensions["inkless.db"]()
+
+
+@click.group()
+def main() -> None:
+    """Inkless paperless office platform."""
+
+
+DEMO_DEPARTMENTS = [
+    ("HQ", "青海省平台管理中心", None),
+    ("PLATFORM", "平台管理部", "HQ"),
+    ("OFFICE", "办公室", "HQ"),
+    ("FIN", "财务处", "HQ"),
+]
+
+# (username, full name, department, role, groups, head)
+DEMO_USERS = [
+    ("sysadmin", "系统管理员", "PLATFORM", "system_admin", ["platform_admin"], False),
+    ("platform", "平台管理部 王审核", "PLATFORM", "user", ["platform_admin"], True),
+    ("office_head", "办公室 李主任", "OFFICE", "user", [], True),
+    ("office_admin", "办公室 张管理员", "OFFICE", "dept_admin", ["designer"], False),
+    ("clerk", "办公室 赵科员", "OFFICE", "user", [], False),
+    ("fin_head", "财务处 陈处长", "FIN", "user", [], True),
+    ("fin_admin", "财务处 刘管理员", "FIN", "dept_admin", [], False),
+    ("supervisor", "监督小组 周组长", "HQ", "user", ["supervisor"], False),
+]
+
+
+@main.command()
+@click.option("--demo", is_flag=True, help="Also create a demo organisation with one user per role.")
+def init(demo: bool) -> None:
+    """Create or migrate the database and deploy the built-in process models."""
+    from . import definitions, migrate, org
+    from .models import User
+
+    app = _app()
+    cfg = app.config["INKLESS"]
+    with app.app_context():
+        migrate.upgrade(app.extensions["inkless.engine"])
+        s = _session(app)
+        org.ensure_groups(s)
+        created = definitions.deploy_directory(s, cfg.process_models_dir, cfg.forms_dir)
+        s.commit()
+        for d in created:
+            click.echo(f"deployed {d.key} version {d.version}")
+        if demo and s.query(User).count() == 0:
+            for code, name, parent in DEMO_DEPARTMENTS:
+                org.create_department(s, code, name, parent)
+            click.echo("demo users (username / password):")
+            for username, full_name, dept, role, groups, head in DEMO_USERS:
+                password = secrets.token_urlsafe(9)
+                org.create_user(s, username, password, dept, role, groups, head, full_name)
+                click.echo(f"  {username:13s} {password}   {role}{' +' + ','.join(groups) if groups else ''}"
+                           f"{' (head of ' + dept + ')' if head else ''}")
+            s.commit()
+        s.close()
+    click.echo(f"database ready: {cfg.database_url.split('@')[-1]}")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1")
+@click.option("--port", default=5000, type=int)
+def serve(host: str, port: int) -> None:
+    """Run the web server (threaded)."""
+    from werkzeug.serving import run_simple
+
+    app = _app()
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.group()
+def department() -> None:
+    """Departments."""
+
+
+@department.command("create")
+@click.argument("code")
+@click.option("--name", required=True)
+@click.option("--parent", default=None, help="Parent department code.")
+def department_create(code: str, name: str, parent: str | None) -> None:
+    from .org import OrgError, create_department
+
+    app = _app()
+    with app.app_context():
+        s = _session(app)
+        try:
+            create_department(s, code, name, parent)
+            s.commit()
+        except OrgError as e:
+            raise click.ClickException(str(e)) from None
+    click.echo(f"department {code} created")
+
+
+@main.group()
+def user() -> None:
+    """Users."""
+
+
+@user.command("create")
+@click.option("--username", required=True)
+@click.option("--password", required=True)
+@click.option("--department", "department_code", required=True)
+@click.option("--role", default="user", type=click.Choice(["user", "dept_admin", "system_admin"]))
+@click.option("--group", "groups", multiple=True)
+@click.option("--head", is_flag=True, help="Make the user head of the department.")
+@click.option("--full-name", default=None)
+def user_create(username, password, department_code, role, groups, head, full_name) -> None:
+    from .org import OrgError, create_user
+
+    app = _app()
+    with app.app_context():
+        s = _session(app)
+        try:
+            create_user(s, username, password, department_code, role, list(groups), head, full_name)
+            s.commit()
+        except OrgError as e:
+            raise click.ClickException(str(e)) from None
+    click.echo(f"user {username} created")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def deploy(paths: tuple[Path, ...]) -> None:
+    """Deploy .bpmn/.dmn/.json files (or directories of them) as new versions."""
+    from . import definitions
+    from .errors import ApiError
+
+    files = []
+    for path in paths:
+        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
+        files += [(p.name, p.read_bytes()) for p in candidates if p.suffix in (".bpmn", ".dmn", ".json")]
+    app = _app()
+    with app.test_request_context():
+        s = _session(app)
+        try:
+            created = definitions.deploy(s, None, files)
+            s.commit()
+        except ApiError as e:
+            click.echo(f"error: {e.message}", err=True)
+            for d in e.details or []:
+                click.echo(f"  {d.get('file')}: {d.get('element') or ''}: {d.get('message')}", err=True)
+            sys.exit(1)
+    for d in created:
+        click.echo(f"deployed {d.key} version {d.version}")

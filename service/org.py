@@ -1,0 +1,76 @@
+"""Departments, users and functional groups (R-ACC-3)."""
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import audit
+from .models import ROLES, Department, Group, User, UserGroup
+from .passwords import hash_password
+
+# Functional groups every installation has; departments may add more.
+STANDARD_GROUPS = {
+    "dept_head": "部门负责人",
+    "platform_admin": "平台管理部门",
+    "supervisor": "监督小组",
+    "designer": "流程设计",
+    "confidentiality_officer": "保密员",
+    "inspector": "检查员",
+}
+
+
+class OrgError(ValueError):
+    pass
+
+
+def ensure_groups(s: Session) -> None:
+    existing = set(s.scalars(select(Group.code)))
+    for code, name in STANDARD_GROUPS.items():
+        if code not in existing:
+            s.add(Group(code=code, name=name))
+    s.flush()
+
+
+def create_department(s: Session, code: str, name: str, parent_code: str | None = None,
+                      actor_id: int | None = None) -> Department:
+    if s.scalar(select(Department.id).where(Department.code == code)) is not None:
+        raise OrgError(f"department {code} already exists")
+    parent = None
+    if parent_code:
+        parent = s.scalar(select(Department).where(Department.code == parent_code))
+        if parent is None:
+            raise OrgError(f"parent department {parent_code} does not exist")
+    department = Department(code=code, name=name, parent_id=parent.id if parent else None)
+    s.add(department)
+    s.flush()
+    audit.record(s, "department_created", "department", department.id, actor_id=actor_id, detail={"code": code})
+    return department
+
+
+def create_user(s: Session, username: str, password: str, department_code: str, role: str = "user",
+                groups: list[str] | tuple[str, ...] = (), head: bool = False, full_name: str | None = None,
+                actor_id: int | None = None) -> User:
+    if role not in ROLES:
+        raise OrgError(f"unknown role {role}; choose one of {', '.join(ROLES)}")
+    department = s.scalar(select(Department).where(Department.code == department_code))
+    if department is None:
+        raise OrgError(f"department {department_code} does not exist")
+    if s.scalar(select(User.id).where(User.username == username)) is not None:
+        raise OrgError(f"user {username} already exists")
+    ensure_groups(s)
+    known = set(s.scalars(select(Group.code)))
+    unknown = [g for g in groups if g not in known]
+    if unknown:
+        raise OrgError(f"unknown group(s): {', '.join(unknown)}")
+    user = User(username=username, full_name=full_name or username, password_hash=hash_password(password),
+                department_id=department.id, role=role)
+    user.group_links = [UserGroup(group_code=g) for g in dict.fromkeys(groups)]
+    s.add(user)
+    s.flush()
+    if head:
+        department.head_id = user.id
+        if "dept_head" not in groups:
+            user.group_links.append(UserGroup(user_id=user.id, group_code="dept_head"))
+    audit.record(s, "user_created", "user", user.id, actor_id=actor_id,
+                 detail={"username": username, "role": role, "groups": list(groups), "head": head})
+    return user

@@ -1,0 +1,64 @@
+"""The service's side of the engine: parsed deployments (cached, immutable) and the script engine
+with the functions the service offers to diagrams."""
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+
+from flask import current_app
+from sqlalchemy.orm import Session
+
+from engine.loader import Bundle, load_bundle
+from engine.sandbox import make_script_engine
+
+from .models import Deployment
+
+
+class _DeploymentCache:
+    """Parsed deployments by id. A deployment never changes, so entries never go stale."""
+
+    def __init__(self, size: int = 128):
+        self._items: OrderedDict[int, Bundle] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def get(self, s: Session, deployment_id: int) -> Bundle:
+        with self._lock:
+            if deployment_id in self._items:
+                self._items.move_to_end(deployment_id)
+                return self._items[deployment_id]
+        deployment = s.get(Deployment, deployment_id)
+        bundle = bundle_from_files(deployment.files, validate=False)
+        with self._lock:
+            self._items[deployment_id] = bundle
+            while len(self._items) > self._size:
+                self._items.popitem(last=False)
+        return bundle
+
+
+_cache = _DeploymentCache()
+
+
+def bundle_from_files(files, validate: bool = True, forms=None, services=None) -> Bundle:
+    bpmn = {f.name: f.content for f in files if f.kind == "bpmn"}
+    dmn = {f.name: f.content for f in files if f.kind == "dmn"}
+    if not validate:
+        return load_bundle(bpmn, dmn)
+    return load_bundle(bpmn, dmn, forms=forms, services=services)
+
+
+def process_for(s: Session, deployment_id: int, key: str):
+    return _cache.get(s, deployment_id).processes[key]
+
+
+_engines: dict[float, object] = {}
+
+
+def script_engine():
+    """One script engine per time limit; it holds no per-instance state."""
+    from .services import HELPERS, SERVICES
+
+    limit = current_app.config["INKLESS"].script_time_limit
+    if limit not in _engines:
+        _engines[limit] = make_script_engine(helpers=HELPERS, services=SERVICES, time_limit=limit)
+    return _engines[limit]

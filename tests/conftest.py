@@ -1,0 +1,171 @@
+"""Test fixtures: a real app on a fresh database per test.
+
+SQLite (default): each test gets a copy of a migrated template database in its own data dir.
+PostgreSQL (`DATABASE_URL=postgresql://…`): one schema per test session, migrated once, and
+every table truncated before each test.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from service import create_app
+from service.config import Config
+from service.migrate import upgrade
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+PG_URL = os.environ.get("DATABASE_URL", "")
+USE_PG = PG_URL.startswith(("postgres://", "postgresql"))
+
+
+def _pg_url(url: str) -> str:
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://"):]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    return url
+
+
+@pytest.fixture(scope="session")
+def database_template(tmp_path_factory):
+    if USE_PG:
+        schema = f"inkless_test_{uuid.uuid4().hex[:10]}"
+        base = _pg_url(PG_URL)
+        admin = create_engine(base)
+        with admin.begin() as c:
+            c.execute(text(f'CREATE SCHEMA "{schema}"'))
+        sep = "&" if "?" in base else "?"
+        url = f"{base}{sep}options=-csearch_path%3D{schema}"
+        engine = create_engine(url)
+        upgrade(engine)
+        engine.dispose()
+        yield {"url": url, "schema": schema}
+        with admin.begin() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+    else:
+        path = tmp_path_factory.mktemp("template") / "inkless.db"
+        engine = create_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        engine.dispose()
+        yield {"path": path}
+
+
+def make_config(tmp_path: Path, database_template) -> Config:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir(exist_ok=True)
+    if USE_PG:
+        url = database_template["url"]
+        engine = create_engine(url)
+        with engine.begin() as c:
+            tables = c.execute(text(
+                "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename != 'alembic_version'"
+            )).scalars().all()
+            if tables:
+                c.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
+        engine.dispose()
+    else:
+        shutil.copy(database_template["path"], data_dir / "inkless.db")
+        url = f"sqlite:///{data_dir / 'inkless.db'}"
+    return Config.from_env(
+        data_dir=data_dir, database_url=url, secret_key="test-secret",
+        argon2_time_cost=1, argon2_memory_cost=8, testing=True, session_cookie_secure=False,
+    )
+
+
+@pytest.fixture
+def app(tmp_path, database_template):
+    application = create_app(make_config(tmp_path, database_template))
+    from service import definitions, org
+
+    cfg = application.config["INKLESS"]
+    with application.test_request_context():
+        s = application.extensions["inkless.db"]()
+        org.ensure_groups(s)
+        definitions.deploy_directory(s, cfg.process_models_dir, cfg.forms_dir)
+        s.commit()
+        s.close()
+    yield application
+    application.extensions["inkless.engine"].dispose()
+
+
+class ApiClient:
+    """Calls the API as one user (or anonymously)."""
+
+    def __init__(self, client, token: str | None = None):
+        self.client = client
+        self.token = token
+
+    def _headers(self, extra=None):
+        headers = {}
+        if self.token:
+            headers["Authorization"] = f"Bearer {self.token}"
+        headers.update(extra or {})
+        return headers
+
+    def get(self, url, **kw):
+        return self.client.get(url, headers=self._headers(kw.pop("headers", None)), **kw)
+
+    def post(self, url, json=None, **kw):
+        return self.client.post(url, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+# (username, department, role, groups, head)
+ORG_USERS = [
+    ("sysadmin", "PLATFORM", "system_admin", ["platform_admin"], False),
+    ("platform", "PLATFORM", "user", ["platform_admin"], True),
+    ("office_head", "OFFICE", "user", [], True),
+    ("office_admin", "OFFICE", "dept_admin", ["designer"], False),
+    ("clerk", "OFFICE", "user", [], False),
+    ("fin_head", "FIN", "user", [], True),
+    ("fin_admin", "FIN", "dept_admin", [], False),
+    ("supervisor", "HQ", "user", ["supervisor"], False),
+]
+PASSWORD = "correct horse battery staple"
+
+
+@pytest.fixture
+def org(app):
+    """A small organisation: HQ with PLATFORM, OFFICE and FIN, one user per role."""
+    from service import org as org_module
+
+    with app.test_request_context():
+        s = app.extensions["inkless.db"]()
+        org_module.create_department(s, "HQ", "总部")
+        for code, name in (("PLATFORM", "平台管理部"), ("OFFICE", "办公室"), ("FIN", "财务处")):
+            org_module.create_department(s, code, name, "HQ")
+        for username, dept, role, groups, head in ORG_USERS:
+            org_module.create_user(s, username, PASSWORD, dept, role, groups, head)
+        s.commit()
+        s.close()
+    return ORG_USERS
+
+
+@pytest.fixture
+def login(client, org):
+    tokens: dict[str, str] = {}
+
+    def _login(username: str, password: str = PASSWORD) -> ApiClient:
+        if username not in tokens:
+            r = client.post("/api/v1/auth/token", json={"username": username, "password": password})
+            assert r.status_code == 200, r.get_json()
+            tokens[username] = r.get_json()["access_token"]
+        return ApiClient(client, tokens[username])
+
+    return _login
+
+
+@pytest.fixture
+def anon(client):
+    return ApiClient(client)
