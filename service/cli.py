@@ -161,3 +161,7 @@ def deploy(paths: tuple[Path, ...]) -> None:
             sys.exit(1)
     for d in created:
         click.echo(f"deployed {d.key} version {d.version}")
+
+
+if __name__ == "__main__":
+    main()

@@ -36,7 +36,6 @@ class _DeploymentCache:
         return bundle
 
 
-_cache = _DeploymentCache()
 
 
 def bundle_from_files(files, validate: bool = True, forms=None, services=None) -> Bundle:
@@ -48,7 +47,9 @@ def bundle_from_files(files, validate: bool = True, forms=None, services=None) -
 
 
 def process_for(s: Session, deployment_id: int, key: str):
-    return _cache.get(s, deployment_id).processes[key]
+    # Per app: deployment ids are only unique within one database.
+    cache = current_app.extensions.setdefault("inkless.deployments", _DeploymentCache())
+    return cache.get(s, deployment_id).processes[key]
 
 
 _engines: dict[float, object] = {}

@@ -1,0 +1,39 @@
+# Inkless — the two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+PIP ?= $(PYTHON) -m pip
+DATA ?= ./instance
+PORT ?= 5000
+
+.PHONY: install run test test-sqlite test-postgres lint bench clean translations
+
+install:
+	$(PIP) install -q -e '.[dev]'
+
+# Set up a fresh SQLite database with demo data (passwords are printed once) and serve on :$(PORT).
+run: install
+	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 inkless init --demo
+	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 inkless serve --host 127.0.0.1 --port $(PORT)
+
+# The whole suite on SQLite; set DATABASE_URL=postgresql://… to run it on PostgreSQL.
+test: install
+	$(PYTHON) -m pytest
+
+test-sqlite: install
+	env -u DATABASE_URL $(PYTHON) -m pytest
+
+test-postgres: install
+	DATABASE_URL=$${PG_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PYTHON) -m pytest
+
+lint:
+	ruff check engine service tests bench
+
+translations:
+	pybabel extract -F babel.cfg -k N_ -k _ -o service/translations/messages.pot .
+	pybabel update -i service/translations/messages.pot -d service/translations
+	pybabel compile -d service/translations
+
+bench: install
+	$(PYTHON) bench/complete_task.py
+
+clean:
+	rm -rf $(DATA) .pytest_cache

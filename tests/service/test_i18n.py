@@ -1,0 +1,222 @@
+"""UI language: Simplified Chinese by default, English on request (`?lang=en`, `lang` cookie,
+the user's profile, an English Accept-Language); and the Chinese catalogue is complete."""
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from babel.messages.extract import DEFAULT_KEYWORDS, extract_from_dir
+from babel.messages.frontend import parse_mapping_cfg
+from babel.messages.mofile import read_mo
+from babel.messages.pofile import read_po
+
+from tests.conftest import FIXTURES, ROOT
+from tests.service.test_account_application import APPLICATION
+
+TRANSLATIONS = ROOT / "service" / "translations"
+ZH_PO = TRANSLATIONS / "zh" / "LC_MESSAGES" / "messages.po"
+ZH_MO = TRANSLATIONS / "zh" / "LC_MESSAGES" / "messages.mo"
+HOW_TO_FIX = (
+    "Fix: run `make translations` (extracts the strings and updates "
+    "service/translations/zh/LC_MESSAGES/messages.po), translate every empty or fuzzy msgstr into "
+    "Simplified Chinese keeping each %(name)s placeholder (delete the `#, fuzzy` line once checked), "
+    "then run `make translations` again so messages.mo is recompiled; commit both .po and .mo."
+)
+PLACEHOLDER = re.compile(r"%\((\w+)\)[sdifr]")
+
+
+# --- the language of API messages -------------------------------------------------------------
+
+
+def test_unauthenticated_message_is_chinese_by_default_and_english_on_request(anon, client):
+    r = anon.get("/api/v1/tasks")
+    assert r.status_code == 401
+    assert r.get_json()["message"] == "请先登录。"
+
+    r = anon.get("/api/v1/tasks", query_string={"lang": "en"})
+    assert r.status_code == 401
+    assert r.get_json()["message"] == "Sign in first."
+
+    r = anon.get("/api/v1/tasks", headers={"Accept-Language": "en-GB,en;q=0.9"})
+    assert r.get_json()["message"] == "Sign in first."
+
+    r = anon.get("/api/v1/tasks", headers={"Accept-Language": "zh-CN,zh;q=0.9,en;q=0.8"})
+    assert r.get_json()["message"] == "请先登录。"
+
+    client.set_cookie("lang", "en")
+    assert anon.get("/api/v1/tasks").get_json()["message"] == "Sign in first."
+    # ?lang wins over the cookie; an unsupported value is ignored.
+    assert anon.get("/api/v1/tasks", query_string={"lang": "zh"}).get_json()["message"] == "请先登录。"
+    client.delete_cookie("lang")
+    assert anon.get("/api/v1/tasks", query_string={"lang": "fr"}).get_json()["message"] == "请先登录。"
+
+
+def _start_application(api) -> str:
+    r = api.post("/api/v1/process-instances", json={"process_key": "account_application", "business_key": "ACC-I18N"})
+    assert r.status_code == 201, r.get_json()
+    instance = r.get_json()
+    r = api.get("/api/v1/tasks", query_string={"instance_id": instance["id"]})
+    assert r.status_code == 200, r.get_json()
+    (task,) = r.get_json()["items"]
+    assert task["element_id"] == "fill_application"
+    return task["id"]
+
+
+def test_form_errors_name_the_field_in_the_users_language(login):
+    api = login("office_admin")
+    task_id = _start_application(api)
+    bad = {"data": {"username": "X"}}  # everything else missing, the login name malformed
+
+    r = api.post(f"/api/v1/tasks/{task_id}/complete", json=bad)
+    assert r.status_code == 422, r.get_json()
+    body = r.get_json()
+    assert body["code"] == "invalid_form"
+    assert body["message"].startswith("以下字段有误：")
+    assert "full_name" in body["message"]
+    by_field = {d["field"]: d["message"] for d in body["details"]}
+    # The field's label comes from the form (Chinese); the sentence around it from the catalogue.
+    assert by_field["full_name"] == "姓名为必填项"
+    assert by_field["username"] == "登录名格式不正确"
+
+    r = api.post(f"/api/v1/tasks/{task_id}/complete", json=bad, query_string={"lang": "en"})
+    assert r.status_code == 422
+    body = r.get_json()
+    assert body["message"].startswith("Invalid field: ")
+    by_field = {d["field"]: d["message"] for d in body["details"]}
+    assert by_field["full_name"] == "姓名 is required"
+    assert by_field["username"] == "登录名 has an invalid format"
+
+    # Nothing was completed by the refused attempts.
+    assert api.get(f"/api/v1/tasks/{task_id}").status_code == 200
+
+
+def test_approval_block_is_translated(login):
+    """The shared decision block (approve / return / reject + opinion) speaks the user's language."""
+    api = login("office_admin")
+    task_id = _start_application(api)
+    r = api.post(f"/api/v1/tasks/{task_id}/complete", json={"data": APPLICATION})
+    assert r.status_code == 200, r.get_json()
+    head = login("office_head")
+    (task,) = head.get("/api/v1/tasks").get_json()["items"]
+
+    form = head.get(f"/api/v1/tasks/{task['id']}").get_json()["form"]["properties"]
+    assert form["decision"]["title"] == "审核结论"
+    assert [o["title"] for o in form["decision"]["oneOf"]] == ["同意", "退回修改", "驳回"]
+    assert form["opinion"]["title"] == "审核意见"
+    form_en = head.get(f"/api/v1/tasks/{task['id']}", query_string={"lang": "en"}).get_json()["form"]["properties"]
+    assert [o["title"] for o in form_en["decision"]["oneOf"]] == ["Approve", "Return for amendment", "Reject"]
+    assert form_en["opinion"]["title"] == "Opinion"
+
+    r = head.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {"decision": "reject"}})
+    assert r.status_code == 422, r.get_json()
+    assert {"field": "opinion", "message": "退回或驳回时必须填写审核意见。"} in r.get_json()["details"]
+    r = head.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {}}, query_string={"lang": "en"})
+    assert r.status_code == 422, r.get_json()
+    assert {"field": "decision", "message": "Decision is required"} in r.get_json()["details"]
+
+
+def _upload(api, path: Path, **query):
+    with open(path, "rb") as f:
+        return api.post("/api/v1/process-definitions", data={"files": (f, path.name)},
+                        content_type="multipart/form-data", query_string=query)
+
+
+def test_diagram_problems_are_chinese_by_default_and_english_on_request(login):
+    api = login("sysadmin")
+    path = FIXTURES / "bpmn" / "invalid" / "bad_script.bpmn"
+
+    r = _upload(api, path)
+    assert r.status_code == 422, r.get_json()
+    body = r.get_json()
+    assert body["code"] == "invalid_diagram"
+    assert body["message"].startswith("流程图有误：compute：脚本错误：")
+    (problem,) = body["details"]
+    assert problem["element"] == "compute" and problem["file"] == "bad_script.bpmn"
+    assert problem["message"].startswith("脚本错误：")
+
+    r = _upload(api, path, lang="en")
+    assert r.status_code == 422
+    body = r.get_json()
+    assert body["message"].startswith("The diagram is invalid: compute: script error: ")
+    assert body["details"][0]["message"].startswith("script error: ")
+
+
+def test_users_profile_language_is_used(app, login):
+    from service.models import User
+
+    api = login("sysadmin")
+    with app.test_request_context():
+        s = app.extensions["inkless.db"]()
+        user = s.query(User).filter_by(username="sysadmin").one()
+        user.locale = "en"
+        s.commit()
+        s.close()
+    r = _upload(api, FIXTURES / "bpmn" / "invalid" / "bad_script.bpmn")
+    assert r.status_code == 422
+    assert r.get_json()["details"][0]["message"].startswith("script error: ")
+    # ?lang still wins over the profile.
+    r = _upload(api, FIXTURES / "bpmn" / "invalid" / "bad_script.bpmn", lang="zh")
+    assert r.get_json()["details"][0]["message"].startswith("脚本错误：")
+
+
+# --- the catalogue -----------------------------------------------------------------------------
+
+
+def test_flask_babel_finds_the_catalogue(app):
+    from flask_babel import get_babel
+
+    with app.app_context():
+        directories = [Path(d).resolve() for d in get_babel(app).translation_directories]
+    assert TRANSLATIONS.resolve() in directories
+    assert ZH_MO.is_file(), "messages.mo is missing. " + HOW_TO_FIX
+
+
+def _catalog():
+    with open(ZH_PO, "rb") as f:
+        return read_po(f, locale="zh")
+
+
+def _source_msgids() -> set[str]:
+    """Every message marked in the code, extracted with babel.cfg as `make translations` does."""
+    with open(ROOT / "babel.cfg", encoding="utf-8") as f:
+        method_map, options_map = parse_mapping_cfg(f)
+    keywords = dict(DEFAULT_KEYWORDS, lazy_gettext=None)
+    ids = set()
+    for _file, _line, message, _comments, _context in extract_from_dir(
+            str(ROOT), method_map, options_map, keywords=keywords):
+        ids.add(message if isinstance(message, str) else message[0])
+    return ids
+
+
+def test_every_marked_string_is_in_the_catalogue():
+    missing = sorted(_source_msgids() - {m.id for m in _catalog() if m.id})
+    assert not missing, f"{len(missing)} string(s) in the code are not in messages.po: {missing}. " + HOW_TO_FIX
+
+
+def test_every_message_has_a_chinese_translation():
+    untranslated, fuzzy, bad_placeholders = [], [], []
+    for m in _catalog():
+        if not m.id:
+            continue
+        ids = m.id if isinstance(m.id, tuple) else (m.id,)
+        strings = m.string if isinstance(m.string, tuple) else (m.string,)
+        if not all(s and s.strip() for s in strings):
+            untranslated.append(ids[0])
+            continue
+        if m.fuzzy:
+            fuzzy.append(ids[0])
+        wanted = set(PLACEHOLDER.findall(ids[0]))
+        if any(set(PLACEHOLDER.findall(s)) != wanted for s in strings):
+            bad_placeholders.append(ids[0])
+    assert not untranslated, f"Untranslated messages: {untranslated}. " + HOW_TO_FIX
+    assert not fuzzy, f"Fuzzy (unchecked) translations, which the .mo leaves out: {fuzzy}. " + HOW_TO_FIX
+    assert not bad_placeholders, (
+        f"The translation must use exactly the msgid's %(name)s placeholders: {bad_placeholders}. " + HOW_TO_FIX)
+
+
+def test_compiled_catalogue_matches_the_po():
+    with open(ZH_MO, "rb") as f:
+        compiled = {m.id: m.string for m in read_mo(f) if m.id}
+    stale = [m.id for m in _catalog() if m.id and not m.fuzzy and compiled.get(m.id) != m.string]
+    assert not stale, f"messages.mo is out of date for: {stale}. " + HOW_TO_FIX
+
