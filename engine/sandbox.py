@@ -63,6 +63,7 @@ __all__ = [
 # so sandboxed code must keep the name ``exec`` would have given it.
 _FILENAME = "<string>"
 _RANGE_LIMIT = 1_000_000
+_LOOP_MARKER = "_loop_"
 _MODES = ("exec", "eval")
 
 
@@ -119,6 +120,18 @@ class _Policy(RestrictingNodeTransformer):
         self.error(node, "class definitions are not allowed")
         return node
 
+    def visit_While(self, node: ast.While) -> ast.AST:
+        node = super().visit_While(node)
+        # CPython 3.11 compiles ``while True: pass`` to a jump onto itself, which emits no line events, so
+        # the trace function would never see the loop again. A name load at the top of the body makes the
+        # backward jump land on an earlier instruction, and backward jumps always emit a line event.
+        marker = ast.Expr(ast.Name(_LOOP_MARKER, ast.Load()))
+        anchor = node.body[0]
+        for part in (marker, marker.value):
+            ast.copy_location(part, anchor)
+        node.body.insert(0, marker)
+        return node
+
     def visit_Try(self, node: ast.Try) -> ast.AST:
         for handler in node.handlers:
             if handler.type is None:
@@ -155,8 +168,8 @@ _LINE_PREFIX = re.compile(r"^Line (\d+|None): ")
 @functools.lru_cache(maxsize=2048)
 def _compile(source: str, mode: str) -> _Compiled:
     if mode == "eval":
-        # Parity with eval(), which ignores leading blanks; BPMN XML often indents conditions.
-        source = source.lstrip(" \t")
+        # BPMN XML often puts conditions on their own indented line; whitespace around an expression is meaningless.
+        source = source.strip()
     try:
         tree = ast.parse(source, filename=_FILENAME, mode=mode)
     except SyntaxError as err:
@@ -329,6 +342,7 @@ _GUARDS: dict[str, Any] = {
     "_unpack_sequence_": guarded_unpack_sequence,
     "_print_": PrintCollector,
     "_apply_": _apply,
+    _LOOP_MARKER: None,
 }
 
 

@@ -81,10 +81,37 @@ def init(demo: bool) -> None:
 @click.option("--port", default=5000, type=int)
 def serve(host: str, port: int) -> None:
     """Run the web server (threaded)."""
+    import os
+
     from werkzeug.serving import run_simple
 
+    from .scheduler import start_background
+
     app = _app()
+    # Timers fire inside the server too, so one process is a whole platform; more workers may
+    # share the database (`inkless worker`). INKLESS_NO_SCHEDULER=1 leaves timers to workers.
+    if not os.environ.get("INKLESS_NO_SCHEDULER"):
+        start_background(app)
     run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@main.command()
+@click.option("--interval", default=1.0, type=float, help="Seconds between looks for due work.")
+@click.option("--once", is_flag=True, help="Fire what is due now and exit.")
+def worker(interval: float, once: bool) -> None:
+    """Fire due timers, deadlines and timer start events (several workers may run at once)."""
+    import time
+
+    from .scheduler import run_due
+
+    app = _app()
+    if once:
+        click.echo(f"fired {run_due(app)}")
+        return
+    while True:
+        started = time.monotonic()
+        run_due(app)
+        time.sleep(max(0.05, interval - (time.monotonic() - started)))
 
 
 @main.group()

@@ -24,6 +24,10 @@ class Config:
     argon2_memory_cost: int = 19 * 1024
     session_cookie_secure: bool = True
     testing: bool = False
+    # Optional e-mail for notifications (the in-app inbox always works).
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_sender: str = "inkless@localhost"
     default_locale: str = "zh"
 
     @classmethod
@@ -38,6 +42,10 @@ class Config:
             database_url = "postgresql+psycopg://" + database_url[len("postgresql://"):]
         secret_key = overrides.pop("secret_key", None) or env.get("INKLESS_SECRET_KEY") or _stored_secret(data_dir)
         cfg = cls(data_dir=data_dir, database_url=database_url, secret_key=secret_key)
+        if env.get("INKLESS_SMTP_HOST"):
+            cfg.smtp_host = env["INKLESS_SMTP_HOST"]
+            cfg.smtp_port = int(env.get("INKLESS_SMTP_PORT", "25"))
+            cfg.smtp_sender = env.get("INKLESS_SMTP_SENDER", cfg.smtp_sender)
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
         for key, value in overrides.items():

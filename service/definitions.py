@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from engine.errors import DiagramProblem, InvalidDiagram
 from engine.loader import load_bundle
 
-from . import audit
+from . import audit, scheduler
 from .errors import Invalid, InvalidDiagramError
 from .i18n import translate_problem
 from .models import Deployment, DeploymentFile, ProcessDefinition, User
@@ -106,6 +106,7 @@ def deploy(s: Session, user: User | None, files: Iterable[tuple[str, bytes]],
                                        deployment_id=deployment.id)
         s.add(definition)
         created.append(definition)
+        scheduler.schedule_start_timers(s, key, process)
     s.flush()
     audit.record(s, "definitions_deployed", "deployment", deployment.id, actor_id=user.id if user else None,
                  detail={"definitions": [f"{d.key}:{d.version}" for d in created], "files": sorted(bpmn)})

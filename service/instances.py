@@ -15,11 +15,12 @@ from flask_babel import gettext as _
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from engine import codec
+from engine import clock, codec
 from engine.errors import MessageNotCaught, TaskNotFound, TaskNotReady
 from engine.runtime import Instance, Step
+from engine.timers import start_now
 
-from . import audit, forms, performers
+from . import audit, forms, notifications, performers, scheduler
 from .errors import Conflict, Forbidden, NotFound
 from .models import (
     DeploymentFile,
@@ -49,7 +50,9 @@ def latest_definition(s: Session, key: str) -> ProcessDefinition:
     return definition
 
 
-def start(s: Session, user: User, key: str, business_key: str | None = None, data: dict | None = None) -> Outcome:
+def start(s: Session, user: User | None, key: str, business_key: str | None = None, data: dict | None = None,
+          start_event: str | None = None) -> Outcome:
+    """Start the latest version of `key`; `user` None is the platform itself (a timer start)."""
     definition = latest_definition(s, key)
     process = process_for(s, definition.deployment_id, key)
     row = ProcessInstance(
@@ -57,23 +60,27 @@ def start(s: Session, user: User, key: str, business_key: str | None = None, dat
         process_key=key,
         version=definition.version,
         business_key=business_key,
-        started_by=user.id,
-        department_id=user.department_id,
+        started_by=user.id if user else None,
+        department_id=user.department_id if user else None,
         engine_state="",
         serializer_version=codec.serializer_version(),
     )
     s.add(row)
     s.flush()
-    unit = UnitContext(s, user.id, row.id)
+    unit = UnitContext(s, user.id if user else None, row.id)
     token = current_unit.set(unit)
     try:
         initial = dict(data or {})
-        initial.setdefault("initiator", user.username)
-        instance = Instance.start(process, script_engine(), initial)
+        if user is not None:
+            initial.setdefault("initiator", user.username)
+        if start_event:
+            instance = start_now(process, script_engine(), start_event, initial)
+        else:
+            instance = Instance.start(process, script_engine(), initial)
     finally:
         current_unit.reset(token)
     _persist(s, row, instance, user, unit)
-    audit.record(s, "instance_started", "process_instance", row.id, actor_id=user.id,
+    audit.record(s, "instance_started", "process_instance", row.id, actor_id=user.id if user else None,
                  detail={"process_key": key, "version": definition.version, "business_key": business_key})
     return Outcome(row, unit.one_time)
 
@@ -218,6 +225,39 @@ def _like_escape(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def start_by_timer(s: Session, key: str, element: str):
+    """A timer start event is due: start one instance of the latest version (system initiator)."""
+    try:
+        definition = latest_definition(s, key)
+    except NotFound:
+        return None
+    process = process_for(s, definition.deployment_id, key)
+    start(s, None, key, start_event=element)
+    return process
+
+
+def fire_timers(s: Session, row: ProcessInstance) -> None:
+    """Fire the instance's due timers (boundary escalations, waits) as one unit of work."""
+    instance = _engine_instance(s, row)
+    unit = UnitContext(s, None, row.id)
+    token = current_unit.set(unit)
+    try:
+        instance.fire_due_timers()
+    finally:
+        current_unit.reset(token)
+    _persist(s, row, instance, None, unit)
+    if instance.steps:
+        audit.record(s, "timers_fired", "process_instance", row.id,
+                     detail={"elements": [st.element_id for st in instance.steps]})
+
+
+def mark_overdue(s: Session, task: OpenTask) -> None:
+    """A task passed its due date: flag it and tell whoever may do it (R-WF-2)."""
+    task.overdue = True
+    notifications.notify_task(s, task, "overdue")
+    audit.record(s, "task_overdue", "task", task.id, detail={"instance": task.instance_id, "element": task.element_id})
+
+
 def cancel(s: Session, user: User, instance_id: int, reason: str | None) -> Outcome:
     row = _load(s, instance_id)
     if row.state not in ("running", "error"):
@@ -256,6 +296,7 @@ def _persist(s: Session, row: ProcessInstance, instance: Instance, actor: User |
     row.waiting_messages = [] if row.state in ("completed", "cancelled") else instance.waiting_messages()
     row.next_timer_at = None if row.state in ("completed", "cancelled") else instance.next_timer_due()
     _sync_open_tasks(s, row, instance if row.state in ("running", "error") else None)
+    scheduler.sync_instance(s, row)
     s.flush()
 
 
@@ -281,6 +322,7 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None
     if gone:
         s.execute(delete(TaskCandidate).where(TaskCandidate.task_id.in_(gone)))
         s.execute(delete(OpenTask).where(OpenTask.id.in_(gone)))
+        scheduler.drop_deadlines(s, gone)
     initiator = s.get(User, row.started_by) if row.started_by else None
     for task_id, view in ready.items():
         if task_id in existing:
@@ -299,10 +341,37 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None
             approval=str(view.properties.get("approval", "")).lower() == "true",
             instructions=view.instructions,
             data=_json_safe(view.data),
+            due_at=_due_at(view),
         )
         task.candidates = [TaskCandidate(user_id=u) for u in sorted(who.users)] + [
             TaskCandidate(group_code=g) for g in sorted(who.groups)]
         s.add(task)
+        s.flush()
+        scheduler.sync_deadline(s, task.id, task.due_at)
+        returned = view.data.get("decision") == "return"
+        notifications.notify_task(s, task, "returned" if returned else "task")
+
+
+def _due_at(view):
+    """The task property `due`: a Python expression over task data giving an ISO 8601 duration
+    ("P2D", counted from now) or an ISO 8601 date-time. A bad value leaves the task without a due
+    date rather than failing the step; deploy-time validation checks the expression compiles."""
+    expression = view.properties.get("due")
+    if not expression:
+        return None
+    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+
+    try:
+        value = script_engine().environment.evaluate(expression, dict(view.data))
+        if isinstance(value, str) and value.upper().startswith("P"):
+            parsed = TimerEventDefinition.parse_iso_duration(value)
+            now = clock.now()
+            return now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
+        if isinstance(value, str):
+            return TimerEventDefinition.get_datetime(value)
+    except Exception:  # noqa: BLE001
+        return None
+    return None
 
 
 def _json_safe(data: dict) -> dict:

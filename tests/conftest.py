@@ -76,7 +76,7 @@ def make_config(tmp_path: Path, database_template) -> Config:
     return Config.from_env(
         data_dir=data_dir, database_url=url, secret_key="test-secret",
         argon2_time_cost=1, argon2_memory_cost=8, testing=True, session_cookie_secure=False,
-        script_time_limit=0.5,
+        script_time_limit=0.5, token_ttl_seconds=400 * 86400,
     )
 
 

@@ -98,6 +98,7 @@ class TaskArgs(ListArgs):
     process_key = fields.String()
     instance_id = fields.Integer()
     scope = fields.String(load_default="mine", validate=validate.OneOf(["mine", "assigned", "unclaimed", "all"]))
+    overdue = fields.Boolean(load_default=False)
 
 
 class TaskOut(Schema):
@@ -111,6 +112,7 @@ class TaskOut(Schema):
     candidates = fields.Dict()
     created_at = fields.DateTime()
     due_at = fields.DateTime(allow_none=True)
+    overdue = fields.Boolean()
     approval = fields.Boolean()
     instructions = fields.String()
     form = fields.Dict(allow_none=True)

@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select
 from .. import auth, db
 from .. import instances as units
 from ..errors import NotFound
-from ..models import OpenTask, TaskCandidate
+from ..models import OpenTask, TaskCandidate, utcnow
 from . import views
 from .schemas import CompleteTask, InstanceOut, TaskArgs, TaskList, TaskOut
 
@@ -40,6 +40,8 @@ class Tasks(MethodView):
                                     (OpenTask.assignee_id.is_(None)) & OpenTask.id.in_(offered)))
         if args.get("process_key"):
             query = query.where(OpenTask.process_key == args["process_key"])
+        if args.get("overdue"):
+            query = query.where(OpenTask.due_at.is_not(None), OpenTask.due_at <= utcnow())
         if args.get("instance_id"):
             query = query.where(OpenTask.instance_id == args["instance_id"])
         total = s.scalar(select(func.count()).select_from(query.subquery()))

@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from ..instances import form_schema
-from ..models import DeploymentFile, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User
+from ..models import DeploymentFile, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User, utcnow
 
 
 def _usernames(s: Session, ids) -> dict[int, str]:
@@ -61,6 +61,7 @@ def task(s: Session, t: OpenTask, full: bool = False) -> dict:
         },
         "created_at": t.created_at,
         "due_at": t.due_at,
+        "overdue": bool(t.overdue) or (t.due_at is not None and t.due_at <= utcnow()),
         "approval": t.approval,
         "instructions": t.instructions,
     }

@@ -69,3 +69,97 @@ def message_process(key: str, message: str) -> bytes:
   </bpmn:process>
 </bpmn:definitions>
 """.encode()
+
+
+def escalation_process(key: str = "escalating_approval", after: str = "PT48H") -> bytes:
+    """An approval by the department head that escalates to the supervisors after `after`."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="defs_{key}" targetNamespace="http://inkless">
+  <bpmn:process id="{key}" name="限时审批" isExecutable="true">
+    <bpmn:laneSet id="ls_{key}">
+      <bpmn:lane id="lane_head" name="dept_head">
+        <bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>approve</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>timeout</bpmn:flowNodeRef><bpmn:flowNodeRef>end</bpmn:flowNodeRef>
+      </bpmn:lane>
+      <bpmn:lane id="lane_sup" name="监督小组">
+        <bpmn:flowNodeRef>escalated_approve</bpmn:flowNodeRef><bpmn:flowNodeRef>end_escalated</bpmn:flowNodeRef>
+      </bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:userTask id="approve" name="部门负责人审批">
+      <bpmn:extensionElements>
+        <spiffworkflow:properties>
+          <spiffworkflow:property name="approval" value="true" />
+          <spiffworkflow:property name="due" value="&quot;{after}&quot;" />
+        </spiffworkflow:properties>
+      </bpmn:extensionElements>
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:boundaryEvent id="timeout" name="超时" attachedToRef="approve" cancelActivity="true">
+      <bpmn:outgoing>f3</bpmn:outgoing>
+      <bpmn:timerEventDefinition id="td_{key}"><bpmn:timeDuration>"{after}"</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:boundaryEvent>
+    <bpmn:userTask id="escalated_approve" name="监督小组督办审批">
+      <bpmn:extensionElements>
+        <spiffworkflow:properties><spiffworkflow:property name="approval" value="true" /></spiffworkflow:properties>
+      </bpmn:extensionElements>
+      <bpmn:incoming>f3</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:endEvent id="end_escalated"><bpmn:incoming>f4</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="approve" />
+    <bpmn:sequenceFlow id="f2" sourceRef="approve" targetRef="end" />
+    <bpmn:sequenceFlow id="f3" sourceRef="timeout" targetRef="escalated_approve" />
+    <bpmn:sequenceFlow id="f4" sourceRef="escalated_approve" targetRef="end_escalated" />
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
+
+
+def timer_start_process(key: str, cycle: str) -> bytes:
+    """A process started by a cycle timer (e.g. every quarter), with one task for the supervisors."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="defs_{key}" targetNamespace="http://inkless">
+  <bpmn:process id="{key}" name="定时发起" isExecutable="true">
+    <bpmn:laneSet id="ls_{key}">
+      <bpmn:lane id="lane_{key}" name="supervisor">
+        <bpmn:flowNodeRef>start</bpmn:flowNodeRef><bpmn:flowNodeRef>review</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>end</bpmn:flowNodeRef>
+      </bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="start" name="每季度">
+      <bpmn:outgoing>f1</bpmn:outgoing>
+      <bpmn:timerEventDefinition id="td_{key}"><bpmn:timeCycle>"{cycle}"</bpmn:timeCycle></bpmn:timerEventDefinition>
+    </bpmn:startEvent>
+    <bpmn:userTask id="review" name="季度检查">
+      <bpmn:extensionElements>
+        <spiffworkflow:instructionsForEndUser>季度检查</spiffworkflow:instructionsForEndUser>
+      </bpmn:extensionElements>
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="review" />
+    <bpmn:sequenceFlow id="f2" sourceRef="review" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
+
+
+def wait_process(key: str, duration: str) -> bytes:
+    """start → wait (timer) → end: the smallest thing a scheduler can fire."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL" id="defs_{key}" targetNamespace="http://inkless">
+  <bpmn:process id="{key}" name="等待" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:intermediateCatchEvent id="wait" name="等待">
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:timerEventDefinition id="td_{key}"><bpmn:timeDuration>"{duration}"</bpmn:timeDuration></bpmn:timerEventDefinition>
+    </bpmn:intermediateCatchEvent>
+    <bpmn:endEvent id="end"><bpmn:incoming>f2</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="wait" />
+    <bpmn:sequenceFlow id="f2" sourceRef="wait" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()

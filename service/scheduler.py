@@ -1,0 +1,183 @@
+"""Due work: instance timers, task deadlines and timer start events (R-WF-2, R-SEC-9, R-SUP-4).
+
+Every due thing is a row in `scheduled_jobs`. `run_due` claims one due row at a time inside the
+transaction that does its work: on PostgreSQL with SELECT … FOR UPDATE SKIP LOCKED, so several
+workers (`inkless worker`, and the scheduler inside `inkless serve`) never fire the same row, and
+a worker killed mid-way rolls back and leaves the row to the next; on SQLite every write
+transaction already holds the single write lock. Time comes from `engine.clock`.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from datetime import datetime
+
+from flask import Flask
+from sqlalchemy import delete, select
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
+
+from engine import clock
+from engine.timers import StartTimer, first_fire, next_fire, start_timers
+
+from .models import OpenTask, ProcessInstance, ScheduledJob
+
+log = logging.getLogger("inkless.scheduler")
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _upsert(s: Session, kind: str, ref: str, due_at: datetime | None) -> None:
+    job = s.scalar(select(ScheduledJob).where(ScheduledJob.kind == kind, ScheduledJob.ref == ref))
+    if due_at is None:
+        if job is not None:
+            s.delete(job)
+        return
+    if job is None:
+        s.add(ScheduledJob(kind=kind, ref=ref, due_at=due_at))
+    elif job.due_at != due_at:
+        job.due_at = due_at
+
+
+def sync_instance(s: Session, row: ProcessInstance) -> None:
+    """Keep the instance's timer job in step with its next timer (called on every persist)."""
+    _upsert(s, "timer", str(row.id), row.next_timer_at if row.state == "running" else None)
+
+
+def sync_deadline(s: Session, task_id: str, due_at: datetime | None) -> None:
+    _upsert(s, "deadline", task_id, due_at)
+
+
+def drop_deadlines(s: Session, task_ids) -> None:
+    if task_ids:
+        s.execute(delete(ScheduledJob).where(ScheduledJob.kind == "deadline", ScheduledJob.ref.in_(list(task_ids))))
+
+
+def schedule_start_timers(s: Session, key: str, process) -> None:
+    """On deploy: a timer start event of the newest version replaces the older version's schedule."""
+    s.execute(delete(ScheduledJob).where(ScheduledJob.kind == "start", ScheduledJob.ref.like(f"{key}:%")))
+    for timer in start_timers(process):
+        due = first_fire(timer)
+        if due is not None:
+            s.add(ScheduledJob(kind="start", ref=f"{key}:{timer.element_id}", due_at=due))
+
+
+def _claim(s: Session, now: datetime, skip: set[int]) -> ScheduledJob | None:
+    query = select(ScheduledJob).where(ScheduledJob.due_at <= now).order_by(ScheduledJob.due_at, ScheduledJob.id)
+    if skip:
+        query = query.where(ScheduledJob.id.not_in(skip))
+    if s.bind.dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    return s.scalar(query.limit(1))
+
+
+def run_due(app: Flask, limit: int = 1000) -> int:
+    """Fire every job due now, each in its own transaction; returns how many fired."""
+    fired = 0
+    skip: set[int] = set()
+    factory = app.extensions["inkless.db"]
+    with app.test_request_context("/scheduler"):
+        for _ in range(limit):
+            s = factory()
+            try:
+                job = _claim(s, clock.now(), skip)
+                if job is None:
+                    s.rollback()
+                    break
+                job_id = job.id
+                try:
+                    done = _fire(s, job)
+                except Exception as e:  # noqa: BLE001 - one bad job must not stop the others
+                    s.rollback()
+                    _record_failure(factory, job_id, e)
+                    skip.add(job_id)
+                    continue
+                if done:
+                    s.commit()
+                    fired += 1
+                else:
+                    s.rollback()
+                    skip.add(job_id)
+            except OperationalError as e:  # lock timeouts: try again on the next round
+                s.rollback()
+                log.warning("scheduler: %s", e.orig)
+                break
+            finally:
+                s.close()
+    return fired
+
+
+def _record_failure(factory, job_id: int, error: Exception) -> None:
+    log.exception("scheduled job %s failed", job_id, exc_info=error)
+    s = factory()
+    try:
+        job = s.get(ScheduledJob, job_id)
+        if job is not None:
+            job.attempts += 1
+            job.last_error = f"{type(error).__name__}: {error}"[:2000]
+            # Back off so a broken job does not spin: one minute per attempt, at most an hour.
+            from datetime import timedelta
+
+            job.due_at = clock.now() + timedelta(minutes=min(60, job.attempts))
+            s.commit()
+    finally:
+        s.close()
+
+
+def _fire(s: Session, job: ScheduledJob) -> bool:
+    from . import instances
+
+    if job.kind == "timer":
+        row = _lock_instance(s, int(job.ref))
+        if row is None:
+            return False  # someone is working on it; it stays due
+        if row.state != "running":
+            s.delete(job)
+            return True
+        instances.fire_timers(s, row)  # persists and re-syncs (or deletes) this job
+        return True
+    if job.kind == "deadline":
+        task = s.get(OpenTask, job.ref)
+        s.delete(job)
+        if task is not None:
+            instances.mark_overdue(s, task)
+        return True
+    if job.kind == "start":
+        key, _, element = job.ref.partition(":")
+        started = instances.start_by_timer(s, key, element)
+        job.fired += 1
+        timer = _start_timer(started, element) if started else None
+        nxt = next_fire(timer, job.due_at, job.fired) if timer else None
+        # After an outage, fire once and move on to the next future period.
+        while nxt is not None and nxt <= clock.now():
+            nxt = next_fire(timer, nxt, job.fired)
+        if nxt is None:
+            s.delete(job)
+        else:
+            job.due_at = nxt
+        return True
+    s.delete(job)
+    return True
+
+
+def _start_timer(process, element: str) -> StartTimer | None:
+    return next((t for t in start_timers(process) if t.element_id == element), None)
+
+
+def _lock_instance(s: Session, instance_id: int) -> ProcessInstance | None:
+    query = select(ProcessInstance).where(ProcessInstance.id == instance_id)
+    if s.bind.dialect.name == "postgresql":
+        # Jobs are locked before instances here, requests do the opposite: never wait, skip.
+        query = query.with_for_update(skip_locked=True)
+    return s.scalar(query)
+
+
+def start_background(app: Flask, interval: float = 1.0):
+    """APScheduler inside a process (`inkless serve` and `inkless worker`)."""
+    from apscheduler.schedulers.background import BackgroundScheduler
+
+    scheduler = BackgroundScheduler(daemon=True)
+    scheduler.add_job(run_due, "interval", seconds=interval, args=[app], max_instances=1, coalesce=True,
+                      id="inkless-run-due")
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,109 @@
+"""Time made real: deadlines, escalation, timer starts, fired by the scheduler with a moved clock
+(R-WF-2 decide within the deadline, R-SUP-4 quarterly, R-SEC-9 deadlines)."""
+from __future__ import annotations
+
+import io
+from datetime import datetime, timezone
+
+import pytest
+
+from engine import clock
+from service.scheduler import run_due
+from tests.service.diagrams import escalation_process, timer_start_process
+
+
+@pytest.fixture
+def frozen():
+    fake = clock.FrozenClock(datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc))
+    clock.set_provider(fake)
+    yield fake
+    clock.set_provider(None)
+
+
+def _deploy(api, name, content):
+    r = api.client.post("/api/v1/process-definitions", data={"files": [(io.BytesIO(content), name)]},
+                        content_type="multipart/form-data", headers=api._headers())
+    assert r.status_code == 201, r.get_json()
+
+
+def test_approval_left_alone_past_its_deadline_escalates_exactly_once(app, login, frozen):
+    """R-WF-2: an approval not decided within 48 hours is flagged overdue and escalates to the supervisors, once."""
+    _deploy(login("sysadmin"), "esc.bpmn", escalation_process())
+    clerk = login("clerk")
+    instance = clerk.post("/api/v1/process-instances", json={"process_key": "escalating_approval"}).get_json()
+    head = login("office_head")
+    task = head.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"][0]
+    assert task["due_at"].startswith("2026-12-03T01:00")
+    assert task["overdue"] is False
+
+    frozen.advance(hours=47)
+    assert run_due(app) == 0
+    assert head.get("/api/v1/tasks", query_string={"overdue": True}).get_json()["total"] == 0
+
+    frozen.advance(hours=2)
+    fired = run_due(app)
+    assert fired >= 1
+    state = clerk.get(f"/api/v1/process-instances/{instance['id']}").get_json()
+    assert state["active_elements"] == ["escalated_approve"]
+    assert state["completed_elements"].count("timeout") == 1
+    supervisor = login("supervisor")
+    escalated = supervisor.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"]
+    assert [t["element_id"] for t in escalated] == ["escalated_approve"]
+    assert head.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["total"] == 0
+    kinds = [n["kind"] for n in supervisor.get("/api/v1/notifications").get_json()["items"]]
+    assert "task" in kinds
+
+    # Much later, nothing fires again.
+    frozen.advance(days=30)
+    assert run_due(app) == 0
+    history = clerk.get(f"/api/v1/process-instances/{instance['id']}").get_json()["history"]
+    assert [h["element_id"] for h in history].count("timeout") == 1
+
+
+def test_deadline_marks_task_overdue_and_notifies(app, login, frozen):
+    """R-WF-2: an overdue approval is listed and flagged, and whoever may do it is told."""
+    _deploy(login("sysadmin"), "esc.bpmn", escalation_process(after="P7D").replace(
+        b'<spiffworkflow:property name="due" value="&quot;P7D&quot;" />',
+        b'<spiffworkflow:property name="due" value="&quot;P2D&quot;" />'))
+    clerk = login("clerk")
+    instance = clerk.post("/api/v1/process-instances", json={"process_key": "escalating_approval"}).get_json()
+    head = login("office_head")
+    frozen.advance(days=2, minutes=1)
+    assert run_due(app) == 1
+    overdue = head.get("/api/v1/tasks", query_string={"overdue": True}).get_json()["items"]
+    assert [t["instance_id"] for t in overdue] == [instance["id"]]
+    assert overdue[0]["overdue"] is True
+    notes = head.get("/api/v1/notifications", query_string={"unread": True}).get_json()
+    assert notes["unread"] >= 2
+    assert {"task", "overdue"} <= {n["kind"] for n in notes["items"]}
+    first = notes["items"][0]
+    assert head.post(f"/api/v1/notifications/{first['id']}/read").get_json()["read"] is True
+    assert head.get("/api/v1/notifications").get_json()["unread"] == notes["unread"] - 1
+    assert login("clerk").post(f"/api/v1/notifications/{first['id']}/read").status_code == 404
+
+
+def test_quarterly_timer_starts_one_instance_per_quarter(app, login, frozen):
+    """R-SUP-4: a timer start event every quarter starts exactly one instance per quarter."""
+    _deploy(login("sysadmin"), "q.bpmn", timer_start_process("quarterly_check", "R/2027-01-01T00:00:00+08:00/P3M"))
+    supervisor = login("supervisor")
+
+    def count():
+        return supervisor.get("/api/v1/process-instances", query_string={"process_key": "quarterly_check"}
+                              ).get_json()["total"]
+
+    assert run_due(app) == 0 and count() == 0
+    frozen.current = datetime(2026, 12, 31, 16, 1, tzinfo=timezone.utc)  # 2027-01-01 00:01 +08:00
+    assert run_due(app) == 1
+    assert count() == 1
+    assert run_due(app) == 0
+    frozen.current = datetime(2027, 3, 31, 15, 0, tzinfo=timezone.utc)
+    assert run_due(app) == 0 and count() == 1
+    frozen.current = datetime(2027, 3, 31, 16, 5, tzinfo=timezone.utc)
+    assert run_due(app) == 1 and count() == 2
+    frozen.current = datetime(2027, 7, 1, 0, 0, tzinfo=timezone.utc)
+    assert run_due(app) == 1 and count() == 3
+    tasks = supervisor.get("/api/v1/tasks", query_string={"process_key": "quarterly_check"}).get_json()
+    assert tasks["total"] == 3, [(t["instance_id"], t["element_id"], t["id"]) for t in tasks["items"]]
+    instances = supervisor.get("/api/v1/process-instances", query_string={"process_key": "quarterly_check"}
+                               ).get_json()["items"]
+    assert all(i["active_elements"] == ["review"] and i["started_by"] is None for i in instances)
