@@ -18,7 +18,6 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     TimerEventDefinition,
 )
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
-from SpiffWorkflow.util.task import TaskState
 
 from . import clock
 from .loader import ParsedProcess
@@ -99,33 +98,3 @@ def next_fire(timer: StartTimer, previous: datetime, fired: int) -> datetime | N
     while fire <= previous:
         fire = _add(period, fire)
     return fire
-
-
-def start_now(process: ParsedProcess, script_engine, element_id: str, data: dict | None = None):
-    """Start an instance whose timer start event `element_id` fires now, exactly once.
-
-    The start event's timer is set before the first engine step, so its own expression (which
-    may already be due, or be an unbounded cycle) never arms inside this instance."""
-    from SpiffWorkflow.bpmn import BpmnWorkflow
-
-    from .runtime import Instance
-
-    workflow = BpmnWorkflow(process.spec, process.subprocess_specs, script_engine=script_engine)
-    past = (clock.now() - timedelta(seconds=1)).astimezone(timezone.utc).isoformat()
-    for task in workflow.get_tasks(state=TaskState.ANY_MASK):
-        if task.task_spec.bpmn_id != element_id:
-            continue
-        if isinstance(task.task_spec.event_definition, CycleTimerEventDefinition):
-            # One cycle: the first refresh grows this period's path, the next finds none left
-            # and completes the start event without another path.
-            task.internal_data["event_value"] = {"cycles": 1, "next": past, "duration": 1.0}
-        elif isinstance(task.task_spec.event_definition, (DurationTimerEventDefinition, TimeDateEventDefinition)):
-            task.internal_data["event_value"] = past
-    ready = workflow.get_next_task(state=TaskState.READY)
-    if data and ready is not None:
-        ready.set_data(**data)
-    instance = Instance(process, workflow)
-    instance.run()
-    instance.fire_due_timers()
-    instance.fire_due_timers()
-    return instance

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from engine import clock, codec
 from engine.errors import MessageNotCaught, TaskNotFound, TaskNotReady
 from engine.runtime import Instance, Step
-from engine.timers import start_now
+from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
 from . import audit, forms, notifications, performers, scheduler
 from .errors import Conflict, Forbidden, NotFound
@@ -51,8 +51,9 @@ def latest_definition(s: Session, key: str) -> ProcessDefinition:
 
 
 def start(s: Session, user: User | None, key: str, business_key: str | None = None, data: dict | None = None,
-          start_event: str | None = None) -> Outcome:
-    """Start the latest version of `key`; `user` None is the platform itself (a timer start)."""
+          start_event: str | None = None, message: tuple[str, dict] | None = None) -> Outcome:
+    """Start the latest version of `key` by hand, through timer start event `start_event`, or by a
+    `message` (name, payload); `user` None is the platform itself."""
     definition = latest_definition(s, key)
     process = process_for(s, definition.deployment_id, key)
     row = ProcessInstance(
@@ -74,9 +75,11 @@ def start(s: Session, user: User | None, key: str, business_key: str | None = No
         if user is not None:
             initial.setdefault("initiator", user.username)
         if start_event:
-            instance = start_now(process, script_engine(), start_event, initial)
+            instance = begin_by_timer(process, script_engine(), start_event)
+        elif message:
+            instance = begin_by_message(process, script_engine(), message[0], message[1])
         else:
-            instance = Instance.start(process, script_engine(), initial)
+            instance = begin(process, script_engine(), initial)
     finally:
         current_unit.reset(token)
     _persist(s, row, instance, user, unit)
@@ -207,7 +210,40 @@ def deliver_message(s: Session, user: User | None, name: str, payload: dict | No
         audit.record(s, "message_delivered", "process_instance", row.id,
                      actor_id=user.id if user else None, detail={"message": name})
         return Outcome(row, unit.one_time)
+    key = _process_started_by(s, name)
+    if key is not None and not business_key:
+        return start(s, user, key, message=(name, payload or {}))
     raise NotFound(_("No running instance waits for message '%(name)s'.", name=name))
+
+
+def _process_started_by(s: Session, name: str) -> str | None:
+    """The deployed process (latest versions only) with a message start event for `name`."""
+    newest = select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("v")).group_by(
+        ProcessDefinition.key).subquery()
+    rows = s.execute(select(ProcessDefinition.key, ProcessDefinition.deployment_id).join(
+        newest, (ProcessDefinition.key == newest.c.key) & (ProcessDefinition.version == newest.c.v))
+        .order_by(ProcessDefinition.key)).all()
+    for key, deployment_id in rows:
+        if name in message_starts(process_for(s, deployment_id, key)):
+            return key
+    return None
+
+
+def _route_outbox(s: Session, events: list, origin: ProcessInstance) -> None:
+    """Messages a step threw go to the instance waiting for them, or start the process that
+    begins with them, in the same transaction."""
+    for event in events:
+        name = getattr(event.event_definition, "name", None)
+        if not name:
+            continue
+        payload = event.payload if isinstance(event.payload, dict) else {"value": event.payload}
+        try:
+            outcome = deliver_message(s, None, name, payload)
+        except NotFound:
+            audit.record(s, "message_undelivered", "process_instance", origin.id, detail={"message": name})
+            continue
+        audit.record(s, "message_sent", "process_instance", origin.id,
+                     detail={"message": name, "to": outcome.instance.id})
 
 
 def _correlates(current: dict, wanted: dict) -> bool:
@@ -298,6 +334,9 @@ def _persist(s: Session, row: ProcessInstance, instance: Instance, actor: User |
     _sync_open_tasks(s, row, instance if row.state in ("running", "error") else None)
     scheduler.sync_instance(s, row)
     s.flush()
+    if instance.outbox:
+        events, instance.outbox = instance.outbox, []
+        _route_outbox(s, events, row)
 
 
 def _history_row(instance_id: int, step: Step, meta: dict) -> InstanceStep:

@@ -72,8 +72,35 @@ def create_account(params: dict, context: dict) -> dict:
     return {"user_id": user.id, "username": username, "role": role, "groups": granted}
 
 
-SERVICES = {
+SERVICES: dict = {
     "create_account": create_account,
 }
 
 HELPERS: dict = {}
+
+
+def service(name: str):
+    """Register a function as a service diagrams may call: `fn(params: dict, task_data: dict) -> JSON-able`.
+    It runs in the calling step's transaction (`current_unit.get().session`)."""
+
+    def register(fn):
+        if name in SERVICES:
+            raise ValueError(f"service {name} registered twice")
+        SERVICES[name] = fn
+        return fn
+
+    return register
+
+
+def _load_procedure_services() -> None:
+    """Every module in service/procedures/ registers the services of one procedure."""
+    import importlib
+    import pkgutil
+
+    from . import procedures
+
+    for module in pkgutil.iter_modules(procedures.__path__):
+        importlib.import_module(f"{procedures.__name__}.{module.name}")
+
+
+_load_procedure_services()

@@ -163,3 +163,56 @@ def wait_process(key: str, duration: str) -> bytes:
   </bpmn:process>
 </bpmn:definitions>
 """.encode()
+
+
+def two_start_process(key: str, message: str) -> bytes:
+    """A process started either by hand or by message `message` (payload lands under `request`)."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="defs_{key}" targetNamespace="http://inkless">
+  <bpmn:message id="msg_{key}" name="{message}" />
+  <bpmn:process id="{key}" name="两种发起" isExecutable="true">
+    <bpmn:laneSet id="ls_{key}">
+      <bpmn:lane id="lane_{key}" name="supervisor">
+        <bpmn:flowNodeRef>start_hand</bpmn:flowNodeRef><bpmn:flowNodeRef>start_msg</bpmn:flowNodeRef>
+        <bpmn:flowNodeRef>handle</bpmn:flowNodeRef><bpmn:flowNodeRef>end</bpmn:flowNodeRef>
+      </bpmn:lane>
+    </bpmn:laneSet>
+    <bpmn:startEvent id="start_hand"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:startEvent id="start_msg" name="收到通知">
+      <bpmn:outgoing>f2</bpmn:outgoing>
+      <bpmn:messageEventDefinition id="med_{key}" messageRef="msg_{key}">
+        <bpmn:extensionElements><spiffworkflow:messageVariable>request</spiffworkflow:messageVariable></bpmn:extensionElements>
+      </bpmn:messageEventDefinition>
+    </bpmn:startEvent>
+    <bpmn:userTask id="handle" name="处理">
+      <bpmn:extensionElements><spiffworkflow:instructionsForEndUser>处理</spiffworkflow:instructionsForEndUser></bpmn:extensionElements>
+      <bpmn:incoming>f1</bpmn:incoming><bpmn:incoming>f2</bpmn:incoming><bpmn:outgoing>f3</bpmn:outgoing>
+    </bpmn:userTask>
+    <bpmn:endEvent id="end"><bpmn:incoming>f3</bpmn:incoming></bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start_hand" targetRef="handle" />
+    <bpmn:sequenceFlow id="f2" sourceRef="start_msg" targetRef="handle" />
+    <bpmn:sequenceFlow id="f3" sourceRef="handle" targetRef="end" />
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()
+
+
+def throwing_process(key: str, message: str) -> bytes:
+    """start → notify (message end event carrying {'department': department})."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core" id="defs_{key}" targetNamespace="http://inkless">
+  <bpmn:message id="msg_{key}" name="{message}">
+    <bpmn:extensionElements><spiffworkflow:messagePayload>{{"department": department}}</spiffworkflow:messagePayload></bpmn:extensionElements>
+  </bpmn:message>
+  <bpmn:process id="{key}" name="发出通知" isExecutable="true">
+    <bpmn:startEvent id="start"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
+    <bpmn:endEvent id="notify" name="发出通知">
+      <bpmn:incoming>f1</bpmn:incoming>
+      <bpmn:messageEventDefinition id="med_{key}" messageRef="msg_{key}" />
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="notify" />
+  </bpmn:process>
+</bpmn:definitions>
+""".encode()

@@ -1,0 +1,1 @@
+"""Services the regulation's procedures call, one module per procedure (loaded by service.services)."""
