@@ -20,9 +20,8 @@ from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 from SpiffWorkflow.util.task import TaskState
 
 from . import clock
-from .errors import MessageNotCaught
 from .loader import ParsedProcess
-from .runtime import Instance, _message_definition
+from .runtime import Instance
 
 
 def message_starts(process: ParsedProcess) -> dict[str, str]:
@@ -119,6 +118,3 @@ def begin_by_timer(process: ParsedProcess, script_engine, element_id: str) -> In
     instance.fire_due_timers()
     return instance
 
-
-__all__ = ["begin", "begin_by_message", "begin_by_timer", "message_starts", "MessageNotCaught",
-           "_message_definition"]

@@ -294,6 +294,38 @@ def mark_overdue(s: Session, task: OpenTask) -> None:
     audit.record(s, "task_overdue", "task", task.id, detail={"instance": task.instance_id, "element": task.element_id})
 
 
+def retry(s: Session, user: User, instance_id: int, reason: str, data: dict | None = None) -> Outcome:
+    """Run an instance's failed step again (after its cause was fixed), with an audited reason."""
+    row = _load(s, instance_id)
+    if row.state != "error":
+        raise Conflict(_("The process instance is %(state)s.", state=row.state))
+    instance = _engine_instance(s, row)
+    unit = UnitContext(s, user.id, row.id)
+    token = current_unit.set(unit)
+    try:
+        instance.retry(data)
+    finally:
+        current_unit.reset(token)
+    row.incidents = []
+    _persist(s, row, instance, user, unit)
+    audit.record(s, "instance_retried", "process_instance", row.id, actor_id=user.id, detail={"reason": reason})
+    return Outcome(row, unit.one_time)
+
+
+def reassign(s: Session, user: User, task_id: str, username: str, reason: str) -> OpenTask:
+    """Give an open task to another person (admin action, audited)."""
+    task = open_task(s, task_id)
+    target = s.scalar(select(User).where(User.username == username, User.active.is_(True)))
+    if target is None:
+        raise NotFound(_("User %(name)s not found.", name=username))
+    previous = task.assignee_id
+    task.assignee_id = target.id
+    audit.record(s, "task_reassigned", "task", task.id, actor_id=user.id,
+                 detail={"from": previous, "to": target.id, "reason": reason, "instance": task.instance_id})
+    notifications.notify_task(s, task, "escalation")
+    return task
+
+
 def cancel(s: Session, user: User, instance_id: int, reason: str | None) -> Outcome:
     row = _load(s, instance_id)
     if row.state not in ("running", "error"):

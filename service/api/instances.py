@@ -10,7 +10,7 @@ from .. import instances as units
 from ..errors import Forbidden, NotFound
 from ..models import ProcessInstance, User
 from . import views
-from .schemas import CancelInstance, InstanceArgs, InstanceList, InstanceOut, StartInstance
+from .schemas import CancelInstance, InstanceArgs, InstanceList, InstanceOut, RetryInstance, StartInstance
 
 PREFIX = "/process-instances"
 blp = Blueprint("process_instances", __name__, description="Running and finished process instances")
@@ -91,4 +91,17 @@ class CancelResource(MethodView):
             raise Invalid(_("A reason is required."), [{"field": "reason", "message": _("required")}])
         with db.unit_of_work() as s:
             outcome = units.cancel(s, user, instance_id, body.get("reason"))
+            return views.instance(s, outcome.instance)
+
+
+@blp.route("/<int:instance_id>/retry")
+class RetryResource(MethodView):
+    @blp.arguments(RetryInstance)
+    @blp.response(200, InstanceOut)
+    def post(self, body, instance_id):
+        """Run a failed step again (administrators; the reason is audited). `data` corrects the instance's data first."""
+        _visible_instance(instance_id)
+        user = auth.require_any(roles=("system_admin",), groups=("platform_admin",))
+        with db.unit_of_work() as s:
+            outcome = units.retry(s, user, instance_id, body["reason"], body.get("data"))
             return views.instance(s, outcome.instance)

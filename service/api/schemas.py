@@ -94,6 +94,16 @@ class CancelInstance(_In):
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
 
 
+class RetryInstance(_In):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+    data = fields.Dict(load_default=None, allow_none=True)
+
+
+class ReassignTask(_In):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=4000))
+
+
 class TaskArgs(ListArgs):
     process_key = fields.String()
     instance_id = fields.Integer()

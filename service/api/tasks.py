@@ -8,9 +8,9 @@ from sqlalchemy import func, or_, select
 from .. import auth, db
 from .. import instances as units
 from ..errors import NotFound
-from ..models import OpenTask, TaskCandidate, utcnow
+from ..models import OpenTask, ProcessInstance, TaskCandidate, utcnow
 from . import views
-from .schemas import CompleteTask, InstanceOut, TaskArgs, TaskList, TaskOut
+from .schemas import CompleteTask, InstanceOut, ReassignTask, TaskArgs, TaskList, TaskOut
 
 PREFIX = "/tasks"
 blp = Blueprint("tasks", __name__, description="User tasks")
@@ -101,3 +101,23 @@ class CompleteResource(MethodView):
         with db.unit_of_work() as s:
             outcome = units.complete(s, user, task_id, body.get("data") or {})
             return views.instance(s, outcome.instance, one_time=outcome.one_time)
+
+
+@blp.route("/<string:task_id>/reassign")
+class ReassignResource(MethodView):
+    @blp.arguments(ReassignTask)
+    @blp.response(200, TaskOut)
+    def post(self, body, task_id):
+        """Give a task to someone else: system and platform administrators, or the department
+        administrator of the instance's department (R-ACC-3); the reason is audited."""
+        user = auth.current_user()
+        s = db.session()
+        task = units.open_task(s, task_id)
+        instance = s.get(ProcessInstance, task.instance_id)
+        allowed = (auth.is_system_admin(user) or "platform_admin" in user.groups
+                   or auth.is_admin_of(user, instance.department_id))
+        if not allowed:
+            raise NotFound(_("Task not found or already completed."))
+        with db.unit_of_work() as s:
+            task = units.reassign(s, user, task_id, body["username"], body["reason"])
+            return views.task(s, task)

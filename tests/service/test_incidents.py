@@ -55,3 +55,32 @@ def test_endless_loop_is_stopped_by_the_time_limit_and_platform_keeps_serving(lo
     # The platform still answers other requests.
     assert clerk.get("/api/v1/tasks").status_code == 200
     assert clerk.post("/api/v1/process-instances", json={"process_key": "account_application"}).status_code == 201
+
+
+def test_admin_retries_a_failed_step_after_fixing_its_data(login):
+    """An administrator retries the incident with corrected data and a reason; the instance finishes."""
+    r, _elapsed, clerk, instance_id = _deploy_and_reach_script(login, "divide", "ratio = 10 / divisor")
+    assert r.get_json()["state"] == "error"
+    assert clerk.post(f"/api/v1/process-instances/{instance_id}/retry", json={"reason": "x"}).status_code == 403
+    admin = login("sysadmin")
+    assert admin.post(f"/api/v1/process-instances/{instance_id}/retry", json={}).status_code == 422
+    r = admin.post(f"/api/v1/process-instances/{instance_id}/retry",
+                   json={"reason": "补充除数", "data": {"divisor": 4}})
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["state"] == "completed"
+    assert r.get_json()["incidents"] == []
+
+
+def test_department_admin_reassigns_a_task_in_their_department(login):
+    """R-ACC-3: the office's administrator may reassign the office's tasks, another department's may not."""
+    api = login("office_admin")
+    instance = api.post("/api/v1/process-instances", json={"process_key": "account_application"}).get_json()
+    task = api.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"][0]
+    body = {"username": "clerk", "reason": "代为填写"}
+    assert login("fin_admin").post(f"/api/v1/tasks/{task['id']}/reassign", json=body).status_code == 404
+    r = api.post(f"/api/v1/tasks/{task['id']}/reassign", json=body)
+    assert r.status_code == 200, r.get_json()
+    assert r.get_json()["assignee"] == "clerk"
+    clerk_tasks = login("clerk").get("/api/v1/tasks").get_json()["items"]
+    assert [t["id"] for t in clerk_tasks] == [task["id"]]
+    assert login("office_admin").get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["total"] == 0
