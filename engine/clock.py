@@ -31,7 +31,8 @@ class _ClockedDatetime(_dt.datetime):
     @classmethod
     def now(cls, tz=None):
         current = now()
-        return current.astimezone(tz) if tz is not None else current.replace(tzinfo=None)
+        # Like datetime.now(): aware in `tz`, or naive *local* time when no tz is given.
+        return current.astimezone(tz) if tz is not None else current.astimezone().replace(tzinfo=None)
 
 
 _timer_module.datetime = _ClockedDatetime
@@ -41,6 +42,9 @@ class FrozenClock:
     """A clock for tests: starts at `start` and moves only when told."""
 
     def __init__(self, start: _dt.datetime | None = None):
+        if start is not None and start.tzinfo is None:
+            # A naive start would make every timer comparison in SpiffWorkflow raise TypeError.
+            raise ValueError("FrozenClock needs a timezone-aware start")
         self.current = start or _dt.datetime.now(_dt.UTC)
 
     def __call__(self) -> _dt.datetime:

@@ -11,6 +11,7 @@ Two choices keep a request's cost flat as an instance ages:
 from __future__ import annotations
 
 import json
+import threading
 from typing import Any
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
@@ -53,16 +54,22 @@ _config[BpmnWorkflow] = _SpecByReference
 _serializer = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(_config))
 
 
+# The registry's encoder mode is one flag on a registry shared by every thread (requests run in
+# worker threads): without the lock one thread's `finally` would switch it off under another.
+_encoder_lock = threading.Lock()
+
+
 def dumps(workflow: BpmnWorkflow) -> str:
     registry = _serializer.registry
-    registry._encoder_mode = True
-    try:
-        dct = _serializer.to_dict(workflow)
-        dct[_serializer.VERSION_KEY] = _serializer.VERSION
-        dct["format"] = FORMAT
-        return json.dumps(dct, cls=_serializer._encoder_cls, separators=(",", ":"), ensure_ascii=False)
-    finally:
-        registry._encoder_mode = False
+    with _encoder_lock:
+        registry._encoder_mode = True
+        try:
+            dct = _serializer.to_dict(workflow)
+            dct[_serializer.VERSION_KEY] = _serializer.VERSION
+            dct["format"] = FORMAT
+            return json.dumps(dct, cls=_serializer._encoder_cls, separators=(",", ":"), ensure_ascii=False)
+        finally:
+            registry._encoder_mode = False
 
 
 def loads(text: str, spec, subprocess_specs: dict) -> BpmnWorkflow:
@@ -79,58 +86,132 @@ def serializer_version() -> str:
     return _serializer.VERSION
 
 
-def compact(workflow: BpmnWorkflow, keep: int = 12) -> int:
-    """Remove finished tasks that lie above every open task, keeping `keep` of them as context.
+# Anything that can still change: predicted, waiting, ready, started, and failed (retry re-runs it).
+_OPEN = TaskState.NOT_FINISHED_MASK | TaskState.ERROR
 
-    The tree keeps its Root and Start tasks (message and event-subprocess starts are triggered
-    under them); the cut splices the first kept task directly under Start. Returns how many tasks
-    were removed. Nothing is cut when an open task is not below the chain (e.g. a waiting event
-    subprocess), so correctness never depends on the heuristic.
+
+def compact(workflow: BpmnWorkflow, keep: int = 12) -> int:
+    """Remove finished tasks above every open task; return how many were removed.
+
+    The task tree's root is the process's `Start` task; each of its children starts a branch (the
+    BPMN start event, or a triggered event subprocess). Within a branch, the chain of finished
+    tasks from the branch's head down to the lowest common ancestor of its open tasks (anything
+    not COMPLETED or CANCELLED: READY, WAITING, STARTED, ERROR, predicted) is cut down:
+    - the lowest `keep` tasks of the chain stay as they are (context, and at least the open
+      tasks' parents: `reset_from_task_id`, i.e. retry, copies a task's data from its parent);
+    - above them only a *skeleton* stays: for every task spec, its lowest occurrence, in the
+      original order. SpiffWorkflow asks two questions of the ancestors of a task: "the nearest
+      ancestor of spec X" (`find_ancestor`, e.g. a BoundaryEventJoin looking for its split) and
+      "the nearest ancestor whose spec is one of S" (ParallelGateway's loop heuristic, which
+      walks up to the process's start event when a loop re-enters a parallel gateway). The
+      nearest such ancestor is always the lowest occurrence of its spec, so the skeleton gives
+      the same answers as the full chain, while its length is bounded by the number of specs;
+    - finished side branches hanging off the cut chain (other paths of earlier iterations) go,
+      and a removed subprocess task (call activity, embedded subprocess) takes its subprocess.
+    When the common ancestor is a finished split (parallel branches still running), each branch
+    below it is compacted the same way, with the branch's first task as its head; otherwise a
+    branch looping while its sibling waits at the join would grow without bound. Subprocesses
+    that are still running are compacted the same way.
+
+    Nothing below the common ancestor changes, and every task keeps its complete data in memory
+    (the serializer delta-encodes each task against its new parent when it is written), so the
+    data an open task sees is exactly what it saw before. The bounded depth also avoids
+    SpiffWorkflow's silent stall of gateway loops past depth 1000 (pitfall P9).
     """
-    root = workflow.task_tree
-    start = next((c for c in root.children if c.task_spec.name == "Start"), None)
-    if start is None or len(start.children) != 1:
-        return 0
-    open_tasks = [t for t in workflow.tasks.values() if not t.has_state(TaskState.COMPLETED | TaskState.CANCELLED)]
-    if not open_tasks:
-        return 0
-    # Lowest common ancestor of all open tasks, as a path from Start downwards.
-    common: list | None = None
-    for task in open_tasks:
-        path = []
-        node = task
-        while node is not None:
-            path.append(node)
-            node = node.parent
-        path.reverse()
-        if common is None:
-            common = path
-        else:
-            n = 0
-            while n < len(common) and n < len(path) and common[n] is path[n]:
-                n += 1
-            common = common[:n]
-    if not common or len(common) < 3 or common[1] is not start:
-        return 0
-    chain = common[2:]  # tasks under Start down to the common ancestor
-    cut = len(chain) - 1 - keep  # chain[cut] becomes Start's child
-    if cut <= 0:
-        return 0
-    new_top = chain[cut]
-    removed = 0
-    doomed: list = []
-    for i, node in enumerate(chain[:cut]):
-        doomed.append(node)
-        doomed.extend(t for child in node.children if child is not chain[i + 1] for t in _subtree(child))
-    for task in doomed:
-        _drop_subprocess(workflow, task.id)
-        del workflow.tasks[task.id]
-        removed += 1
-    start._children = [new_top.id]
-    new_top._parent = start.id
-    if workflow.last_task is not None and workflow.last_task.id not in workflow.tasks:
-        workflow.last_task = None
+    keep = max(keep, 1)
+    removed = _compact_workflow(workflow, workflow, keep)
+    for task_id, sub in list(workflow.subprocesses.items()):
+        if task_id in workflow.subprocesses:  # not dropped along with a cut call activity
+            removed += _compact_workflow(workflow, sub, keep)
     return removed
+
+
+def _compact_workflow(top: BpmnWorkflow, workflow, keep: int) -> int:
+    root = workflow.task_tree
+    if root is None:
+        return 0
+    return sum(_compact_branch(top, workflow, branch, keep) for branch in list(root.children))
+
+
+def _compact_branch(top: BpmnWorkflow, workflow, head, keep: int) -> int:
+    """Compact the chain from `head` (which stays) down to the common ancestor of the open tasks
+    below it; then, when that ancestor is a finished split, each of its branches the same way."""
+    open_tasks = [t for t in _subtree(head) if t.has_state(_OPEN)]
+    if not open_tasks:
+        return 0  # a finished branch (e.g. a completed event subprocess) is left as it is
+    chain = _common_chain(head, open_tasks)  # head ... lowest common ancestor
+    removed = _cut(top, workflow, chain, open_tasks, keep)
+    lowest = chain[-1]
+    if not lowest.has_state(_OPEN):
+        # A parallel split (or a boundary split) with branches still running: a branch that
+        # loops while its sibling waits at the join would otherwise grow without bound.
+        for child in list(lowest.children):
+            removed += _compact_branch(top, workflow, child, keep)
+    return removed
+
+
+def _cut(top: BpmnWorkflow, workflow, chain: list, open_tasks: list, keep: int) -> int:
+    # A structured join inspects its split's children, not just the split: from such a split
+    # down, the chain keeps its side branches too.
+    protect = len(chain) - 1
+    for task in open_tasks:
+        split = getattr(task.task_spec, "split_task", None)
+        ancestor = task.find_ancestor(split) if split else None
+        if ancestor is not None and ancestor in chain:
+            protect = min(protect, chain.index(ancestor))
+    cut = min(len(chain) - 1 - keep, protect)
+    region = chain[:cut] if cut >= 1 else []
+    lowest = {node.task_spec.name: node for node in region}  # later in the chain = lower
+    skeleton = [node for i, node in enumerate(region) if i == 0 or lowest[node.task_spec.name] is node]
+    kept = {node.id for node in skeleton}
+    doomed = [node for node in region if node.id not in kept]
+    # Finished side branches above the protected part go even inside the `keep` window: they are
+    # earlier rounds of a loop (a parallel branch that ended at a cancelled join, say), and a
+    # ParallelGateway would count such a stale join as an arrived branch in the next round. So
+    # what SpiffWorkflow sees does not depend on `keep`.
+    for i in range(protect):
+        doomed.extend(t for child in chain[i].children if child is not chain[i + 1] for t in _subtree(child))
+    if not doomed:
+        return 0
+    doomed_ids = {t.id for t in doomed}
+    for task in doomed:
+        _drop_subprocess(top, task.id)
+        top.event_manager.tasks.pop(task.id, None)
+        del workflow.tasks[task.id]
+    for node in chain[len(region):protect]:
+        node._children = [c for c in node._children if c not in doomed_ids]
+    if region:
+        # Every side branch of the region is doomed (cut <= protect), so each kept node has
+        # exactly one child left: the next one down.
+        for upper, lower in zip(skeleton, [*skeleton[1:], chain[cut]], strict=True):
+            upper._children = [lower.id]
+            lower._parent = upper.id
+    if workflow.last_task is not None and workflow.last_task.id in doomed_ids:
+        workflow.last_task = None
+    return len(doomed)
+
+
+def _common_chain(branch, tasks: list) -> list:
+    """The path from `branch` down to the lowest common ancestor of `tasks` (all below `branch`)."""
+    chain = _path_from(branch, tasks[0])
+    position = {node.id: i for i, node in enumerate(chain)}
+    for task in tasks[1:]:
+        node = task
+        while node.id not in position:
+            node = node.parent
+        end = position[node.id]
+        if end < len(chain) - 1:
+            chain = chain[: end + 1]
+            position = {n.id: i for i, n in enumerate(chain)}
+    return chain
+
+
+def _path_from(ancestor, task) -> list:
+    path = [task]
+    while path[-1] is not ancestor:
+        path.append(path[-1].parent)
+    path.reverse()
+    return path
 
 
 def _subtree(task) -> list:
@@ -147,4 +228,5 @@ def _drop_subprocess(workflow: BpmnWorkflow, task_id) -> None:
     if sub is None:
         return
     for inner_id in list(sub.tasks):
+        workflow.event_manager.tasks.pop(inner_id, None)
         _drop_subprocess(workflow, inner_id)

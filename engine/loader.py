@@ -1,10 +1,11 @@
 """Load a set of .bpmn/.dmn files into process specs, or say exactly what is wrong with them.
 
 Untrusted XML is parsed with entity resolution and network access off; a DOCTYPE is refused
-outright, since nothing in BPMN needs one and it is the door to XXE.
+outright, since nothing in BPMN needs one and it is the door to XXE and entity expansion.
 """
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 
@@ -13,14 +14,24 @@ from SpiffWorkflow.bpmn.parser.ValidationException import ValidationException
 from SpiffWorkflow.bpmn.specs.bpmn_process_spec import BpmnProcessSpec
 from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
 
-from .errors import DiagramProblem, InvalidDiagram
-from .validation import check_process_tree
+from .errors import N_, DiagramProblem, InvalidDiagram
+from .validation import SPIFF, check_process_tree
 
 BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 _SAFE_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False
 )
+# Only used to find *where* a refused or broken document went wrong; its tree is never used
+# otherwise. Same protections (libxml2 also caps entity amplification), but it keeps going.
+_LOCATING_PARSER = etree.XMLParser(
+    resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False, recover=True
+)
+_PREDEFINED_ENTITIES = {"amp", "lt", "gt", "quot", "apos"}
+_ENTITY_REF = re.compile(r"&([A-Za-z_:][\w.:-]*);")
+_COMMENT = re.compile(r"<!--.*?-->", re.S)
+_XSD_ID = re.compile(r"'([^']*)' is not a valid value of the atomic type 'xs:ID'")
+_DOCTYPE = re.compile(r"<!DOCTYPE(?:[^\[>]*\[.*?\]\s*>|[^>]*>)", re.S)
 
 
 @dataclass(frozen=True)
@@ -41,23 +52,83 @@ class Bundle:
     forms_used: set[str] = field(default_factory=set)
 
 
+def _locating_tree(content: bytes) -> etree._Element | None:
+    try:
+        return etree.fromstring(content, parser=_LOCATING_PARSER)
+    except (etree.XMLSyntaxError, ValueError):
+        return None
+
+
+def _has_dtd(root: etree._Element | None) -> bool:
+    if root is None:
+        return False
+    info = root.getroottree().docinfo
+    return bool(info.doctype) or info.internalDTD is not None
+
+
+def _blank(match: re.Match) -> str:
+    # Keep the line structure so line numbers stay right.
+    return "\n" * match.group(0).count("\n")
+
+
+def _doctype_problems(content: bytes, file: str, root: etree._Element | None) -> list[DiagramProblem]:
+    """One problem per element that uses an entity, or one for the file when none is used."""
+    encoding = (root.getroottree().docinfo.encoding if root is not None else None) or "utf-8"
+    try:
+        text = content.decode(encoding, errors="replace")
+    except LookupError:
+        text = content.decode("utf-8", errors="replace")
+    text = _DOCTYPE.sub(_blank, _COMMENT.sub(_blank, text))
+    problems: list[DiagramProblem] = []
+    seen: set[str | None] = set()
+    for match in _ENTITY_REF.finditer(text):
+        if len(problems) >= 20:
+            break  # enough to find them; a hostile file may hold thousands
+        name = match.group(1)
+        if name in _PREDEFINED_ENTITIES:
+            continue
+        line = text.count("\n", 0, match.start()) + 1
+        element = _element_at_line(root, line) if root is not None else None
+        if element in seen:
+            continue
+        seen.add(element)
+        problems.append(DiagramProblem.of(
+            file, element, N_("uses the XML entity '&%(entity)s;': DOCTYPE and entity declarations are not allowed"),
+            line=line, entity=name))
+    if not problems:
+        match = re.search(r"<!DOCTYPE", content.decode(encoding, errors="replace"))
+        line = content.decode(encoding, errors="replace").count("\n", 0, match.start()) + 1 if match else 1
+        problems.append(DiagramProblem.of(file, None, N_("DOCTYPE declarations are not allowed"), line=line))
+    return problems
+
+
 def parse_xml(content: bytes | str, file: str) -> etree._Element:
-    """Parse one file safely; raise InvalidDiagram naming the file and line on any XML error."""
+    """Parse one file safely; raise InvalidDiagram naming the file, line (and element, when one
+    can be found) on any XML error or DOCTYPE."""
     if isinstance(content, str):
         content = content.encode("utf-8")
     try:
         root = etree.fromstring(content, parser=_SAFE_PARSER)
     except etree.XMLSyntaxError as e:
-        raise InvalidDiagram([DiagramProblem(file, None, f"not well-formed XML: {e.msg}", e.lineno)]) from None
-    tree = root.getroottree()
-    if tree.docinfo.doctype or tree.docinfo.internalDTD is not None:
-        raise InvalidDiagram([DiagramProblem(file, None, "DOCTYPE declarations are not allowed", 1)])
+        located = _locating_tree(content)
+        if _has_dtd(located):
+            # An external entity fails to parse ("Attribute references external entity"): the
+            # real problem is the DOCTYPE, so say that, at the place the entity is used.
+            raise InvalidDiagram(_doctype_problems(content, file, located)) from None
+        element = _element_at_line(located, e.lineno) if located is not None else None
+        raise InvalidDiagram([DiagramProblem.of(file, element, N_("not well-formed XML: %(error)s"),
+                                                line=e.lineno, error=e.msg)]) from None
+    except ValueError as e:  # e.g. a str with an encoding declaration, or NUL bytes
+        raise InvalidDiagram([DiagramProblem.of(file, None, N_("not well-formed XML: %(error)s"), line=1,
+                                                error=str(e))]) from None
+    if _has_dtd(root):
+        raise InvalidDiagram(_doctype_problems(content, file, root))
     return root
 
 
-def _element_at_line(root: etree._Element, line: int | None) -> str | None:
+def _element_at_line(root: etree._Element | None, line: int | None) -> str | None:
     """XSD errors carry a line but no element id (SpiffWorkflow pitfall P14); recover the id."""
-    if not line:
+    if not line or root is None:
         return None
     best = None
     for el in root.iter():
@@ -67,18 +138,30 @@ def _element_at_line(root: etree._Element, line: int | None) -> str | None:
             node = el
             while node is not None and node.get("id") is None:
                 node = node.getparent()
-            return node.get("id") if node is not None else None
+            return node.get("id") if node is not None else best
         if el.sourceline and el.sourceline < line and el.get("id"):
             best = el.get("id")
     return best
 
 
-def _problem_from_validation(e: ValidationException, file: str, root: etree._Element) -> DiagramProblem:
-    message = e.args[0] if e.args else str(e)
+def _readable(message: str) -> str:
+    """XSD messages spell namespaces out in full; write them the way the diagram does."""
+    return message.replace(f"{{{BPMN_NS}}}", "bpmn:").replace(f"{{{SPIFF}}}", "spiffworkflow:")
+
+
+def _problem_from_validation(e: ValidationException, file: str, root: etree._Element | None) -> DiagramProblem:
+    message = _readable(e.args[0] if e.args else str(e))
     element = e.id or _element_at_line(root, e.line_number)
     if "found two items" in message and element:
         # SpiffWorkflow reports a dangling sequence flow this way; say what actually happened.
         message = f"a sequence flow from '{element}' points to an element that does not exist"
+    elif (match := _XSD_ID.search(message)) and root is not None:
+        # The XSD says "not a valid xs:ID" both for a malformed id and for a repeated one.
+        value = match.group(1)
+        same = [el for el in root.iter() if isinstance(el.tag, str) and el.get("id") == value]
+        if len(same) > 1:
+            return DiagramProblem.of(file, value, N_("id '%(id)s' is used by %(count)s elements; ids must be unique"),
+                                     line=e.line_number or None, id=value, count=len(same))
     return DiagramProblem(file, element or None, message, e.line_number or None)
 
 
@@ -99,9 +182,10 @@ def load_bundle(
         except InvalidDiagram as e:
             problems.extend(e.problems)
         except ValidationException as e:
-            problems.append(DiagramProblem(file, e.id or None, e.args[0] if e.args else str(e), e.line_number))
+            problems.append(DiagramProblem(file, e.id or None, e.args[0] if e.args else str(e), e.line_number or None))
         except Exception as e:  # noqa: BLE001 - the DMN parser raises assorted errors on foreign input
-            problems.append(DiagramProblem(file, None, f"invalid DMN: {e}"))
+            problems.append(DiagramProblem.of(file, None, N_("invalid DMN: %(error)s"), error=str(e)))
+    bundle = Bundle()
     for file, content in bpmn_files.items():
         try:
             root = parse_xml(content, file)
@@ -109,7 +193,8 @@ def load_bundle(
             problems.extend(e.problems)
             continue
         if etree.QName(root).namespace != BPMN_NS or etree.QName(root).localname != "definitions":
-            problems.append(DiagramProblem(file, None, "not a BPMN 2.0 document (root must be bpmn:definitions)", 1))
+            problems.append(DiagramProblem.of(file, None, N_("not a BPMN 2.0 document (root must be bpmn:definitions)"),
+                                              line=root.sourceline or 1))
             continue
         trees[file] = root
         try:
@@ -117,28 +202,41 @@ def load_bundle(
         except ValidationException as e:
             problems.append(_problem_from_validation(e, file, root))
         except Exception as e:  # noqa: BLE001 - parser internals fail on some malformed input
-            problems.append(DiagramProblem(file, None, f"cannot read diagram: {e}"))
+            problems.append(DiagramProblem.of(file, None, N_("cannot read diagram: %(error)s"), error=str(e)))
+        # Our own checks run even when SpiffWorkflow refused the file, so one upload reports
+        # everything that is wrong rather than one problem at a time.
+        try:
+            problems.extend(check_process_tree(root, file, forms=forms, services=services,
+                                               used_forms=bundle.forms_used))
+        except Exception as e:  # noqa: BLE001 - a checker bug must not turn into a 500
+            problems.append(DiagramProblem.of(file, None, N_("cannot check diagram: %(error)s"), error=str(e)))
+    problems.extend(_missing_called_processes(trees))
     if problems:
-        raise InvalidDiagram(problems)
+        raise InvalidDiagram(_deduplicated(problems))
 
-    bundle = Bundle()
     executable = {}
     for file, root in trees.items():
         for proc in root.iter(f"{{{BPMN_NS}}}process"):
             if proc.get("isExecutable", "false").lower() == "true":
                 executable[proc.get("id")] = (file, proc)
-        problems.extend(check_process_tree(root, file, forms=forms, services=services, used_forms=bundle.forms_used))
     if not executable:
-        problems.append(DiagramProblem(next(iter(trees), None), None, "no executable process (isExecutable=\"true\")"))
+        for file, root in trees.items():
+            for proc in root.iter(f"{{{BPMN_NS}}}process"):
+                problems.append(DiagramProblem.of(
+                    file, proc.get("id"), N_("process '%(name)s' is not executable: set isExecutable=\"true\""),
+                    line=proc.sourceline, name=proc.get("name") or proc.get("id")))
+        if not problems:
+            problems.append(DiagramProblem.of(next(iter(trees), None), None, N_("no executable process")))
     for key, (file, proc) in executable.items():
         try:
             spec = parser.get_spec(key)
             subs = parser.get_subprocess_specs(key)
         except ValidationException as e:
-            problems.append(_problem_from_validation(e, e.file_name or file, trees.get(e.file_name or file, proc)))
+            where = e.file_name or file
+            problems.append(_problem_from_validation(e, where, trees.get(where)))
             continue
         except Exception as e:  # noqa: BLE001
-            problems.append(DiagramProblem(file, key, f"cannot build process: {e}"))
+            problems.append(DiagramProblem.of(file, key, N_("cannot build process: %(error)s"), error=str(e)))
             continue
         doc = proc.find(f"{{{BPMN_NS}}}documentation")
         bundle.processes[key] = ParsedProcess(
@@ -150,5 +248,33 @@ def load_bundle(
             documentation=(doc.text or "").strip() if doc is not None else "",
         )
     if problems:
-        raise InvalidDiagram(problems)
+        raise InvalidDiagram(_deduplicated(problems))
     return bundle
+
+
+def _missing_called_processes(trees: Mapping[str, etree._Element]) -> list[DiagramProblem]:
+    """Call activities must call a process of this deployment (SpiffWorkflow names no element)."""
+    known = {proc.get("id") for root in trees.values() for proc in root.iter(f"{{{BPMN_NS}}}process")}
+    problems = []
+    for file, root in trees.items():
+        for call in root.iter(f"{{{BPMN_NS}}}callActivity"):
+            called = (call.get("calledElement") or "").strip()
+            if called not in known:
+                problems.append(DiagramProblem.of(
+                    file, call.get("id"), N_("call activity '%(name)s' calls process '%(called)s', which is not in this deployment"),
+                    name=call.get("name") or call.get("id"), called=called))
+    return problems
+
+
+def _deduplicated(problems: list[DiagramProblem]) -> list[DiagramProblem]:
+    """Drop SpiffWorkflow's report of an element we already reported in our own words."""
+    ours = {(p.file, p.element) for p in problems if p.template}
+    out, seen = [], set()
+    for p in problems:
+        if p.template is None and p.element and (p.file, p.element) in ours:
+            continue
+        key = (p.file, p.element, p.message, p.line)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out

@@ -7,6 +7,9 @@ them escape: the step that failed stays in ERROR, everything before it is kept.
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+from copy import deepcopy
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -14,10 +17,10 @@ from uuid import UUID
 
 from jinja2.sandbox import SandboxedEnvironment
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
-from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import WorkflowException
+from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from . import clock, codec
@@ -78,10 +81,9 @@ class Instance:
     @classmethod
     def load(cls, process: ParsedProcess, state: str, script_engine) -> Instance:
         workflow = codec.loads(state, process.spec, process.subprocess_specs)
-        # The script engine is not serialized (pitfall P2).
+        # The script engine is not serialized (pitfall P2). Subprocesses read the top workflow's
+        # (BpmnSubWorkflow.script_engine is a read-only property), so one assignment covers all.
         workflow.script_engine = script_engine
-        for sub in workflow.subprocesses.values():
-            sub.script_engine = script_engine
         return cls(process, workflow)
 
     def dumps(self, keep_history: int = 12) -> str:
@@ -90,11 +92,8 @@ class Instance:
 
     def run(self) -> None:
         """Run every automatic step that is ready; record failures as incidents."""
-        try:
-            self.workflow.do_engine_steps(did_complete_task=self._record)
-        except (WorkflowTaskException, WorkflowException, ScriptError) as e:
-            self.incidents.append(_incident_from(e))
-        self.outbox.extend(self.workflow.get_events())
+        with self._unit_of_work():
+            self.workflow.do_engine_steps()
 
     # -- user tasks ---------------------------------------------------------------------------
     def user_tasks(self) -> list[UserTask]:
@@ -104,55 +103,71 @@ class Instance:
         return self._view(self._ready_manual(task_id))
 
     def complete(self, task_id: str, data: dict[str, Any]) -> Step:
+        """Complete a READY user task with the submitted data and run what follows.
+
+        The returned Step describes the submission. When the task's post-script fails, the task
+        is left in ERROR with an incident and the Step is *not* added to `steps`: the task did not
+        complete, and a retry makes it READY again for a new submission."""
         task = self._ready_manual(task_id)
-        task.set_data(**data)
-        try:
+        with self._unit_of_work():
+            task.set_data(**data)
             task.run()
-        except (WorkflowTaskException, WorkflowException, ScriptError) as e:
-            # A failing post-script leaves the task in ERROR; nothing after it ran.
-            self.incidents.append(_incident_from(e))
-            return self._record(task)
-        step = self._record(task)
-        self.run()
-        return step
+            self.workflow.do_engine_steps()
+        for step in self.steps:
+            if step.task_id == str(task.id):
+                return step
+        return self._step(task)
 
     # -- events -------------------------------------------------------------------------------
     def deliver(self, name: str, payload: dict | None = None) -> None:
-        """Deliver message `name` to this instance, or raise MessageNotCaught."""
-        for task in self.workflow.get_tasks(state=TaskState.WAITING):
-            definition = _message_definition(task.task_spec.event_definition, name)
-            if definition is None:
-                continue
+        """Deliver message `name` to this instance, or raise MessageNotCaught.
+
+        Only an event somebody here waits for is delivered (a waiting catch event, receive task,
+        boundary event, event-based gateway, or a message start of an event subprocess); a message
+        for another instance must not land in this one's outbox as if it had thrown it."""
+        payload = payload if payload is not None else {}
+        definition = self._catching_definition(name)
+        if definition is None:
+            raise MessageNotCaught(name)
+        try:
             correlations = definition.calculate_correlations(
-                self.workflow.script_engine, definition.correlation_properties, payload or {})
-            self.workflow.catch(BpmnEvent(definition, payload or {}, correlations))
-            self.run()
-            return
-        raise MessageNotCaught(name)
+                self.workflow.script_engine, definition.correlation_properties, payload)
+        except Exception as e:  # noqa: BLE001 - a payload without the correlation keys cannot match
+            raise MessageNotCaught(f"{name}: cannot correlate the payload ({e})") from None
+        event = BpmnEvent(definition, payload, correlations)
+        if not self._catches(event):
+            raise MessageNotCaught(f"{name}: no waiting event matches the correlation")
+        with self._unit_of_work():
+            self.workflow.send_event(event)
+            self.workflow.do_engine_steps()
 
     def waiting_messages(self) -> list[str]:
-        names = []
-        for task in self.workflow.get_tasks(state=TaskState.WAITING):
+        if self.workflow.is_completed():
+            return []
+        names: list[str] = []
+        for task in self._waiting_events():
             names.extend(_message_names(task.task_spec.event_definition))
-        return names
+        for start_event in self._event_subprocess_starts():
+            names.extend(_message_names(start_event.event_definition))
+        return list(dict.fromkeys(names))
 
     def fire_due_timers(self) -> None:
         # do_engine_steps alone leaves a due timer READY and unrun (pitfall P3).
-        self.workflow.refresh_timers()
-        self.run()
+        with self._unit_of_work():
+            self.workflow.refresh_timers()
+            self.workflow.do_engine_steps()
 
     def next_timer_due(self) -> datetime | None:
         due = []
-        for task in self.workflow.get_tasks(state=TaskState.WAITING):
-            if not isinstance(task.task_spec.event_definition, TimerEventDefinition) and not any(
-                isinstance(d, TimerEventDefinition)
-                for d in getattr(task.task_spec.event_definition, "event_definitions", [])
-            ):
+        for task in self._waiting_events():
+            if not _timer_definitions(task.task_spec.event_definition):
                 continue
             value = task.internal_data.get("event_value")
-            if isinstance(value, dict):
+            if isinstance(value, dict):  # a cycle: {'cycles', 'next', 'duration'}
                 value = value.get("next")
-            if isinstance(value, str):
+            if isinstance(value, datetime):
+                due.append(value if value.tzinfo else value.replace(tzinfo=clock.now().tzinfo))
+            elif isinstance(value, str):
                 try:
                     due.append(TimerEventDefinition.get_datetime(value))
                 except ValueError:
@@ -162,12 +177,25 @@ class Instance:
     def cancel(self) -> None:
         self.workflow.cancel()
 
-    def retry(self) -> None:
-        """Run failed steps again (after their cause was fixed)."""
-        for task in self.workflow.get_tasks(state=TaskState.ERROR):
-            self.workflow.reset_from_task_id(task.id)
-        self.incidents.clear()
-        self.run()
+    def retry(self, data: dict[str, Any] | None = None) -> None:
+        """Run failed steps again, after their cause was fixed.
+
+        Each failed task is reset: SpiffWorkflow copies its data from its parent again and
+        re-evaluates it (a boundary timer is re-armed during the reset itself). `data`, when
+        given, is therefore written into the *parent's* data before the reset; merging it into the
+        reset task alone would be overwritten by the parent's values when the task becomes ready.
+        """
+        with self._unit_of_work():
+            failed = self.workflow.get_tasks(state=TaskState.ERROR)
+            for task in failed:
+                # An earlier reset in this loop may have removed this task (it was a descendant).
+                if not self._exists(task) or task.state != TaskState.ERROR:
+                    continue
+                if data and task.parent is not None:
+                    task.parent.data.update(deepcopy(data))
+                self.workflow.reset_from_task_id(task.id)
+            self.incidents.clear()
+            self.workflow.do_engine_steps()
 
     # -- state --------------------------------------------------------------------------------
     @property
@@ -193,6 +221,95 @@ class Instance:
         return dict(self.workflow.last_task.data) if self.workflow.last_task else {}
 
     # -- internals ----------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _unit_of_work(self) -> Iterator[None]:
+        """Record what completes inside, and turn any failure into an incident.
+
+        Steps are found by comparing completed tasks before and after rather than through
+        do_engine_steps' callback, which sees neither call activities (they complete when their
+        subprocess ends) nor user tasks, and reports a call activity when it merely starts."""
+        before = self._completed_ids()
+        try:
+            yield
+        except Exception as error:  # noqa: BLE001 - anything escaping would lose the unit's work
+            self.incidents.append(self._incident(error))
+        finally:
+            self._record_since(before)
+            self.outbox.extend(self.workflow.get_events())
+
+    def _exists(self, task: Task) -> bool:
+        try:
+            return self.workflow.get_task_from_id(task.id) is task
+        except WorkflowException:
+            return False
+
+    def _completed_ids(self) -> set[UUID]:
+        return {t.id for t in self._all_tasks() if t.state == TaskState.COMPLETED}
+
+    def _all_tasks(self) -> list[Task]:
+        tasks = list(self.workflow.tasks.values())
+        for sub in self.workflow.subprocesses.values():
+            tasks.extend(sub.tasks.values())
+        return tasks
+
+    def _record_since(self, before: set[UUID]) -> None:
+        done = [t for t in self._all_tasks() if t.state == TaskState.COMPLETED and t.id not in before]
+        for task in sorted(done, key=lambda t: t.last_state_change):
+            if task.task_spec.bpmn_id is not None:
+                self.steps.append(self._step(task))
+
+    def _step(self, task: Task) -> Step:
+        spec = task.task_spec
+        return Step(
+            element_id=spec.bpmn_id,
+            name=spec.bpmn_name,
+            kind=type(spec).__name__,
+            task_id=str(task.id),
+            completed_at=clock.now(),
+            lane=spec.lane,
+        )
+
+    def _incident(self, error: Exception) -> Incident:
+        task = _failing_task(error, self.workflow)
+        if task is not None and task.has_state(TaskState.NOT_FINISHED_MASK):
+            # SpiffWorkflow marks a task ERROR only when its own run fails. A failure while a task
+            # is being *updated* (a timer expression evaluated on arrival, say) leaves it WAITING
+            # and silently dead; mark it so `failed` says so and `retry` resets it.
+            task._set_state(TaskState.ERROR)
+        return _incident_from(error, task)
+
+    def _waiting_events(self) -> list[Task]:
+        return [t for t in self.workflow.get_tasks(state=TaskState.WAITING)
+                if getattr(t.task_spec, "event_definition", None) is not None]
+
+    def _event_subprocess_starts(self) -> list:
+        """Start events of event subprocesses that a message can trigger at any time."""
+        starts = []
+        for name in getattr(self.workflow.spec.start, "trigger_specs", []):
+            spec = self.workflow.subprocess_specs.get(name)
+            starts.extend(spec.bpmn_start_events if spec is not None else [])
+        return starts
+
+    def _catching_definition(self, name: str):
+        for task in self._waiting_events():
+            definition = _message_definition(task.task_spec.event_definition, name)
+            if definition is not None:
+                return definition
+        if not self.workflow.is_completed():
+            for start_event in self._event_subprocess_starts():
+                definition = _message_definition(start_event.event_definition, name)
+                if definition is not None:
+                    return definition
+        return None
+
+    def _catches(self, event: BpmnEvent) -> bool:
+        for task in self._waiting_events():
+            catches = getattr(task.task_spec, "catches", None)
+            if catches is not None and catches(task, event):
+                return True
+        # An event subprocess start is created on delivery, so it cannot be waiting yet.
+        return any(start.event_definition == event.event_definition for start in self._event_subprocess_starts())
+
     def _ready_manual(self, task_id: str):
         try:
             task = self.workflow.get_task_from_id(UUID(str(task_id)))
@@ -213,7 +330,8 @@ class Instance:
         instructions = ext.get("instructionsForEndUser") or ""
         if instructions and "{" in instructions:
             try:
-                instructions = _templates.from_string(instructions).render(**task.data)
+                # A mapping rather than **kwargs: task data keys need not be identifiers.
+                instructions = _templates.from_string(instructions).render(task.data)
             except Exception:  # noqa: BLE001 - a bad template must not hide the task
                 pass
         return UserTask(
@@ -228,21 +346,6 @@ class Instance:
             data=dict(task.data),
             process_key=task.workflow.spec.name,
         )
-
-    def _record(self, task) -> Step | None:
-        spec = task.task_spec
-        if spec.bpmn_id is None:
-            return None
-        step = Step(
-            element_id=spec.bpmn_id,
-            name=spec.bpmn_name,
-            kind=type(spec).__name__,
-            task_id=str(task.id),
-            completed_at=clock.now(),
-            lane=spec.lane,
-        )
-        self.steps.append(step)
-        return step
 
 
 def _message_definition(definition, name: str):
@@ -261,19 +364,64 @@ def _message_names(definition) -> list[str]:
             if isinstance(d, MessageEventDefinition)]
 
 
-def _incident_from(error: Exception) -> Incident:
-    task_spec = getattr(error, "task_spec", None)
+def _timer_definitions(definition) -> list[TimerEventDefinition]:
+    if isinstance(definition, TimerEventDefinition):
+        return [definition]
+    return [d for d in getattr(definition, "event_definitions", None) or [] if isinstance(d, TimerEventDefinition)]
+
+
+def _failing_task(error: Exception, workflow: BpmnWorkflow) -> Task | None:
+    """The task whose spec raised: the exception's own `task`, else the innermost SpiffWorkflow
+    frame that was working on one (plain exceptions such as 'Invalid duration' carry none)."""
+    task = getattr(error, "task", None)
+    if isinstance(task, Task):
+        return task
+    found = None
+    tb = error.__traceback__
+    while tb is not None:
+        candidate = tb.tb_frame.f_locals.get("my_task")
+        if isinstance(candidate, Task) and candidate.workflow.top_workflow is workflow:
+            found = candidate
+        tb = tb.tb_next
+    if found is not None:
+        return found
+    spec = getattr(error, "task_spec", None)
+    if spec is not None:
+        for candidate in workflow.get_tasks(state=TaskState.ERROR):
+            if candidate.task_spec is spec:
+                return candidate
+    return None
+
+
+def _incident_from(error: Exception, task: Task | None = None) -> Incident:
+    task_spec = getattr(error, "task_spec", None) or (task.task_spec if task is not None else None)
     element = getattr(task_spec, "bpmn_id", None) if task_spec is not None else None
-    cause = error
+    cause: BaseException | None = error
     # SpiffWorkflow wraps the sandbox's error; report the original, which says what was refused.
     while cause is not None and not isinstance(cause, ScriptError):
         cause = cause.__cause__ or cause.__context__
+    notes = [n.strip() for n in getattr(error, "notes", []) if n and n.strip()]
     if isinstance(cause, ScriptError):
         kind = type(cause).__name__.replace("Script", "").lower() or "script"
+        if kind == "error":
+            kind = "script"
         message = getattr(cause, "message", None) or str(cause)
-        line = getattr(cause, "line", None)
-    else:
+        line = getattr(cause, "line", None) or getattr(error, "line_number", None)
+        if cause is not error:
+            # Keep SpiffWorkflow's context ("Error occurred in the Post-Script"), not its repetition.
+            message = "; ".join([message, *notes])
+    elif isinstance(error, WorkflowException):
         kind = "script"
-        message = getattr(error, "error_type", None) and f"{error.error_type}: {error}" or str(error)
-        line = getattr(error, "line_number", None)
-    return Incident(element=element, message=message, kind=kind or "script", line=line)
+        message = error.args[0] if error.args else type(error).__name__
+        error_type = getattr(error, "error_type", None)
+        if error_type and error_type != "unknown" and error_type not in message:
+            message = f"{error_type}: {message}"
+        message = "; ".join([message, *notes])
+        line = getattr(error, "line_number", None) or None
+    else:
+        # Not a script problem: SpiffWorkflow itself failed (e.g. a timer value that is not ISO
+        # 8601, computed at run time), so say which exception it was.
+        kind = "engine"
+        message = f"{type(error).__name__}: {error}"
+        line = None
+    return Incident(element=element, message=message, kind=kind, line=line)

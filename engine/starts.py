@@ -7,7 +7,7 @@ first step, so one instance has one beginning.
 """
 from __future__ import annotations
 
-from datetime import timedelta, timezone
+from datetime import UTC, timedelta
 
 from SpiffWorkflow.bpmn import BpmnWorkflow
 from SpiffWorkflow.bpmn.specs.event_definitions.simple import NoneEventDefinition
@@ -96,7 +96,7 @@ def begin_by_timer(process: ParsedProcess, script_engine, element_id: str) -> In
 
     The start event's timer is set before it is ever evaluated, so its own expression (which may
     already be due, or be an unbounded cycle) never arms inside this instance."""
-    past = (clock.now() - timedelta(seconds=1)).astimezone(timezone.utc).isoformat()
+    past = (clock.now() - timedelta(seconds=1)).astimezone(UTC).isoformat()
 
     def arm(workflow: BpmnWorkflow) -> None:
         for task in workflow.get_tasks(state=TaskState.ANY_MASK):

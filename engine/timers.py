@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
-    DurationTimerEventDefinition,
     TimeDateEventDefinition,
     TimerEventDefinition,
 )
@@ -61,7 +60,7 @@ def _cycle_parts(expression: str) -> tuple[int, datetime | None, str]:
         # calendar months in Beijing time, not in UTC (where 1 January 00:00 is still December).
         anchor = datetime.fromisoformat(parts[1])
         if anchor.tzinfo is None:
-            anchor = anchor.replace(tzinfo=timezone.utc)
+            anchor = anchor.replace(tzinfo=UTC)
         return cycles, anchor, parts[2]
     return cycles, None, parts[1]
 

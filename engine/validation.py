@@ -1,12 +1,14 @@
 """Inkless rules a diagram must satisfy before it is deployed, checked on the XML so every
-problem names its element. SpiffWorkflow checks none of these at parse time (pitfall P11)."""
+problem names its element. SpiffWorkflow checks none of these at parse time (pitfall P11), and
+where it does notice a problem its message often points elsewhere (pitfall P14)."""
 from __future__ import annotations
 
 import ast
-import re
 from collections.abc import Collection
+from datetime import datetime
 
 from lxml import etree
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from .errors import N_, DiagramProblem
 from .sandbox import check_script
@@ -21,14 +23,25 @@ _EVENTS = {"startEvent", "endEvent", "intermediateCatchEvent", "intermediateThro
 _GATEWAYS = {"exclusiveGateway", "parallelGateway", "inclusiveGateway", "eventBasedGateway", "complexGateway"}
 _FLOW_NODES = _TASKS | _EVENTS | _GATEWAYS
 _SCOPES = {"process", "subProcess", "transaction", "adHocSubProcess"}
+_FORM_PROPERTIES = ("formJsonSchemaFilename", "formUiSchemaFilename")
 
-_DURATION = re.compile(r"^P(?!$)(\d+(\.\d+)?Y)?(\d+(\.\d+)?M)?(\d+(\.\d+)?W)?(\d+(\.\d+)?D)?"
-                       r"(T(?=\d)(\d+(\.\d+)?H)?(\d+(\.\d+)?M)?(\d+(\.\d+)?S)?)?$")
-_CYCLE = re.compile(r"^R\d*/")
+# Other Python expressions SpiffWorkflow evaluates at run time: (element path, problem template).
+# The path is relative to the flow node that owns it; the problem names that flow node.
+_EXPRESSIONS = (
+    ("bpmn:multiInstanceLoopCharacteristics/bpmn:loopCardinality", N_("loop cardinality error: %(error)s")),
+    ("bpmn:multiInstanceLoopCharacteristics/bpmn:completionCondition", N_("completion condition error: %(error)s")),
+    ("bpmn:standardLoopCharacteristics/bpmn:loopCondition", N_("loop condition error: %(error)s")),
+    ("bpmn:conditionalEventDefinition/bpmn:condition", N_("event condition error: %(error)s")),
+    (".//spiffworkflow:messagePayload", N_("message payload error: %(error)s")),
+)
 
 
 def _local(el: etree._Element) -> str:
     return etree.QName(el).localname if isinstance(el.tag, str) else ""
+
+
+def _namespace(el: etree._Element) -> str | None:
+    return etree.QName(el).namespace if isinstance(el.tag, str) else None
 
 
 def _properties(el: etree._Element) -> dict[str, str]:
@@ -50,24 +63,55 @@ def _lane_of(root: etree._Element) -> dict[str, str]:
     return lanes
 
 
-def _check_timer_literal(text: str) -> str | None:
-    """Returns a problem template if `text` is a quoted literal that is not ISO 8601."""
+def _flow_node_owner(el: etree._Element) -> etree._Element | None:
+    """The nearest enclosing BPMN flow node (or process), which is what a designer can click on."""
+    node = el
+    while node is not None:
+        if _namespace(node) == BPMN and (_local(node) in _FLOW_NODES or _local(node) == "process"):
+            return node
+        node = node.getparent()
+    return None
+
+
+def _naive_iso(value: str) -> bool:
+    try:
+        return datetime.fromisoformat(value).tzinfo is None
+    except ValueError:
+        return False  # an ISO week date ("2025W101T09:00"): SpiffWorkflow parses it itself
+
+
+def _check_timer_literal(part: str, text: str) -> str | None:
+    """Returns a problem template if `text` is a string literal SpiffWorkflow cannot use as `part`.
+
+    The literal is handed to SpiffWorkflow's own parsers, so deploy time and run time agree on what
+    is valid. Anything that is not a literal is an expression over task data: syntax only."""
     try:
         value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
-        return None  # an expression over task data: checked for syntax only
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
     if not isinstance(value, str):
         return N_("timer value must be an ISO 8601 string")
-    if _DURATION.match(value):
-        return None
-    if _CYCLE.match(value):
-        return None
-    from datetime import datetime
     try:
-        datetime.fromisoformat(value)
-        return None
-    except ValueError:
-        return N_("timer value %(value)s is not an ISO 8601 duration, date or cycle")
+        if part == "timeDuration":
+            TimerEventDefinition.parse_iso_duration(value)
+        elif part == "timeCycle":
+            if not value.upper().startswith("R"):
+                return N_("timer value %(value)s is not an ISO 8601 cycle (e.g. \"R3/PT1H\")")
+            TimerEventDefinition.parse_iso_recurring_interval(value)
+        else:
+            moment = TimerEventDefinition.parse_time_or_duration(value)
+            if not isinstance(moment, datetime):
+                return N_("timer value %(value)s is not an ISO 8601 date and time")
+            if _naive_iso(value):
+                # SpiffWorkflow would read it in the server's local time zone (pitfall P3).
+                return N_("timer date %(value)s has no time zone; add one, e.g. +08:00")
+    except Exception:  # noqa: BLE001 - SpiffWorkflow's parsers raise bare Exception / ValueError / KeyError
+        if part == "timeDuration":
+            return N_("timer value %(value)s is not an ISO 8601 duration (e.g. \"PT48H\")")
+        if part == "timeCycle":
+            return N_("timer value %(value)s is not an ISO 8601 cycle (e.g. \"R3/PT1H\")")
+        return N_("timer value %(value)s is not an ISO 8601 date and time")
+    return None
 
 
 def check_process_tree(
@@ -84,6 +128,8 @@ def check_process_tree(
 
     lanes = _lane_of(root)
     for el in root.iter():
+        if not isinstance(el.tag, str) or _namespace(el) != BPMN:
+            continue
         kind = _local(el)
         el_id = el.get("id")
         if kind == "userTask":
@@ -91,14 +137,19 @@ def check_process_tree(
             if not props.get("performers") and el_id not in lanes:
                 add(el_id, N_("user task '%(name)s' has no performers: put it in a lane or set the 'performers' property"),
                     name=el.get("name") or el_id)
-            form = props.get("formJsonSchemaFilename")
-            if form:
+            if not props.get("formJsonSchemaFilename") and not _ext_text(el, "instructionsForEndUser") \
+                    and props.get("approval", "").lower() != "true":
+                add(el_id, N_("user task '%(name)s' needs a form or instructions"), name=el.get("name") or el_id)
+        if kind in _TASKS:
+            props = _properties(el)
+            for prop in _FORM_PROPERTIES:
+                form = (props.get(prop) or "").strip()
+                if not form:
+                    continue
                 if used_forms is not None:
                     used_forms.add(form)
                 if forms is not None and form not in forms:
                     add(el_id, N_("form file '%(form)s' does not exist"), form=form)
-            elif not _ext_text(el, "instructionsForEndUser") and props.get("approval", "").lower() != "true":
-                add(el_id, N_("user task '%(name)s' needs a form or instructions"), name=el.get("name") or el_id)
         if kind == "scriptTask":
             script = el.find("bpmn:script", NS)
             for msg in check_script(script.text if script is not None and script.text else "", "exec"):
@@ -113,25 +164,32 @@ def check_process_tree(
             if cond is not None and (cond.text or "").strip():
                 for msg in check_script(cond.text.strip(), "eval"):
                     add(el_id, N_("condition error: %(error)s"), error=msg)
+        if kind in _FLOW_NODES:
+            for path, template in _EXPRESSIONS:
+                for node in el.iterfind(path, NS):
+                    text = (node.text or "").strip()
+                    if not text or _flow_node_owner(node) is not el:
+                        continue  # nested flow nodes are checked on their own
+                    for msg in check_script(text, "eval"):
+                        add(el_id, template, error=msg)
         if kind == "timerEventDefinition":
-            owner = el.getparent()
+            owner = _flow_node_owner(el)
+            owner_id = owner.get("id") if owner is not None else el.get("id")
             for part in ("timeDuration", "timeDate", "timeCycle"):
                 node = el.find(f"bpmn:{part}", NS)
                 if node is None:
                     continue
                 text = (node.text or "").strip()
                 if not text:
-                    add(owner.get("id"), N_("timer has an empty %(part)s"), part=part)
+                    add(owner_id, N_("timer has an empty %(part)s"), part=part)
                     continue
                 errors = check_script(text, "eval")
                 for msg in errors:
-                    add(owner.get("id"), N_("timer expression error: %(error)s"), error=msg)
-                if not errors and (template := _check_timer_literal(text)):
-                    add(owner.get("id"), template, value=text)
-        if kind == "serviceTask" and services is not None:
-            op = el.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NS)
-            if op is not None and op.get("id") not in services:
-                add(el_id, N_("unknown service '%(service)s'"), service=op.get("id"))
+                    add(owner_id, N_("timer expression error: %(error)s"), error=msg)
+                if not errors and (template := _check_timer_literal(part, text)):
+                    add(owner_id, template, value=text)
+        if kind == "serviceTask":
+            problems.extend(_check_service_task(el, file, services))
         if kind in ("exclusiveGateway", "inclusiveGateway"):
             outgoing = [f for f in root.iter(f"{{{BPMN}}}sequenceFlow") if f.get("sourceRef") == el_id]
             if len(outgoing) > 1 and not el.get("default"):
@@ -141,10 +199,126 @@ def check_process_tree(
                 if bare:
                     add(el_id, N_("gateway '%(name)s' has outgoing flows without a condition (%(flows)s) and no default flow"),
                         name=el.get("name") or el_id, flows=", ".join(bare))
+    for proc in root.iterfind("bpmn:process", NS):
+        problems.extend(_foreign_id_clashes(proc, file))
     for scope in root.iter(*(f"{{{BPMN}}}{s}" for s in _SCOPES)):
         if _local(scope) == "process" and scope.get("isExecutable", "false").lower() != "true":
             continue
+        problems.extend(_dangling_references(root, scope, file))
         problems.extend(_unreachable(scope, file))
+    return problems
+
+
+def _check_service_task(el: etree._Element, file: str, services: Collection[str] | None) -> list[DiagramProblem]:
+    el_id = el.get("id")
+    op = el.find("bpmn:extensionElements/spiffworkflow:serviceTaskOperator", NS)
+    if op is None:
+        # Typical of Camunda exports (camunda:class, camunda:delegateExpression): nothing Inkless can call.
+        return [DiagramProblem.of(file, el_id, N_(
+            "service task '%(name)s' does not say which service to call "
+            "(add a spiffworkflow:serviceTaskOperator)"), name=el.get("name") or el_id)]
+    problems = []
+    service = op.get("id")
+    if not service:
+        problems.append(DiagramProblem.of(file, el_id, N_("service task '%(name)s' names no service"),
+                                          name=el.get("name") or el_id))
+    elif services is not None and service not in services:
+        problems.append(DiagramProblem.of(file, el_id, N_("unknown service '%(service)s'"), service=service))
+    if service and service == el_id:
+        # SpiffWorkflow indexes every element with an id, so the operator would shadow its own task
+        # and the parser would fail with "There is no support implemented for this task type".
+        problems.append(DiagramProblem.of(file, el_id, N_(
+            "service task id '%(id)s' is the same as the service it calls; give the task another id"), id=el_id))
+    seen: set[str] = set()
+    for param in op.iterfind("spiffworkflow:parameters/spiffworkflow:parameter", NS):
+        name = param.get("id") or ""
+        if not name:
+            problems.append(DiagramProblem.of(file, el_id, N_("a parameter of service task '%(name)s' has no id"),
+                                              name=el.get("name") or el_id))
+            continue
+        if name in seen:
+            problems.append(DiagramProblem.of(file, el_id, N_("service parameter '%(param)s' is given twice"),
+                                              param=name))
+        seen.add(name)
+        value = param.get("value")
+        if value is None or not value.strip():
+            problems.append(DiagramProblem.of(file, el_id, N_("service parameter '%(param)s' has no value"),
+                                              param=name))
+            continue
+        for msg in check_script(value.strip(), "eval"):
+            problems.append(DiagramProblem.of(file, el_id, N_("service parameter '%(param)s' error: %(error)s"),
+                                              param=name, error=msg))
+    return problems
+
+
+def _foreign_id_clashes(proc: etree._Element, file: str) -> list[DiagramProblem]:
+    """Extension elements with an id equal to a BPMN element's id (SpiffWorkflow mixes them up).
+
+    SpiffWorkflow indexes every `@id` under a process, extension elements included, last one wins;
+    a spiffworkflow:parameter or :serviceTaskOperator (or a Camunda formField) named like a task
+    makes that task unparseable or silently replaces it."""
+    bpmn_ids: dict[str, etree._Element] = {}
+    foreign: list[etree._Element] = []
+    for el in proc.iter():
+        if not isinstance(el.tag, str) or el.get("id") is None:
+            continue
+        if _namespace(el) == BPMN:
+            bpmn_ids.setdefault(el.get("id"), el)
+        else:
+            foreign.append(el)
+    problems = []
+    reported: set[tuple[str, str]] = set()
+    for el in foreign:
+        target = bpmn_ids.get(el.get("id"))
+        if target is None:
+            continue
+        owner = _flow_node_owner(el)
+        if _local(el) == "serviceTaskOperator" and owner is target:
+            continue  # reported by _check_service_task with a more specific message
+        key = (target.get("id"), _local(el))
+        if key in reported:
+            continue
+        reported.add(key)
+        problems.append(DiagramProblem.of(
+            file, target.get("id"),
+            N_("id '%(id)s' is used by %(kind)s '%(other)s' in '%(owner)s' as well; ids must be unique, rename one"),
+            id=target.get("id"), kind=f"{etree.QName(el).localname}", other=el.get("id"),
+            owner=owner.get("id") if owner is not None else "?"))
+    return problems
+
+
+def _dangling_references(root: etree._Element, scope: etree._Element, file: str) -> list[DiagramProblem]:
+    """Sequence flows and boundary events must refer to flow nodes of the same (sub)process.
+
+    SpiffWorkflow reports a missing target as "found two items, perhaps a form has the same ID?"
+    on the *source* node (pitfall P14); here the flow itself is named."""
+    local_nodes = {el.get("id") for el in scope if _local(el) in _FLOW_NODES and _namespace(el) == BPMN}
+    all_ids = {el.get("id") for el in root.iter() if isinstance(el.tag, str) and el.get("id")}
+    problems = []
+
+    def missing(ref: str | None) -> str | None:
+        if not ref:
+            return N_("'%(node)s' has no %(attribute)s")
+        if ref in local_nodes:
+            return None
+        if ref in all_ids:
+            return N_("'%(node)s' refers to '%(ref)s' (%(attribute)s), which is not in the same process or subprocess")
+        return N_("'%(node)s' refers to '%(ref)s' (%(attribute)s), which does not exist")
+
+    for el in scope:
+        if _namespace(el) != BPMN:
+            continue
+        if _local(el) == "sequenceFlow":
+            refs = (("sourceRef", el.get("sourceRef")), ("targetRef", el.get("targetRef")))
+        elif _local(el) == "boundaryEvent":
+            refs = (("attachedToRef", el.get("attachedToRef")),)
+        else:
+            continue
+        for attribute, ref in refs:
+            template = missing(ref)
+            if template:
+                problems.append(DiagramProblem.of(file, el.get("id"), template, node=el.get("id"),
+                                                  ref=ref or "", attribute=attribute))
     return problems
 
 

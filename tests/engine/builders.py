@@ -123,3 +123,62 @@ def message_catch(eid: str, message_ref: str, variable: str | None = None) -> st
 
 def call(eid: str, called: str) -> str:
     return f'<bpmn:callActivity id="{eid}" name="{eid}" calledElement="{called}" />\n'
+
+
+# -- loading and running ---------------------------------------------------------------------------
+
+def load(xml: str, key: str | None = None, **kwargs):
+    """The ParsedProcess `key` (default: the only one) from one inline document, validated."""
+    from engine.loader import load_bundle
+
+    bundle = load_bundle({"test.bpmn": xml}, **kwargs)
+    if key is None:
+        (key,) = bundle.processes
+    return bundle.processes[key]
+
+
+def load_unchecked(xml: str, key: str):
+    """A ParsedProcess straight from SpiffWorkflow, skipping Inkless validation.
+
+    Stands for an instance of an older deployment, or a check the validator does not make, so the
+    run-time guards (sandbox, incidents) can be tested on diagrams the validator would refuse."""
+    from SpiffWorkflow.spiff.parser.process import VALIDATOR, SpiffBpmnParser
+
+    from engine.loader import ParsedProcess
+
+    parser = SpiffBpmnParser(validator=VALIDATOR)
+    parser.add_bpmn_str(xml.encode("utf-8"), filename="unchecked.bpmn")
+    return ParsedProcess(key=key, name=key, file="unchecked.bpmn", spec=parser.get_spec(key),
+                         subprocess_specs=parser.get_subprocess_specs(key))
+
+
+def script_engine(**kwargs):
+    from engine.sandbox import make_script_engine
+
+    return make_script_engine(**kwargs)
+
+
+def reload(instance, keep: int = 12, **engine_kwargs):
+    """What the service does between requests: compact, serialize, and load into a new Instance."""
+    from engine.runtime import Instance
+
+    state = instance.dumps(keep_history=keep)
+    return Instance.load(instance.process, state, script_engine(**engine_kwargs))
+
+
+def ready(instance, element_id: str):
+    """The one READY user task for `element_id`."""
+    tasks = [t for t in instance.user_tasks() if t.element_id == element_id]
+    assert len(tasks) == 1, f"expected one READY '{element_id}', have {[t.element_id for t in instance.user_tasks()]}"
+    return tasks[0]
+
+
+def depth(instance) -> int:
+    """Depth of the deepest task in the top-level task tree."""
+    deepest = 0
+    for task in instance.workflow.tasks.values():
+        d, node = 0, task
+        while node.parent is not None:
+            d, node = d + 1, node.parent
+        deepest = max(deepest, d)
+    return deepest

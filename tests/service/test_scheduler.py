@@ -37,12 +37,11 @@ def test_approval_left_alone_past_its_deadline_escalates_exactly_once(app, login
     assert task["overdue"] is False
 
     frozen.advance(hours=47)
-    assert run_due(app) == 0
+    run_due(app)
     assert head.get("/api/v1/tasks", query_string={"overdue": True}).get_json()["total"] == 0
 
     frozen.advance(hours=2)
-    fired = run_due(app)
-    assert fired >= 1
+    run_due(app)
     state = clerk.get(f"/api/v1/process-instances/{instance['id']}").get_json()
     assert state["active_elements"] == ["escalated_approve"]
     assert state["completed_elements"].count("timeout") == 1
@@ -54,8 +53,9 @@ def test_approval_left_alone_past_its_deadline_escalates_exactly_once(app, login
     assert "task" in kinds
 
     # Much later, nothing fires again.
+    # (Built-in procedures' own timers, e.g. the quarterly assessment, may fire meanwhile.)
     frozen.advance(days=30)
-    assert run_due(app) == 0
+    run_due(app)
     history = clerk.get(f"/api/v1/process-instances/{instance['id']}").get_json()["history"]
     assert [h["element_id"] for h in history].count("timeout") == 1
 
@@ -69,7 +69,7 @@ def test_deadline_marks_task_overdue_and_notifies(app, login, frozen):
     instance = clerk.post("/api/v1/process-instances", json={"process_key": "escalating_approval"}).get_json()
     head = login("office_head")
     frozen.advance(days=2, minutes=1)
-    assert run_due(app) == 1
+    run_due(app)
     overdue = head.get("/api/v1/tasks", query_string={"overdue": True}).get_json()["items"]
     assert [t["instance_id"] for t in overdue] == [instance["id"]]
     assert overdue[0]["overdue"] is True
@@ -91,17 +91,23 @@ def test_quarterly_timer_starts_one_instance_per_quarter(app, login, frozen):
         return supervisor.get("/api/v1/process-instances", query_string={"process_key": "quarterly_check"}
                               ).get_json()["total"]
 
-    assert run_due(app) == 0 and count() == 0
+    # run_due's own count also includes built-in procedures' timers; count this process's instances.
+    run_due(app)
+    assert count() == 0
     frozen.current = datetime(2026, 12, 31, 16, 1, tzinfo=timezone.utc)  # 2027-01-01 00:01 +08:00
-    assert run_due(app) == 1
+    run_due(app)
     assert count() == 1
-    assert run_due(app) == 0
+    run_due(app)
+    assert count() == 1
     frozen.current = datetime(2027, 3, 31, 15, 0, tzinfo=timezone.utc)
-    assert run_due(app) == 0 and count() == 1
+    run_due(app)
+    assert count() == 1
     frozen.current = datetime(2027, 3, 31, 16, 5, tzinfo=timezone.utc)
-    assert run_due(app) == 1 and count() == 2
+    run_due(app)
+    assert count() == 2
     frozen.current = datetime(2027, 7, 1, 0, 0, tzinfo=timezone.utc)
-    assert run_due(app) == 1 and count() == 3
+    run_due(app)
+    assert count() == 3
     tasks = supervisor.get("/api/v1/tasks", query_string={"process_key": "quarterly_check"}).get_json()
     assert tasks["total"] == 3, [(t["instance_id"], t["element_id"], t["id"]) for t in tasks["items"]]
     instances = supervisor.get("/api/v1/process-instances", query_string={"process_key": "quarterly_check"}
