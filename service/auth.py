@@ -13,12 +13,14 @@ from datetime import timedelta
 from flask import Flask, current_app, g, request
 from flask import session as cookie
 from flask_babel import gettext as _
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from . import audit, db
-from .errors import Forbidden, Unauthorized
+from .errors import Forbidden, Invalid, Unauthorized
 from .models import AuthToken, User, utcnow
-from .passwords import burn_time, verify_password
+from .passwords import burn_time, hash_password, verify_password
+
+MIN_PASSWORD_LENGTH = 10
 
 
 def _digest(raw: str) -> str:
@@ -49,6 +51,33 @@ def login(s, username: str, password: str, kind: str = "api") -> tuple[str, Auth
     return raw, token, user
 
 
+def logout(s, token: AuthToken) -> None:
+    token.revoked_at = utcnow()
+    audit.record(s, "logout", "user", token.user_id, actor_id=token.user_id, detail={"kind": token.kind})
+
+
+def change_password(s, user: User, old: str, new: str, keep: AuthToken | None = None) -> None:
+    """Set a new password (the initial one must be changed at first sign-in, R-ACC-2); every other
+    session and token of the user ends."""
+    errors = []
+    if not verify_password(user.password_hash, old):
+        errors.append({"field": "old_password", "message": _("The current password is wrong.")})
+    if len(new) < MIN_PASSWORD_LENGTH:
+        errors.append({"field": "new_password",
+                       "message": _("The new password needs at least %(n)s characters.", n=MIN_PASSWORD_LENGTH)})
+    elif new == old:
+        errors.append({"field": "new_password", "message": _("The new password must differ from the current one.")})
+    if errors:
+        raise Invalid(_("The password was not changed."), errors)
+    user.password_hash = hash_password(new)
+    user.must_change_password = False
+    others = update(AuthToken).where(AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None))
+    if keep is not None:
+        others = others.where(AuthToken.id != keep.id)
+    s.execute(others.values(revoked_at=utcnow()))
+    audit.record(s, "password_changed", "user", user.id, actor_id=user.id)
+
+
 def _load_user() -> None:
     g.user = None
     g.token = None
@@ -71,8 +100,19 @@ def _load_user() -> None:
     g.token = token
 
 
+# API routes anyone may call; every other /api/v1 route needs a signed-in caller, checked here
+# once, before any argument parsing, so an anonymous caller learns nothing from validation errors.
+PUBLIC_API = {"/api/v1/auth/token"}
+
+
+def _api_gate() -> None:
+    if request.path.startswith("/api/v1/") and request.path not in PUBLIC_API and g.user is None:
+        raise Unauthorized(_("Sign in first."))
+
+
 def init_app(app: Flask) -> None:
     app.before_request(_load_user)
+    app.before_request(_api_gate)
 
 
 def current_user() -> User:

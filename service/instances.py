@@ -73,7 +73,7 @@ def start(s: Session, user: User | None, key: str, business_key: str | None = No
     try:
         initial = dict(data or {})
         if user is not None:
-            initial.setdefault("initiator", user.username)
+            initial["initiator"] = user.username  # never taken from start data
         if start_event:
             instance = begin_by_timer(process, script_engine(), start_event)
         elif message:
@@ -403,7 +403,7 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None
         task = OpenTask(
             id=task_id,
             instance_id=row.id,
-            process_key=view.process_key,
+            process_key=row.process_key,  # the instance's process, also for tasks inside subprocesses
             element_id=view.element_id,
             name=view.name,
             lane=view.lane,

@@ -12,11 +12,13 @@ import uuid
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine, delete, text
+from sqlalchemy.orm import close_all_sessions
 
 from service import create_app
 from service.config import Config
 from service.migrate import upgrade
+from service.models import ScheduledJob
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -68,6 +70,7 @@ def make_config(tmp_path: Path, database_template) -> Config:
                 "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename != 'alembic_version'"
             )).scalars().all()
             if tables:
+                c.execute(text("SET LOCAL lock_timeout = '30s'"))  # fail loudly rather than hang
                 c.execute(text("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE"))
         engine.dispose()
     else:
@@ -90,9 +93,15 @@ def app(tmp_path, database_template):
         s = application.extensions["inkless.db"]()
         org.ensure_groups(s)
         definitions.deploy_directory(s, cfg.process_models_dir, cfg.forms_dir)
+        # Built-in timer starts (the quarterly assessment) would fire whenever a test moves the
+        # clock; tests that want one schedule their own.
+        s.execute(delete(ScheduledJob).where(ScheduledJob.kind == "start"))
         s.commit()
         s.close()
     yield application
+    # A test that failed half-way may leave a session in a transaction (holding row locks or the
+    # audit advisory lock); roll every session back so the next test's TRUNCATE cannot hang.
+    close_all_sessions()
     application.extensions["inkless.engine"].dispose()
 
 
@@ -115,6 +124,19 @@ class ApiClient:
 
     def post(self, url, json=None, **kw):
         return self.client.post(url, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
+
+
+@pytest.fixture
+def frozen():
+    """The platform's clock, stopped at 2026-12-01 09:00 Beijing time; tests move it explicitly."""
+    from datetime import UTC, datetime
+
+    from engine import clock
+
+    fake = clock.FrozenClock(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
+    clock.set_provider(fake)
+    yield fake
+    clock.set_provider(None)
 
 
 @pytest.fixture

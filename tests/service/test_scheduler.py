@@ -5,19 +5,8 @@ from __future__ import annotations
 import io
 from datetime import datetime, timezone
 
-import pytest
-
-from engine import clock
 from service.scheduler import run_due
 from tests.service.diagrams import escalation_process, timer_start_process
-
-
-@pytest.fixture
-def frozen():
-    fake = clock.FrozenClock(datetime(2026, 12, 1, 1, 0, tzinfo=timezone.utc))
-    clock.set_provider(fake)
-    yield fake
-    clock.set_provider(None)
 
 
 def _deploy(api, name, content):

@@ -1,0 +1,106 @@
+"""The staff workspace: server-rendered pages over the same service functions as the REST API.
+
+One blueprint per area (account, home, tasks, requests), nested under `pages` so they share the
+hooks here: sign-in required (and a password change first when one is due), the language cookie,
+a strict Content-Security-Policy (no inline script or style anywhere), and errors shown as pages
+in the user's language instead of the API's JSON.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta, timezone
+from functools import wraps
+from typing import Any
+from urllib.parse import urlencode
+
+from flask import Blueprint, Flask, g, redirect, render_template, request, url_for
+from flask_babel import get_locale
+from flask_babel import gettext as _
+from sqlalchemy.orm.exc import StaleDataError
+
+from ..errors import ApiError, Unauthorized
+
+PLATFORM_TZ = timezone(timedelta(hours=8))
+CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
+       "form-action 'self'; frame-ancestors 'none'")
+
+bp = Blueprint("pages", __name__)
+
+
+def signed_in(view: Callable) -> Callable:
+    """The page needs a signed-in user whose password is not due for a change."""
+    @wraps(view)
+    def wrapper(*args: Any, **kwargs: Any):
+        user = getattr(g, "user", None)
+        if user is None:
+            return redirect(url_for("pages.account.sign_in", next=_here()))
+        if user.must_change_password:
+            return redirect(url_for("pages.account.change_password", next=_here()))
+        return view(*args, **kwargs)
+    return wrapper
+
+
+def _here() -> str:
+    args = {k: v for k, v in request.args.items() if k != "lang"}
+    return request.path + ("?" + urlencode(args) if args else "")
+
+
+def safe_next(target: str | None, default: str | None = None) -> str:
+    """Only a path on this site may come next (no open redirect)."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return default or url_for("pages.home.index")
+
+
+@bp.after_request
+def _headers(response):
+    response.headers["Content-Security-Policy"] = CSP
+    response.headers.setdefault("Cache-Control", "no-store")
+    lang = request.args.get("lang")
+    if lang in ("zh", "en") and request.cookies.get("lang") != lang:
+        response.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="Lax", httponly=True,
+                            secure=request.is_secure)
+    return response
+
+
+@bp.app_template_global()
+def lang_url(lang: str) -> str:
+    """This page in another language."""
+    args = dict(request.args)
+    args["lang"] = lang
+    return request.path + "?" + urlencode(args)
+
+
+@bp.app_template_global()
+def locale_tag() -> str:
+    return "zh-CN" if str(get_locale()) == "zh" else "en"
+
+
+@bp.app_template_filter("when")
+def when(value) -> str:
+    """A moment to the minute in the platform's zone: the reader's zone is unknown on the server,
+    and the regulation is Qinghai's (China Standard Time)."""
+    return value.astimezone(PLATFORM_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
+
+
+@bp.errorhandler(ApiError)
+def _api_error(e: ApiError):
+    if isinstance(e, Unauthorized):
+        return redirect(url_for("pages.account.sign_in", next=_here()))
+    return render_template("error.html", message=e.message, status=e.status), e.status
+
+
+@bp.errorhandler(StaleDataError)
+def _stale(_e):
+    message = _("Someone else changed this instance at the same time; reload and try again.")
+    return render_template("error.html", message=message, status=409), 409
+
+
+def init_app(app: Flask) -> None:
+    app.register_blueprint(bp)
+
+
+from . import account, home, requests, tasks  # noqa: E402  (the areas use the helpers above)
+
+for _area in (account, home, tasks, requests):
+    bp.register_blueprint(_area.bp)

@@ -1,0 +1,98 @@
+"""Starting a process, following my requests, and the printable record of a finished one.
+
+Starting calls `instances.start` like the API; what a person may see is `instances.visible_to`,
+the API's rule.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import func, select
+
+from .. import db
+from .. import instances as units
+from ..errors import NotFound
+from ..models import OpenTask, ProcessDefinition, ProcessInstance
+from . import signed_in, timeline
+
+bp = Blueprint("requests", __name__)
+
+PAGE_SIZE = 20
+STATES = ("running", "finished")
+
+
+@bp.get("/start")
+@signed_in
+def catalogue():
+    s = db.session()
+    latest = (select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("v"))
+              .group_by(ProcessDefinition.key).subquery())
+    definitions = s.scalars(select(ProcessDefinition).join(
+        latest, (ProcessDefinition.key == latest.c.key) & (ProcessDefinition.version == latest.c.v))
+        .order_by(ProcessDefinition.name, ProcessDefinition.key)).all()
+    return render_template("start.html", definitions=definitions)
+
+
+@bp.post("/start/<string:key>")
+@signed_in
+def start(key: str):
+    user = g.user
+    business_key = request.form.get("business_key", "").strip()[:255] or None
+    with db.unit_of_work() as s:
+        outcome = units.start(s, user, key, business_key)
+        instance_id = outcome.instance.id
+        first = next((t for t in s.scalars(select(OpenTask).where(OpenTask.instance_id == instance_id)
+                                           .order_by(OpenTask.created_at))
+                      if units.may_complete(user, t)), None)
+        first_id = first.id if first else None
+    if first_id:
+        return redirect(url_for("pages.tasks.task_page", task_id=first_id))
+    flash(_("Your request has been started."), "success")
+    return redirect(url_for(".detail", instance_id=instance_id))
+
+
+@bp.get("/requests")
+@signed_in
+def mine():
+    s = db.session()
+    state = request.args.get("state")
+    page = max(request.args.get("page", 1, type=int), 1)
+    query = select(ProcessInstance).where(ProcessInstance.started_by == g.user.id)
+    if state == "running":
+        query = query.where(ProcessInstance.state.in_(("running", "error")))
+    elif state == "finished":
+        query = query.where(ProcessInstance.state.in_(("completed", "cancelled")))
+    total = s.scalar(select(func.count()).select_from(query.subquery()))
+    rows = s.scalars(query.order_by(ProcessInstance.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
+    stories = [timeline.tell(s, row, with_data=False) for row in rows]
+    return render_template("requests.html", stories=stories, state=state if state in STATES else None,
+                           page=page, more=total > page * PAGE_SIZE, total=total)
+
+
+def _visible(instance_id: int) -> ProcessInstance:
+    query = select(ProcessInstance).where(ProcessInstance.id == instance_id)
+    visible = units.visible_to(g.user)
+    if visible is not None:
+        query = query.where(visible)
+    row = db.session().scalar(query)
+    if row is None:
+        raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
+    return row
+
+
+@bp.get("/requests/<int:instance_id>")
+@signed_in
+def detail(instance_id: int):
+    s = db.session()
+    story = timeline.tell(s, _visible(instance_id))
+    mine = {t.task_id for t in story.waiting
+            if units.may_complete(g.user, s.get(OpenTask, t.task_id))}
+    return render_template("request.html", story=story, my_tasks=mine)
+
+
+@bp.get("/requests/<int:instance_id>/record")
+@signed_in
+def record(instance_id: int):
+    """The paperless equivalent of the signed paper form: fields, decisions, names, times."""
+    story = timeline.tell(db.session(), _visible(instance_id))
+    return render_template("record.html", story=story), 200 if story.finished else 409

@@ -1,0 +1,145 @@
+"""The task inbox and the task page: claim, release, and complete a task through its form (R-WF-2, R-WF-3).
+
+Every action goes through the same service functions as the API (`instances.claim`,
+`instances.complete`, `instances.form_schema`), so the permission checks and the validation are
+the same; this module only turns HTML forms into their arguments and their answers into pages.
+"""
+from __future__ import annotations
+
+from flask import Blueprint, flash, g, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from sqlalchemy import select
+
+from .. import auth, db, inbox
+from .. import instances as units
+from ..api import views
+from ..errors import InvalidForm, NotFound
+from ..models import OpenTask, ProcessInstance, User, utcnow
+from . import fields, safe_next, signed_in, timeline
+
+bp = Blueprint("tasks", __name__, url_prefix="/tasks")
+
+PAGE_SIZE = 100
+# The decision block of approval tasks, as radio buttons and a text area (R-WF-2).
+DECISION_UI = {"decision": {"ui:widget": "radio"}, "opinion": {"ui:widget": "textarea", "ui:options": {"rows": 4}}}
+
+
+@bp.get("")
+@signed_in
+def inbox_page():
+    user = g.user
+    s = db.session()
+    scope = request.args.get("scope", "mine")
+    if scope not in inbox.SCOPES:
+        scope = "mine"
+    search = request.args.get("q", "").strip()[:100]
+    query = inbox.tasks_for(user, scope, search)
+    total = inbox.count(s, query)
+    rows = s.execute(query.limit(PAGE_SIZE)).all()
+    starters = _full_names(s, [row.started_by for _task, row, _name in rows])
+    items = [{"task": task, "instance": row, "process_name": name, "started_by": starters.get(row.started_by),
+              "mine": task.assignee_id == user.id, "shared": _shared(task)} for task, row, name in rows]
+    return render_template("inbox.html", items=items, total=total, scope=scope, search=search,
+                           scopes=_scope_labels(), now=utcnow())
+
+
+def _scope_labels() -> list[tuple[str, str]]:
+    return [("mine", _("All my tasks")), ("assigned", _("Assigned to me")),
+            ("unclaimed", _("Offered to my groups")), ("overdue", _("Overdue"))]
+
+
+def _shared(task: OpenTask) -> bool:
+    """Offered to a group or to several people: then claiming it tells the others to leave it."""
+    return len(task.candidates) > 1 or any(c.group_code for c in task.candidates)
+
+
+def _full_names(s, ids) -> dict[int, str]:
+    ids = {i for i in ids if i}
+    if not ids:
+        return {}
+    return dict(s.execute(select(User.id, User.full_name).where(User.id.in_(ids))).all())
+
+
+def _visible_task(task_id: str) -> OpenTask:
+    """The task, if the user may work on it (as the API decides); otherwise it does not exist for them."""
+    user = g.user
+    task = units.open_task(db.session(), task_id)
+    if not units.may_complete(user, task) and not auth.is_system_admin(user):
+        raise NotFound(_("Task not found or already completed."))
+    return task
+
+
+@bp.route("/<string:task_id>", methods=["GET", "POST"])
+@signed_in
+def task_page(task_id: str):
+    user = g.user
+    s = db.session()
+    task = _visible_task(task_id)
+    errors: dict[str, str] = {}
+    values = task.data or {}
+    if request.method == "POST":
+        schema = units.form_schema(s, task)
+        data = fields.parse(schema, request.form)
+        try:
+            with db.unit_of_work() as s:
+                outcome = units.complete(s, user, task_id, data)
+                secrets = outcome.one_time
+                name = task.name
+        except InvalidForm as e:
+            errors = {d["field"]: d["message"] for d in e.details or []}
+            task = _visible_task(task_id)
+            editable = {k for k, node in (schema.get("properties") or {}).items() if not node.get("readOnly")}
+            values = {k: v for k, v in (task.data or {}).items() if k not in editable} | data
+        else:
+            if secrets:
+                # Shown once, in this answer only; never stored, never put in the session cookie.
+                return render_template("task_done.html", name=name, secrets=secrets)
+            flash(_("Done: %(task)s.", task=name), "success")
+            return redirect(url_for(".inbox_page"))
+    shape = views.task(s, task, full=True)
+    ui = dict(shape["ui_schema"] or {})
+    if task.approval:
+        ui.update(DECISION_UI)
+    form_fields = fields.build(shape["form"], ui, values, errors)
+    decision_names = set(DECISION_UI) if task.approval else set()
+    for f in form_fields:
+        if f.name == "opinion" and task.approval:
+            f.help.append(_("Required when returning or rejecting: say what should change."))
+    story = timeline.tell(s, s.get(ProcessInstance, task.instance_id))
+    shown = {f.name for f in _walk(form_fields)}
+    unplaced = [(field, message) for field, message in errors.items() if field not in shown]
+    return render_template(
+        "task.html", task=task, story=story, claimed_by_me=task.assignee_id == user.id, shared=_shared(task),
+        form_fields=[f for f in form_fields if f.name not in decision_names],
+        decision_fields=[f for f in form_fields if f.name in decision_names],
+        errors=errors, error_list=_error_list(form_fields, errors) + unplaced,
+    ), 422 if errors else 200
+
+
+def _walk(items: list[fields.Field]):
+    for f in items:
+        yield f
+        for row in f.rows:
+            yield from _walk(row)
+
+
+def _error_list(items: list[fields.Field], errors: dict[str, str]) -> list[tuple[fields.Field, str]]:
+    return [(f, errors[f.name]) for f in _walk(items) if f.name in errors]
+
+
+@bp.post("/<string:task_id>/claim")
+@signed_in
+def claim(task_id: str):
+    with db.unit_of_work() as s:
+        name = units.claim(s, g.user, task_id).name
+    flash(_("You took the task “%(task)s”; nobody else will work on it.", task=name), "success")
+    return redirect(safe_next(request.form.get("next"), url_for(".inbox_page")))
+
+
+@bp.post("/<string:task_id>/release")
+@signed_in
+def release(task_id: str):
+    with db.unit_of_work() as s:
+        name = units.claim(s, g.user, task_id, release=True).name
+    flash(_("You gave the task “%(task)s” back to its group.", task=name), "success")
+    return redirect(safe_next(request.form.get("next"), url_for(".inbox_page")))

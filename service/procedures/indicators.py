@@ -1,0 +1,416 @@
+"""The four assessment indicators of R-SUP-3, computed from the platform's own records.
+
+Definitions (numerators, denominators, attribution, edge cases) are in docs/indicators.md; this
+module is their executable form and tests/service/test_indicators.py checks the two agree on a
+hand-made data set. Every count is a SQL aggregate; Python only assembles the per-department and
+per-person figures from grouped rows (one row per user, department or deployment, never per event).
+
+`compute_indicators(session, start, end)` is pure: it reads the database and writes nothing.
+The service of the same name (quarterly_assessment.bpmn) chooses the period, records the full
+result (per person included) in the audit log and hands the department figures to the diagram.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta, timezone
+
+from sqlalchemy import String, and_, case, cast, distinct, func, literal_column, or_, select, text, tuple_
+from sqlalchemy.orm import Session
+
+from engine import clock
+from engine.errors import InvalidDiagram
+from engine.loader import parse_xml
+
+from .. import audit
+from ..models import (
+    AuditEvent,
+    Department,
+    DeploymentFile,
+    InstanceStep,
+    Notification,
+    ProcessDefinition,
+    ProcessInstance,
+    User,
+)
+from ..services import ServiceFailure, current_unit, service
+
+# Quarters, days and deadlines are Beijing time (no daylight saving).
+CST = timezone(timedelta(hours=8), "CST")
+LOGIN_BURST = 5  # failed sign-ins for one username on one day that make a security incident
+SECURITY_INCIDENT_KINDS = ("forbidden",)  # instance incidents that count: sandbox refusals
+WEIGHTS = {"usage_rate": 30, "timeliness_rate": 30, "approval_pass_rate": 20, "security": 20}
+SECURITY_ZERO_AT = 20.0  # incidents per 100 active users at which the security component reaches 0
+
+BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
+SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
+_QUARTER = re.compile(r"^(\d{4})-Q([1-4])$")
+
+
+# -- periods ------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Period:
+    label: str  # "2026-Q4", or "2026-10-01/2026-12-31" for a custom range
+    name: str  # "2026年第4季度"
+    start: datetime  # inclusive, aware
+    end: datetime  # exclusive, aware
+
+
+def _quarter_start(year: int, quarter: int) -> datetime:
+    return datetime(year, 3 * quarter - 2, 1, tzinfo=CST)
+
+
+def quarter(label: str) -> Period:
+    match = _QUARTER.match(label or "")
+    if not match:
+        raise ValueError(f"period '{label}' is not a quarter like 2026-Q4")
+    year, q = int(match.group(1)), int(match.group(2))
+    end = _quarter_start(year + 1, 1) if q == 4 else _quarter_start(year, q + 1)
+    return Period(label, f"{year}年第{q}季度", _quarter_start(year, q), end)
+
+
+def quarter_of(moment: datetime) -> Period:
+    local = moment.astimezone(CST)
+    return quarter(f"{local.year}-Q{(local.month - 1) // 3 + 1}")
+
+
+def previous_quarter(now: datetime) -> Period:
+    """The last quarter that has ended by `now` (at a quarter's first instant, the one before)."""
+    return quarter_of(quarter_of(now).start - timedelta(microseconds=1))
+
+
+def _moment(value: str, name: str) -> datetime:
+    try:
+        if re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), CST)
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        raise ServiceFailure(f"{name} '{value}' is not an ISO 8601 date or date-time") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=CST)
+
+
+def period_from(params: dict, now: datetime) -> Period:
+    """`period` 'YYYY-Qn', or `start`/`end` (ISO dates are Beijing midnights; end exclusive);
+    default: the quarter that just ended. A period that has not ended yet counts up to now."""
+    label = str(params.get("period") or "").strip()
+    if params.get("start") or params.get("end"):
+        if not (params.get("start") and params.get("end")):
+            raise ServiceFailure("give both start and end, or a period such as 2026-Q4")
+        start, end = _moment(str(params["start"]), "start"), _moment(str(params["end"]), "end")
+        last = (end.astimezone(CST) - timedelta(microseconds=1)).date()
+        period = Period(f"{start.astimezone(CST).date()}/{last}",
+                        f"{start.astimezone(CST).date()} 至 {last}", start, end)
+    elif label:
+        try:
+            period = quarter(label)
+        except ValueError as e:
+            raise ServiceFailure(str(e)) from None
+    else:
+        period = previous_quarter(now)
+    if period.start >= period.end:
+        raise ServiceFailure(f"period {period.label} is empty")
+    if period.start > now:
+        raise ServiceFailure(f"period {period.label} has not begun yet")
+    if period.end > now:
+        period = Period(period.label, f"{period.name}(截至 {now.astimezone(CST):%Y-%m-%d %H:%M})", period.start, now)
+    return period
+
+
+# -- the computation ----------------------------------------------------------------------------
+
+def _ratio(numerator: int, denominator: int) -> float | None:
+    return numerator / denominator if denominator else None
+
+
+def _local_day(column, dialect: str):
+    """The Beijing calendar day of a UTC timestamp column."""
+    if dialect == "postgresql":
+        return func.date(func.timezone("UTC", column) + literal_column("interval '8 hours'"))
+    return func.date(column, "+8 hours")
+
+
+def _population(s: Session, start: datetime, end: datetime):
+    """Users holding an active account at some time in [start, end): created before the end, and
+    active now or deactivated (audit `account_deactivated`) at or after the start."""
+    deactivated = (select(AuditEvent.object_id.label("user_key"), func.max(AuditEvent.at).label("at"))
+                   .where(AuditEvent.action == "account_deactivated", AuditEvent.object_type == "user")
+                   .group_by(AuditEvent.object_id).subquery())
+    return s.execute(
+        select(User.id, User.username, User.full_name, User.department_id)
+        .outerjoin(deactivated, deactivated.c.user_key == cast(User.id, String))
+        .where(User.created_at < end, or_(User.active.is_(True), deactivated.c.at >= start))
+        .order_by(User.id)).all()
+
+
+def _due_elements(s: Session, deployment_ids: set[int]) -> set[tuple[int, str]]:
+    """(deployment, element) of every user task whose diagram gives it a due date (property `due`)."""
+    out: set[tuple[int, str]] = set()
+    if not deployment_ids:
+        return out
+    rows = s.execute(select(DeploymentFile.deployment_id, DeploymentFile.content).where(
+        DeploymentFile.deployment_id.in_(deployment_ids), DeploymentFile.kind == "bpmn"))
+    for deployment_id, content in rows:
+        try:
+            root = parse_xml(content, "deployment")
+        except InvalidDiagram:
+            continue
+        for task in root.iter(f"{{{BPMN}}}userTask"):
+            for prop in task.iterfind(f"{{{BPMN}}}extensionElements/{{{SPIFF}}}properties/{{{SPIFF}}}property"):
+                if prop.get("name") == "due" and (prop.get("value") or "").strip():
+                    out.add((deployment_id, task.get("id")))
+    return out
+
+
+def _incident_rows(s: Session, start: datetime, end: datetime) -> list[tuple[int | None, int | None, int]]:
+    """(initiator, department, count) of instance incidents of a security kind recorded in the period."""
+    kinds = ", ".join(f"'{k}'" for k in SECURITY_INCIDENT_KINDS)  # module constants, not input
+    if s.bind.dialect.name == "postgresql":
+        sql = text(f"""
+            SELECT pi.started_by, pi.department_id, count(*)
+            FROM process_instances pi
+            CROSS JOIN LATERAL json_array_elements(
+                CASE WHEN json_typeof(pi.incidents) = 'array' THEN pi.incidents ELSE '[]'::json END) AS j(value)
+            WHERE j.value->>'kind' IN ({kinds})
+              AND (j.value->>'at')::timestamptz >= :start AND (j.value->>'at')::timestamptz < :end
+            GROUP BY pi.started_by, pi.department_id""")
+        params = {"start": start, "end": end}
+    else:
+        sql = text(f"""
+            SELECT pi.started_by, pi.department_id, count(*)
+            FROM process_instances pi, json_each(pi.incidents) AS j
+            WHERE pi.incidents IS NOT NULL AND json_type(pi.incidents) = 'array'
+              AND json_extract(j.value, '$.kind') IN ({kinds})
+              AND julianday(json_extract(j.value, '$.at')) >= julianday(:start)
+              AND julianday(json_extract(j.value, '$.at')) < julianday(:end)
+            GROUP BY pi.started_by, pi.department_id""")
+        params = {"start": start.astimezone(UTC).isoformat(), "end": end.astimezone(UTC).isoformat()}
+    return [(r[0], r[1], int(r[2])) for r in s.execute(sql, params)]
+
+
+def _counter() -> dict:
+    return {
+        "tasks_completed": 0, "instances_started": 0,
+        "due_tasks": 0, "on_time_tasks": 0, "late_tasks": 0, "overdue_open_tasks": 0,
+        "approval_decisions": 0, "approvals_passed": 0, "approvals_returned": 0, "approvals_rejected": 0,
+        "login_bursts": 0, "forbidden_incidents": 0,
+    }
+
+
+def _rates(c: dict, active_users: int) -> dict:
+    c["timeliness_rate"] = _ratio(c["on_time_tasks"], c["due_tasks"])
+    c["approval_pass_rate"] = _ratio(c["approvals_passed"], c["approval_decisions"])
+    c["security_incidents"] = c["login_bursts"] + c["forbidden_incidents"]
+    c["security_incident_rate"] = (100.0 * c["security_incidents"] / active_users) if active_users else None
+    return c
+
+
+def reference_score(figures: dict) -> float | None:
+    """Advisory score 0–100 from the indicators (docs/indicators.md §6); the supervisors decide."""
+    parts = {
+        "usage_rate": figures.get("usage_rate"),
+        "timeliness_rate": figures.get("timeliness_rate"),
+        "approval_pass_rate": figures.get("approval_pass_rate"),
+        "security": None if figures.get("security_incident_rate") is None
+        else max(0.0, 1.0 - figures["security_incident_rate"] / SECURITY_ZERO_AT),
+    }
+    weight = sum(WEIGHTS[k] for k, v in parts.items() if v is not None)
+    if not weight:
+        return None
+    return round(100.0 * sum(WEIGHTS[k] * v for k, v in parts.items() if v is not None) / weight, 1)
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def summary(d: dict) -> str:
+    rate = d["security_incident_rate"]
+    return (f"平台使用率 {_percent(d['usage_rate'])}({d['used_users']}/{d['active_users']} 人);"
+            f"文件处理及时率 {_percent(d['timeliness_rate'])}({d['on_time_tasks']}/{d['due_tasks']} 项限时任务);"
+            f"流程审批通过率 {_percent(d['approval_pass_rate'])}({d['approvals_passed']}/{d['approval_decisions']} 次审批);"
+            f"安全事故发生率 {'—' if rate is None else f'{rate:.1f}'} 起/百人({d['security_incidents']} 起)")
+
+
+@dataclass
+class Indicators:
+    departments: dict[str, dict]
+    platform: dict
+
+
+def compute_indicators(session: Session, period_start: datetime, period_end: datetime) -> dict[str, dict]:
+    """{department code: {usage_rate, timeliness_rate, approval_pass_rate, security_incident_rate,
+    counts…, reference_score, summary, people: {username: {…}}}} for [period_start, period_end)."""
+    return compute(session, period_start, period_end).departments
+
+
+def compute(s: Session, start: datetime, end: datetime) -> Indicators:
+    if start.tzinfo is None or end.tzinfo is None:
+        raise ValueError("period bounds must be timezone-aware")
+    in_period = lambda column: and_(column >= start, column < end)  # noqa: E731
+    dialect = s.bind.dialect.name
+
+    departments = s.execute(select(Department.id, Department.code, Department.name, Department.head_id)
+                            .order_by(Department.code)).all()
+    heads = dict(s.execute(select(User.id, User.username).where(
+        User.id.in_([d.head_id for d in departments if d.head_id]), User.active.is_(True))).all())
+    population = _population(s, start, end)
+
+    # user id → counters; department id → counters (for events attributed beyond the population)
+    people = {p.id: _counter() for p in population}
+    dept_counts = {d.id: _counter() for d in departments}
+    platform = _counter()
+
+    def add(user_id: int | None, department_id: int | None, key: str, n: int) -> None:
+        platform[key] += n
+        if user_id in people:
+            people[user_id][key] += n
+        if department_id in dept_counts:
+            dept_counts[department_id][key] += n
+
+    # 1. usage: tasks completed and instances started, per person (R-SUP-3 platform usage rate)
+    for user_id, department_id, n in s.execute(
+            select(InstanceStep.user_id, User.department_id, func.count())
+            .join(User, User.id == InstanceStep.user_id)
+            .where(in_period(InstanceStep.completed_at)).group_by(InstanceStep.user_id, User.department_id)):
+        add(user_id, department_id, "tasks_completed", n)
+    for user_id, department_id, n in s.execute(
+            select(ProcessInstance.started_by, User.department_id, func.count())
+            .join(User, User.id == ProcessInstance.started_by)
+            .where(in_period(ProcessInstance.started_at)).group_by(ProcessInstance.started_by, User.department_id)):
+        add(user_id, department_id, "instances_started", n)
+
+    # 2. timeliness: (a) completions of tasks with a due date, late if flagged overdue first
+    flagged = (select(AuditEvent.object_id.label("task_id"), func.min(AuditEvent.at).label("at"))
+               .where(AuditEvent.action == "task_overdue", AuditEvent.object_type == "task", AuditEvent.at < end)
+               .group_by(AuditEvent.object_id).subquery())
+    pairs = s.execute(
+        select(ProcessDefinition.deployment_id, InstanceStep.element_id).distinct()
+        .select_from(InstanceStep).join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+        .where(InstanceStep.user_id.is_not(None), in_period(InstanceStep.completed_at))).all()
+    due = _due_elements(s, {p[0] for p in pairs})
+    due_pairs = [p for p in (tuple(r) for r in pairs) if p in due]
+    if due_pairs:
+        late = and_(flagged.c.at.is_not(None), flagged.c.at <= InstanceStep.completed_at)
+        for user_id, department_id, n, n_late in s.execute(
+                select(InstanceStep.user_id, User.department_id, func.count(),
+                       func.sum(case((late, 1), else_=0)))
+                .select_from(InstanceStep)
+                .join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+                .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+                .join(User, User.id == InstanceStep.user_id)
+                .outerjoin(flagged, flagged.c.task_id == InstanceStep.task_id)
+                .where(InstanceStep.user_id.is_not(None), in_period(InstanceStep.completed_at),
+                       tuple_(ProcessDefinition.deployment_id, InstanceStep.element_id).in_(due_pairs))
+                .group_by(InstanceStep.user_id, User.department_id)):
+            n_late = int(n_late or 0)
+            add(user_id, department_id, "due_tasks", n)
+            add(user_id, department_id, "late_tasks", n_late)
+            add(user_id, department_id, "on_time_tasks", n - n_late)
+
+    # (b) tasks flagged overdue in the period and not completed before its end: attributed to
+    # whoever the overdue notice went to; the platform counts each task once.
+    open_overdue = (select(AuditEvent.object_id.label("task_id"))
+                    .where(AuditEvent.action == "task_overdue", AuditEvent.object_type == "task",
+                           in_period(AuditEvent.at))
+                    .where(~select(InstanceStep.id).where(InstanceStep.task_id == AuditEvent.object_id,
+                                                          InstanceStep.completed_at < end).exists())
+                    .distinct().subquery())
+    n_open = s.scalar(select(func.count()).select_from(open_overdue)) or 0
+    platform["due_tasks"] += n_open
+    platform["overdue_open_tasks"] += n_open
+    notified = (select(open_overdue.c.task_id, Notification.user_id, User.department_id)
+                .join(Notification, and_(Notification.task_id == open_overdue.c.task_id, Notification.kind == "overdue"))
+                .join(User, User.id == Notification.user_id).distinct().subquery())
+    for user_id, n in s.execute(select(notified.c.user_id, func.count(distinct(notified.c.task_id)))
+                                .group_by(notified.c.user_id)):
+        if user_id in people:
+            people[user_id]["due_tasks"] += n
+            people[user_id]["overdue_open_tasks"] += n
+    for department_id, n in s.execute(select(notified.c.department_id, func.count(distinct(notified.c.task_id)))
+                                      .group_by(notified.c.department_id)):
+        if department_id in dept_counts:
+            dept_counts[department_id]["due_tasks"] += n
+            dept_counts[department_id]["overdue_open_tasks"] += n
+
+    # 3. approval pass rate: decisions on instances, attributed to the submitting department and initiator
+    for user_id, department_id, decision, n in s.execute(
+            select(ProcessInstance.started_by, ProcessInstance.department_id, InstanceStep.decision, func.count())
+            .join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+            .where(InstanceStep.decision.in_(("approve", "return", "reject")), in_period(InstanceStep.completed_at))
+            .group_by(ProcessInstance.started_by, ProcessInstance.department_id, InstanceStep.decision)):
+        add(user_id, department_id, "approval_decisions", n)
+        key = {"approve": "approvals_passed", "return": "approvals_returned", "reject": "approvals_rejected"}[decision]
+        add(user_id, department_id, key, n)
+
+    # 4. security incidents: sign-in failure bursts, and sandbox refusals recorded on instances
+    day = _local_day(AuditEvent.at, dialect)
+    bursts = (select(AuditEvent.object_id.label("username"), day.label("day"))
+              .where(AuditEvent.action == "login_failed", in_period(AuditEvent.at))
+              .group_by(AuditEvent.object_id, day).having(func.count() >= LOGIN_BURST).subquery())
+    for user_id, department_id, n in s.execute(
+            select(User.id, User.department_id, func.count()).select_from(bursts)
+            .outerjoin(User, User.username == bursts.c.username).group_by(User.id, User.department_id)):
+        add(user_id, department_id, "login_bursts", n)
+    for user_id, department_id, n in _incident_rows(s, start, end):
+        add(user_id, department_id, "forbidden_incidents", n)
+
+    # Assemble: rates per person, per department, for the platform.
+    used_by_dept: dict[int, int] = {}
+    active_by_dept: dict[int, int] = {}
+    by_dept_people: dict[int, dict] = {}
+    for p in population:
+        c = people[p.id]
+        c["used"] = bool(c["tasks_completed"] or c["instances_started"])
+        active_by_dept[p.department_id] = active_by_dept.get(p.department_id, 0) + 1
+        used_by_dept[p.department_id] = used_by_dept.get(p.department_id, 0) + int(c["used"])
+        _rates(c, 0)
+        c["security_incident_rate"] = None  # a rate per hundred users means nothing for one person
+        c["full_name"] = p.full_name
+        by_dept_people.setdefault(p.department_id, {})[p.username] = c
+
+    result: dict[str, dict] = {}
+    for d in departments:
+        c = dept_counts[d.id]
+        active, used = active_by_dept.get(d.id, 0), used_by_dept.get(d.id, 0)
+        c.update(name=d.name, head=heads.get(d.head_id), active_users=active, used_users=used,
+                 usage_rate=_ratio(used, active))
+        _rates(c, active)
+        c["reference_score"] = reference_score(c) if active else None
+        c["summary"] = summary(c)
+        c["people"] = by_dept_people.get(d.id, {})
+        result[d.code] = c
+    active_all = len(population)
+    used_all = sum(1 for p in population if people[p.id]["used"])
+    platform.update(active_users=active_all, used_users=used_all, usage_rate=_ratio(used_all, active_all))
+    _rates(platform, active_all)
+    platform["reference_score"] = reference_score(platform) if active_all else None
+    platform["summary"] = summary(platform)
+    return Indicators(result, platform)
+
+
+# -- the service --------------------------------------------------------------------------------
+
+@service("compute_indicators")
+def compute_indicators_service(params: dict, context: dict) -> dict:
+    """Indicators per department for `period` ('YYYY-Qn'), or `start`/`end`; default the quarter
+    that just ended by the engine clock. The per-person figures go to the audit log only."""
+    unit = current_unit.get()
+    s = unit.session
+    period = period_from(params, clock.now())
+    figures = compute(s, period.start, period.end)
+    departments = {code: {k: v for k, v in d.items() if k != "people"} for code, d in figures.departments.items()}
+    assessed = [code for code, d in figures.departments.items() if d["active_users"]]
+    audit.record(s, "indicators_computed", "assessment", period.label, actor_id=unit.actor_id, detail={
+        "period": period.label, "start": period.start.isoformat(), "end": period.end.isoformat(),
+        "instance": unit.instance_id, "departments": figures.departments, "platform": figures.platform})
+    return {
+        "period": period.label,
+        "period_name": period.name,
+        "start": period.start.isoformat(),
+        "end": period.end.isoformat(),
+        "departments": departments,
+        "assessed": assessed,
+        "platform": figures.platform,
+    }

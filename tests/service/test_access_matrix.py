@@ -1,0 +1,100 @@
+"""Least privilege on every API route (R-ACC-3, R-SEC-7): every route × every role gets the
+expected status. The matrix is checked against the app's URL map, so a new API route without a
+rule here fails the suite until someone decides who may call it."""
+from __future__ import annotations
+
+import pytest
+
+from tests.conftest import ApiClient
+
+# The callers: anonymous, an ordinary user of OFFICE, the administrator of another department,
+# the administrator of OFFICE (where the resources live, and who started the instance), a system admin.
+ROLES = {"anonymous": None, "user": "clerk", "other_dept_admin": "fin_admin", "same_dept_admin": "office_admin",
+         "system_admin": "sysadmin"}
+
+A, U, O, S, X = "anonymous", "user", "other_dept_admin", "same_dept_admin", "system_admin"  # noqa: E741
+
+
+def _all(code, **overrides):
+    out = {A: 401, U: code, O: code, S: code, X: code}
+    out.update({k.replace("__", "_"): v for k, v in overrides.items()})
+    return out
+
+
+# (method, rule) -> (body or None, expected status per role). {instance}/{task} are filled in with an
+# account application started by office_admin (OFFICE) and its first task.
+MATRIX = {
+    ("POST", "/api/v1/auth/token"): ({}, {A: 422, U: 422, O: 422, S: 422, X: 422}),
+    ("GET", "/api/v1/departments"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/users"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("POST", "/api/v1/messages"): ({"name": "nobody_waits"}, {A: 401, U: 403, O: 403, S: 403, X: 404}),
+    ("GET", "/api/v1/notifications"): (None, _all(200)),
+    ("POST", "/api/v1/notifications/999999/read"): ({}, _all(404)),
+    ("GET", "/api/v1/process-definitions"): (None, _all(200)),
+    # office_admin is in the designer group; fin_admin is not.
+    ("POST", "/api/v1/process-definitions"): (None, {A: 401, U: 403, O: 403, S: 422, X: 422}),
+    ("GET", "/api/v1/process-definitions/account_application"): (None, _all(200)),
+    ("GET", "/api/v1/process-definitions/account_application/xml"): (None, _all(200)),
+    ("GET", "/api/v1/process-instances"): (None, _all(200)),
+    ("POST", "/api/v1/process-instances"): ({}, _all(422)),
+    ("GET", "/api/v1/process-instances/{instance}"): (None, {A: 401, U: 404, O: 404, S: 200, X: 200}),
+    ("POST", "/api/v1/process-instances/{instance}/cancel"): ({"reason": "测试"},
+                                                              {A: 401, U: 404, O: 404, S: 200, X: 200}),
+    ("POST", "/api/v1/process-instances/{instance}/retry"): ({"reason": "测试"},
+                                                             {A: 401, U: 404, O: 404, S: 403, X: 409}),
+    ("GET", "/api/v1/tasks"): (None, _all(200)),
+    ("GET", "/api/v1/tasks/{task}"): (None, {A: 401, U: 404, O: 404, S: 200, X: 200}),
+    ("POST", "/api/v1/tasks/{task}/claim"): ({}, {A: 401, U: 403, O: 403, S: 200, X: 403}),
+    ("POST", "/api/v1/tasks/{task}/release"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    ("POST", "/api/v1/tasks/{task}/complete"): ({"data": {}}, {A: 401, U: 403, O: 403, S: 422, X: 403}),
+    ("POST", "/api/v1/tasks/{task}/reassign"): ({"username": "clerk", "reason": "测试"},
+                                                {A: 401, U: 404, O: 404, S: 200, X: 200}),
+}
+
+# Routes that answer everyone by design.
+PUBLIC = {("GET", "/api/docs"), ("GET", "/api/openapi.json")}
+
+_PLACEHOLDERS = {"<int:instance_id>": "{instance}", "<string:task_id>": "{task}", "<string:key>": "account_application",
+                 "<int:notification_id>": "999999"}
+
+
+def _api_routes(app) -> set[tuple[str, str]]:
+    routes = set()
+    for rule in app.url_map.iter_rules():
+        if not rule.rule.startswith("/api/"):
+            continue
+        path = rule.rule
+        for placeholder, value in _PLACEHOLDERS.items():
+            path = path.replace(placeholder, value)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            routes.add((method, path))
+    return routes
+
+
+def test_every_api_route_has_a_rule(app):
+    missing = _api_routes(app) - set(MATRIX) - PUBLIC
+    assert not missing, f"API routes without an access rule in tests/service/test_access_matrix.py: {sorted(missing)}"
+
+
+@pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
+def test_route_answers_each_role_as_the_policy_says(route, client, login):
+    method, template = route
+    body, expected = MATRIX[route]
+    got = {}
+    for role, username in ROLES.items():
+        # A fresh instance per call, so one role's action does not change what the next one sees.
+        starter = login("office_admin")
+        instance = starter.post("/api/v1/process-instances", json={"process_key": "account_application"}).get_json()
+        task = starter.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"][0]
+        path = template.format(instance=instance["id"], task=task["id"])
+        caller = login(username) if username else ApiClient(client)
+        if method == "GET":
+            response = caller.get(path)
+        elif template == "/api/v1/process-definitions":
+            response = caller.client.post(path, data={}, content_type="multipart/form-data", headers=caller._headers())
+        else:
+            response = caller.post(path, json=body)
+        got[role] = response.status_code
+        if role == "same_dept_admin" and template.endswith("/claim"):
+            caller.post(f"/api/v1/tasks/{task['id']}/release")
+    assert got == expected
