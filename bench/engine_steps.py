@@ -8,11 +8,6 @@ gateway `again`) -> save the state. It is measured for three ways of saving the 
   no-compact   engine/codec.py: spec by reference, the whole task tree kept
   stock        SpiffWorkflow's BpmnWorkflowSerializer (serialize_json / deserialize_json) with the
                spec embedded in every document: "save the whole workflow JSON each request"
-  fixed-compact  as inkless, but with `compact_fixed` below instead of engine.codec.compact.
-               On SpiffWorkflow 3.2.0 `workflow.task_tree` *is* the `Start` task (its child is the
-               BPMN start event), while codec.compact looks for a `Start` child under the root, so
-               codec.compact removes nothing (see docs/performance.md). This variant shows what the
-               intended design delivers; it is a measurement aid, not the product code.
 
 "History N" means N rounds of bench/loop.bpmn already completed (3 history steps each: work,
 tick, again). Every sample starts from the same saved state at history N, so all samples see
@@ -35,7 +30,6 @@ sys.path.insert(0, str(ROOT))
 
 from SpiffWorkflow.bpmn.serializer import BpmnWorkflowSerializer  # noqa: E402
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG  # noqa: E402
-from SpiffWorkflow.util.task import TaskState  # noqa: E402
 
 from engine import codec  # noqa: E402
 from engine.loader import load_bundle  # noqa: E402
@@ -43,56 +37,8 @@ from engine.runtime import Instance  # noqa: E402
 from engine.sandbox import make_script_engine  # noqa: E402
 
 KEEP = 12  # service/config.py keep_history default
-VARIANTS = ("inkless", "no-compact", "stock", "fixed-compact")
+VARIANTS = ("inkless", "no-compact", "stock")
 _stock = BpmnWorkflowSerializer(BpmnWorkflowSerializer.configure(SPIFF_CONFIG))
-
-
-def compact_fixed(workflow, keep: int = KEEP) -> int:
-    """engine.codec.compact with the tree layout of SpiffWorkflow 3.2.0: Root *is* Start."""
-    root = workflow.task_tree
-    if root.task_spec.name == "Start":
-        start = root
-    else:
-        start = next((c for c in root.children if c.task_spec.name == "Start"), None)
-    if start is None or len(start.children) != 1:
-        return 0
-    open_tasks = [t for t in workflow.tasks.values() if not t.has_state(TaskState.COMPLETED | TaskState.CANCELLED)]
-    if not open_tasks:
-        return 0
-    common = None
-    for task in open_tasks:
-        path = []
-        node = task
-        while node is not None:
-            path.append(node)
-            node = node.parent
-        path.reverse()
-        if common is None:
-            common = path
-        else:
-            n = 0
-            while n < len(common) and n < len(path) and common[n] is path[n]:
-                n += 1
-            common = common[:n]
-    if not common or start not in common:
-        return 0
-    chain = common[common.index(start) + 1:]
-    cut = len(chain) - 1 - keep
-    if cut <= 0:
-        return 0
-    new_top = chain[cut]
-    doomed = []
-    for i, node in enumerate(chain[:cut]):
-        doomed.append(node)
-        doomed.extend(t for child in node.children if child is not chain[i + 1] for t in codec._subtree(child))
-    for task in doomed:
-        codec._drop_subprocess(workflow, task.id)
-        del workflow.tasks[task.id]
-    start._children = [new_top.id]
-    new_top._parent = start.id
-    if workflow.last_task is not None and workflow.last_task.id not in workflow.tasks:
-        workflow.last_task = None
-    return len(doomed)
 
 
 class Stalled(Exception):
@@ -108,9 +54,6 @@ def _save(variant: str, instance: Instance) -> str:
     if variant == "inkless":
         return instance.dumps(keep_history=KEEP)
     if variant == "no-compact":
-        return codec.dumps(instance.workflow)
-    if variant == "fixed-compact":
-        compact_fixed(instance.workflow, keep=KEEP)
         return codec.dumps(instance.workflow)
     return _stock.serialize_json(instance.workflow)
 
@@ -144,14 +87,13 @@ def build_state(variant: str, process, engine, rounds: int) -> tuple[str, str]:
         instance.complete(task_id, {"done": False})
         if variant == "inkless":
             codec.compact(instance.workflow, keep=KEEP)
-        elif variant == "fixed-compact":
-            compact_fixed(instance.workflow, keep=KEEP)
     state = _save(variant, instance)
     # The open task as the service would know it (from its task projection).
     return state, _ready_id(_load(variant, process, state, engine))
 
 
-def one_step(variant: str, process, engine, state: str, task_id: str) -> tuple[float, float, float, str]:
+def one_step(variant: str, process, engine, state: str, task_id: str) -> tuple[float, float, float, str, float]:
+    c0 = time.thread_time()
     t0 = time.perf_counter()
     instance = _load(variant, process, state, engine)
     t1 = time.perf_counter()
@@ -161,7 +103,7 @@ def one_step(variant: str, process, engine, state: str, task_id: str) -> tuple[f
     t2 = time.perf_counter()
     new_state = _save(variant, instance)
     t3 = time.perf_counter()
-    return t1 - t0, t2 - t1, t3 - t2, new_state
+    return t1 - t0, t2 - t1, t3 - t2, new_state, time.thread_time() - c0
 
 
 def pct(values: list[float], p: float) -> float:
@@ -179,10 +121,11 @@ def measure(variant: str, process, engine, rounds: int, repeats: int) -> dict:
         return {"variant": variant, "history": rounds, "stalled_at": e.args[0] if e.args else None}
     for _ in range(min(10, repeats)):  # warm caches (compiled scripts, spec objects)
         one_step(variant, process, engine, state, task_id)
-    total, load, run, save = [], [], [], []
+    total, load, run, save, cpu = [], [], [], [], []
     new_state = state
     for _ in range(repeats):
-        a, b, c, new_state = one_step(variant, process, engine, state, task_id)
+        a, b, c, new_state, used = one_step(variant, process, engine, state, task_id)
+        cpu.append(used)
         load.append(a)
         run.append(b)
         save.append(c)
@@ -200,6 +143,8 @@ def measure(variant: str, process, engine, rounds: int, repeats: int) -> dict:
         "repeats": repeats,
         "median_ms": statistics.median(total) * ms,
         "p90_ms": pct(total, 0.9) * ms,
+        "min_ms": min(total) * ms,
+        "cpu_median_ms": statistics.median(cpu) * ms,
         "load_ms": statistics.median(load) * ms,
         "complete_run_ms": statistics.median(run) * ms,
         "save_ms": statistics.median(save) * ms,
@@ -222,7 +167,9 @@ def main(argv=None) -> int:
     process = load_process()
     engine = make_script_engine()
     results = []
-    print(f"{'variant':<11} {'history':>7} {'median ms':>10} {'p90 ms':>8} {'load':>7} {'run':>7} {'save':>7}"
+    print("per step: load + complete + run + save, wall clock; cpu = thread CPU time (robust to other load);")
+    print("load/run/save are the wall-clock medians of the parts")
+    print(f"{'variant':<11} {'history':>7} {'median ms':>10} {'p90 ms':>8} {'min ms':>7} {'cpu ms':>7} {'load':>7} {'run':>7} {'save':>7}"
           f" {'state B':>9} {'tasks':>6}")
     for variant in variants:
         for rounds in histories:
@@ -243,7 +190,8 @@ def main(argv=None) -> int:
                 print(f"{variant:<11} {rounds:>7}   stalls: `work` is no longer offered after round "
                       f"{r['stalled_at']} (task tree deeper than 1000, pitfall P9)")
                 continue
-            print(f"{variant:<11} {rounds:>7} {r['median_ms']:>10.2f} {r['p90_ms']:>8.2f} {r['load_ms']:>7.2f}"
+            print(f"{variant:<11} {rounds:>7} {r['median_ms']:>10.2f} {r['p90_ms']:>8.2f} {r['min_ms']:>7.2f}"
+                  f" {r['cpu_median_ms']:>7.2f} {r['load_ms']:>7.2f}"
                   f" {r['complete_run_ms']:>7.2f} {r['save_ms']:>7.2f} {r['state_bytes']:>9,} {r['tasks_in_state']:>6}"
                   f"{'  (stalls after this step)' if r['stalled_after'] else ''}", flush=True)
     if args.json:

@@ -8,6 +8,7 @@ them escape: the step that failed stays in ERROR, everything before it is kept.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterator
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -29,6 +30,12 @@ from .loader import ParsedProcess
 from .sandbox import ScriptError
 
 _templates = SandboxedEnvironment(autoescape=False)
+
+
+@functools.lru_cache(maxsize=512)
+def _template(source: str):
+    """Compiled once per instruction text: compiling costs more than rendering."""
+    return _templates.from_string(source)
 _ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
 
@@ -331,7 +338,7 @@ class Instance:
         if instructions and "{" in instructions:
             try:
                 # A mapping rather than **kwargs: task data keys need not be identifiers.
-                instructions = _templates.from_string(instructions).render(task.data)
+                instructions = _template(instructions).render(task.data)
             except Exception:  # noqa: BLE001 - a bad template must not hide the task
                 pass
         return UserTask(

@@ -6,6 +6,7 @@ from sqlalchemy import engine_from_config, pool
 
 from service.db import Base
 from service import models  # noqa: F401 - registers the tables
+from service.documents import models as _document_models  # noqa: F401
 
 config = context.config
 target_metadata = Base.metadata

@@ -47,7 +47,8 @@ class Instances(MethodView):
         user = auth.current_user()
         with db.unit_of_work() as s:
             outcome = units.start(s, user, body["process_key"], body.get("business_key"), body.get("data"))
-            return views.instance(s, outcome.instance, one_time=outcome.one_time)
+            return views.instance(s, outcome.instance, one_time=outcome.one_time,
+                                  history_limit=views.RECENT_HISTORY)
 
 
 def _visible_instance(instance_id: int) -> ProcessInstance:

@@ -23,4 +23,4 @@ class Messages(MethodView):
             outcome = units.deliver_message(s, user, body["name"], body.get("payload"),
                                             business_key=body.get("business_key"),
                                             correlation=body.get("correlation"))
-            return views.instance(s, outcome.instance)
+            return views.instance(s, outcome.instance, history_limit=views.RECENT_HISTORY)

@@ -75,14 +75,16 @@ class InstanceOut(Schema):
     active_elements = fields.List(fields.String())
     completed_elements = fields.List(fields.String())
     incidents = fields.List(fields.Dict())
-    history = fields.List(fields.Nested(HistoryEntry))
+    history = fields.List(fields.Nested(HistoryEntry), metadata={
+        "description": "Steps, oldest first: all of them on GET; the most recent 20 in answers to actions."})
+    history_total = fields.Integer()
     one_time_secrets = fields.List(fields.Dict(), metadata={
         "description": "Shown once to the caller and never stored, e.g. an initial password."})
 
 
 class InstanceSummary(InstanceOut):
     class Meta:
-        exclude = ("history", "one_time_secrets", "completed_elements")
+        exclude = ("history", "history_total", "one_time_secrets", "completed_elements")
 
 
 class InstanceList(Schema):

@@ -100,7 +100,8 @@ class CompleteResource(MethodView):
         user = auth.current_user()
         with db.unit_of_work() as s:
             outcome = units.complete(s, user, task_id, body.get("data") or {})
-            return views.instance(s, outcome.instance, one_time=outcome.one_time)
+            return views.instance(s, outcome.instance, one_time=outcome.one_time,
+                                  history_limit=views.RECENT_HISTORY)
 
 
 @blp.route("/<string:task_id>/reassign")

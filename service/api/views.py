@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..instances import form_schema
@@ -17,7 +17,18 @@ def _usernames(s: Session, ids) -> dict[int, str]:
     return dict(s.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
 
 
-def instance(s: Session, row: ProcessInstance, with_history: bool = True, one_time=None) -> dict:
+# Mutations answer with the instance and its most recent steps; GET returns the whole history.
+RECENT_HISTORY = 20
+
+
+def _completed_elements(s: Session, instance_id: int) -> list[str]:
+    first = (select(InstanceStep.element_id, func.min(InstanceStep.id).label("first"))
+             .where(InstanceStep.instance_id == instance_id).group_by(InstanceStep.element_id).subquery())
+    return list(s.scalars(select(first.c.element_id).order_by(first.c.first)))
+
+
+def instance(s: Session, row: ProcessInstance, with_history: bool = True, one_time=None,
+             history_limit: int | None = None) -> dict:
     names = _usernames(s, [row.started_by])
     out = {
         "id": row.id,
@@ -32,10 +43,16 @@ def instance(s: Session, row: ProcessInstance, with_history: bool = True, one_ti
         "incidents": row.incidents or [],
     }
     if with_history:
-        steps = s.scalars(select(InstanceStep).where(InstanceStep.instance_id == row.id)
-                          .order_by(InstanceStep.id)).all()
+        # completed_elements from one DISTINCT query; history rows (and their JSON) only as many as asked,
+        # so a response's cost does not grow with an old instance's history.
+        out["completed_elements"] = _completed_elements(s, row.id)
+        query = select(InstanceStep).where(InstanceStep.instance_id == row.id)
+        out["history_total"] = s.scalar(select(func.count()).select_from(query.subquery()))
+        if history_limit is not None:
+            steps = list(reversed(s.scalars(query.order_by(InstanceStep.id.desc()).limit(history_limit)).all()))
+        else:
+            steps = s.scalars(query.order_by(InstanceStep.id)).all()
         names.update(_usernames(s, [st.user_id for st in steps]))
-        out["completed_elements"] = list(dict.fromkeys(st.element_id for st in steps))
         out["history"] = [{
             "element_id": st.element_id, "name": st.name, "kind": st.kind, "user": names.get(st.user_id),
             "completed_at": st.completed_at, "decision": st.decision, "opinion": st.opinion,

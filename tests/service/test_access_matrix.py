@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 
 from tests.conftest import ApiClient
+from tests.service.documents_helpers import uploaded
 
 # The callers: anonymous, an ordinary user of OFFICE, the administrator of another department,
 # the administrator of OFFICE (where the resources live, and who started the instance), a system admin.
@@ -49,13 +50,41 @@ MATRIX = {
     ("POST", "/api/v1/tasks/{task}/complete"): ({"data": {}}, {A: 401, U: 403, O: 403, S: 422, X: 403}),
     ("POST", "/api/v1/tasks/{task}/reassign"): ({"username": "clerk", "reason": "测试"},
                                                 {A: 401, U: 404, O: 404, S: 200, X: 200}),
+    # The document library (R-DOC-*, R-SEC-4): {document} was uploaded by clerk (OFFICE, 内部).
+    ("GET", "/api/v1/documents"): (None, _all(200)),
+    ("POST", "/api/v1/documents"): (None, {A: 401, U: 422, O: 422, S: 422, X: 422}),
+    ("GET", "/api/v1/documents/search"): (None, _all(422)),  # q is required
+    ("GET", "/api/v1/documents/{document}"): (None, {A: 401, U: 200, O: 404, S: 200, X: 200}),
+    ("DELETE", "/api/v1/documents/{document}"): (None, {A: 401, U: 200, O: 404, S: 200, X: 200}),
+    ("POST", "/api/v1/documents/{document}/undelete"): ({}, {A: 401, U: 409, O: 404, S: 409, X: 409}),
+    ("GET", "/api/v1/documents/{document}/versions"): (None, {A: 401, U: 200, O: 404, S: 200, X: 200}),
+    ("POST", "/api/v1/documents/{document}/versions"): (None, {A: 401, U: 422, O: 404, S: 422, X: 422}),
+    ("GET", "/api/v1/documents/{document}/content"): (None, {A: 401, U: 200, O: 404, S: 200, X: 200}),
+    ("GET", "/api/v1/documents/{document}/versions/1/content"): (None, {A: 401, U: 200, O: 404, S: 200, X: 200}),
+    ("GET", "/api/v1/documents/{document}/versions/1/diff"): (None, {A: 401, U: 200, O: 404, S: 200, X: 200}),
+    ("POST", "/api/v1/documents/{document}/versions/1/restore"): ({"note": "恢复"},
+                                                                  {A: 401, U: 201, O: 404, S: 201, X: 201}),
+    ("GET", "/api/v1/documents/{document}/shares"): (None, {A: 401, U: 200, O: 404, S: 200, X: 200}),
+    ("POST", "/api/v1/documents/{document}/shares"): ({"username": "fin_head", "permission": "read"},
+                                                      {A: 401, U: 201, O: 404, S: 201, X: 201}),
+    ("DELETE", "/api/v1/documents/{document}/shares/999999"): (None, {A: 401, U: 404, O: 404, S: 404, X: 404}),
+    ("GET", "/api/v1/documents/clearances"): (None, {A: 401, U: 403, O: 403, S: 403, X: 200}),
+    ("PUT", "/api/v1/documents/clearances/clerk"): ({"level": "秘密"}, {A: 401, U: 403, O: 403, S: 403, X: 200}),
+    ("GET", "/api/v1/documents/business-types"): (None, _all(200)),
+    ("POST", "/api/v1/documents/business-types"): ({"code": "contract", "name": "合同"},
+                                                   {A: 401, U: 403, O: 403, S: 403, X: 201}),
+    ("PATCH", "/api/v1/documents/business-types/nothing"): ({"name": "无"}, {A: 401, U: 403, O: 403, S: 403, X: 404}),
+    ("POST", "/api/v1/documents/archive"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 200}),
+    ("POST", "/api/v1/documents/purge"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 200}),
+    ("POST", "/api/v1/documents/keys/rotate"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 200}),
 }
 
 # Routes that answer everyone by design.
 PUBLIC = {("GET", "/api/docs"), ("GET", "/api/openapi.json")}
 
 _PLACEHOLDERS = {"<int:instance_id>": "{instance}", "<string:task_id>": "{task}", "<string:key>": "account_application",
-                 "<int:notification_id>": "999999"}
+                 "<int:notification_id>": "999999", "<int:document_id>": "{document}", "<int:number>": "1",
+                 "<int:share_id>": "999999", "<string:username>": "clerk", "<string:code>": "nothing"}
 
 
 def _api_routes(app) -> set[tuple[str, str]]:
@@ -86,14 +115,15 @@ def test_route_answers_each_role_as_the_policy_says(route, client, login):
         starter = login("office_admin")
         instance = starter.post("/api/v1/process-instances", json={"process_key": "account_application"}).get_json()
         task = starter.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"][0]
-        path = template.format(instance=instance["id"], task=task["id"])
+        document = uploaded(login("clerk"))["id"] if "{document}" in template else None
+        path = template.format(instance=instance["id"], task=task["id"], document=document)
         caller = login(username) if username else ApiClient(client)
         if method == "GET":
             response = caller.get(path)
-        elif template == "/api/v1/process-definitions":
+        elif body is None and method == "POST":  # multipart uploads, sent empty
             response = caller.client.post(path, data={}, content_type="multipart/form-data", headers=caller._headers())
         else:
-            response = caller.post(path, json=body)
+            response = caller.client.open(path, method=method, json=body, headers=caller._headers())
         got[role] = response.status_code
         if role == "same_dept_admin" and template.endswith("/claim"):
             caller.post(f"/api/v1/tasks/{task['id']}/release")
