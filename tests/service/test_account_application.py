@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.service.flows import only_task as _only_task
+
 APPLICATION = {
     "full_name": "马小云",
     "username": "maxy",
@@ -14,14 +16,6 @@ APPLICATION = {
     "groups": ["inspector"],
     "reason": "新入职,负责档案管理",
 }
-
-
-def _only_task(api, **params):
-    r = api.get("/api/v1/tasks", query_string=params)
-    assert r.status_code == 200, r.get_json()
-    items = r.get_json()["items"]
-    assert len(items) == 1, items
-    return items[0]
 
 
 def _start_and_fill(login, applicant="office_admin", data=None):

@@ -5,27 +5,13 @@ from __future__ import annotations
 import pytest
 
 from service.scheduler import run_due
+from tests.service.flows import complete as _complete
+from tests.service.flows import only_task as _only_task
 
 REPORT = {"occurred_at": "2026-12-01T08:30:00+08:00", "affected_area": "process",
           "symptom": "提交审批时页面提示“服务器错误”", "impact": "办公室全体无法提交审批", "contact_phone": "13800000001"}
 HANDLED = {"handling_process": "重启流程服务并清理锁表", "handling_result": "审批提交恢复正常",
            "root_cause": "数据库连接池耗尽", "resolved_at": "2026-12-01T10:00:00+08:00"}
-
-
-
-
-def _only_task(api, **params):
-    r = api.get("/api/v1/tasks", query_string=params)
-    assert r.status_code == 200, r.get_json()
-    items = r.get_json()["items"]
-    assert len(items) == 1, items
-    return items[0]
-
-
-def _complete(api, task, data, status=200):
-    r = api.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data})
-    assert r.status_code == status, r.get_json()
-    return r.get_json()
 
 
 def _report(login, who="clerk"):

@@ -6,28 +6,14 @@ from __future__ import annotations
 import pytest
 
 from service.scheduler import run_due
+from tests.service.flows import complete as _complete
+from tests.service.flows import only_task as _only_task
 
 FEEDBACK = {"category": "suggestion", "subject": "审批意见支持常用语", "content": "希望审批时可以选择常用意见,减少重复输入。",
             "contact": "分机 8001"}
 FORWARD = {"analysis": "属财务处审批模板问题,建议增加常用语", "triage_action": "forward", "department": "FIN",
            "time_limit": "P3D"}
 HANDLED = {"handling": "已在财务审批模板中增加常用意见", "reply": "感谢建议,常用意见已上线。"}
-
-
-
-
-def _only_task(api, **params):
-    r = api.get("/api/v1/tasks", query_string=params)
-    assert r.status_code == 200, r.get_json()
-    items = r.get_json()["items"]
-    assert len(items) == 1, items
-    return items[0]
-
-
-def _complete(api, task, data, status=200):
-    r = api.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data})
-    assert r.status_code == status, r.get_json()
-    return r.get_json()
 
 
 def _submit(login, who="clerk"):

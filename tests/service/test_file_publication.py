@@ -8,6 +8,7 @@ import pytest
 
 from tests.conftest import PASSWORD
 from tests.service.documents_helpers import API, new_version, set_clearance, uploaded
+from tests.service.flows import complete as _complete
 
 
 @pytest.fixture
@@ -34,12 +35,6 @@ def _only_task(api, instance_id):
     items = _tasks(api, instance_id=instance_id)
     assert len(items) == 1, items
     return items[0]
-
-
-def _complete(api, task, data, status=200):
-    r = api.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data})
-    assert r.status_code == status, r.get_json()
-    return r.get_json()
 
 
 def _submit(login, document_id, audience="all", author="clerk"):

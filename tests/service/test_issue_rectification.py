@@ -10,6 +10,7 @@ import pytest
 
 from service.scheduler import run_due
 from tests.conftest import PASSWORD
+from tests.service.flows import complete as _complete
 
 RECORD = {"category": "security", "problem": "财务处多人共用一个账号登录,未按人开通", "evidence": "抽查 12 月 1 日登录日志",
           "severity": "medium", "department": "FIN", "deadline": "2026-12-08T18:00:00+08:00"}
@@ -17,8 +18,6 @@ RECORD = {"category": "security", "problem": "财务处多人共用一个账号�
 RECTIFYING = ["rectify", "rectify_overdue"]
 RECTIFIED = {"rectification_plan": "一周内为每人单独开通账号", "rectification_measures": "停用共用账号,逐人申请开通",
              "rectification_result": "共用账号已停用,5 人已单独开通", "responsible_person": "王会计"}
-
-
 
 
 @pytest.fixture
@@ -44,12 +43,6 @@ def _only_task(api, **params):
     items = _tasks(api, **params)
     assert len(items) == 1, items
     return items[0]
-
-
-def _complete(api, task, data, status=200):
-    r = api.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data})
-    assert r.status_code == status, r.get_json()
-    return r.get_json()
 
 
 def _record(login, who="inspector", **changes):

@@ -10,6 +10,7 @@ import pytest
 from sqlalchemy import select
 
 from tests.conftest import PASSWORD
+from tests.service.flows import complete as _complete
 
 CHANGE = {"target_username": "clerk", "change_type": "change", "new_role": "dept_admin",
           "groups": ["inspector"], "new_post": "档案管理科长", "reason": "岗位调整为科长,负责本部门检查"}
@@ -39,12 +40,6 @@ def _only_task(api, **params):
     items = _tasks(api, **params)
     assert len(items) == 1, items
     return items[0]
-
-
-def _complete(api, task, data, status=200):
-    r = api.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data})
-    assert r.status_code == status, r.get_json()
-    return r.get_json()
 
 
 def _request(login, data, who="office_admin"):
