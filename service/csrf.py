@@ -37,7 +37,9 @@ def renew() -> None:
 
 def check() -> None:
     expected = session.get(FIELD)
-    sent = request.form.get(FIELD) or request.headers.get(HEADER) or ""
+    # The header first: reading request.form parses a multipart body, which would spool an uploaded
+    # (possibly confidential) file to a plaintext temporary file before the upload code could encrypt it.
+    sent = request.headers.get(HEADER) or request.form.get(FIELD) or ""
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Forbidden(_("The form has expired or did not come from this site. Reload the page and try again."))
 
