@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session
 
 from .. import audit, notifications
 from ..auth import is_admin_of
+from ..documents.access import clearance
+from ..documents.models import Document, level_name
 from ..models import AuthToken, Group, OpenTask, ProcessInstance, TaskCandidate, User, UserGroup, utcnow
 from ..services import ServiceFailure, current_unit, service
 
@@ -93,6 +95,12 @@ def apply_permission_change(params: dict, context: dict) -> dict:
     return {"username": target.username, **after}
 
 
+def _documents(s: Session, user: User) -> list[Document]:
+    """Live documents the account owns; archived ones are kept as records and need no successor."""
+    return list(s.scalars(select(Document).where(Document.owner_id == user.id, Document.state == "active")
+                          .order_by(Document.id)))
+
+
 def _owned(s: Session, user: User) -> tuple[list[OpenTask], list[ProcessInstance]]:
     """What the account still owns: open tasks it holds or alone may do, and running instances it
     started. Tasks offered to a group or to several people go on without this user."""
@@ -120,18 +128,18 @@ def _target(s: Session, params: dict) -> User:
 def handover_inventory(params: dict, context: dict) -> dict:
     """List what must be handed over before the account is deactivated (R-ACC-4)."""
     s = current_unit.get().session
-    tasks, instances = _owned(s, _target(s, params))
+    user = _target(s, params)
+    tasks, instances = _owned(s, user)
+    documents = _documents(s, user)
     lines = [f"待办任务:{t.name}(流程 {t.process_key} #{t.instance_id})" for t in tasks]
     lines += [f"进行中的流程:{i.process_key} #{i.id}" + (f"({i.business_key})" if i.business_key else "")
               for i in instances]
-    # The platform has no document store yet, so an account cannot own documents; the count is
-    # kept so the hand-over list already has its place once file management (R-DOC-*) exists.
-    lines.append("文件:0(平台尚未启用文件管理,无需交接)")
+    lines += [f"文件:{d.title}(#{d.id},{level_name(d.security_level)})" for d in documents]
     return {
         "open_tasks": [{"id": t.id, "instance_id": t.instance_id, "name": t.name} for t in tasks],
         "instances": [{"id": i.id, "process_key": i.process_key, "business_key": i.business_key} for i in instances],
-        "documents": 0,
-        "total": len(tasks) + len(instances),
+        "documents": [{"id": d.id, "title": d.title} for d in documents],
+        "total": len(tasks) + len(instances) + len(documents),
         "summary": "\n".join(lines),
     }
 
@@ -152,8 +160,14 @@ def apply_handover(params: dict, context: dict) -> dict:
         problem = "接收人不能是待注销的用户本人。"
     elif successor.department_id != user.department_id:
         problem = f"接收人 {successor_name} 不是本部门用户,只能交接给本部门的在岗人员。"
+    document_ids = {int(d["id"]) for d in params.get("documents") or [] if isinstance(d, dict)}
+    documents = [d for d in _documents(s, user) if d.id in document_ids]
+    if not problem and successor is not None:
+        too_high = [d.title for d in documents if d.security_level > clearance(s, successor)]
+        if too_high:
+            problem = f"接收人 {successor_name} 的密级权限低于文件密级:{'、'.join(too_high)}。请选择其他接收人或先将文件归档。"
     if problem:
-        return {"tasks": 0, "instances": 0, "problem": problem}
+        return {"tasks": 0, "instances": 0, "documents": 0, "problem": problem}
     task_ids = {str(t["id"]) for t in params.get("open_tasks") or []}
     instance_ids = {int(i["id"]) for i in params.get("instances") or []}
     tasks, instances = _owned(s, user)
@@ -167,13 +181,16 @@ def apply_handover(params: dict, context: dict) -> dict:
     moved_instances = [i for i in instances if i.id in instance_ids]
     for row in moved_instances:
         row.started_by = successor.id
+    for document in documents:
+        document.owner_id = successor.id
     s.flush()
     for task in moved_tasks:
         notifications.notify_task(s, task, "task")  # the successor finds them in the inbox
     audit.record(s, "account_handed_over", "user", user.id, actor_id=unit.actor_id, detail={
         "username": user.username, "successor": successor.username, "tasks": [t.id for t in moved_tasks],
-        "instances": [i.id for i in moved_instances], "instance": unit.instance_id})
-    return {"tasks": len(moved_tasks), "instances": len(moved_instances), "problem": ""}
+        "instances": [i.id for i in moved_instances], "documents": [d.id for d in documents],
+        "instance": unit.instance_id})
+    return {"tasks": len(moved_tasks), "instances": len(moved_instances), "documents": len(documents), "problem": ""}
 
 
 @service("deactivate_user")
@@ -187,13 +204,16 @@ def deactivate_user(params: dict, context: dict) -> dict:
     if problem:
         raise ServiceFailure(f"the account can no longer be deactivated: {problem}")
     tasks, instances = _owned(s, user)
-    if tasks or instances:
-        return {"deactivated": False, "remaining": {"open_tasks": len(tasks), "instances": len(instances)},
-                "reason": f"仍有 {len(tasks)} 项待办任务、{len(instances)} 个进行中的流程未交接,平台拒绝注销。"}
+    documents = _documents(s, user)
+    if tasks or instances or documents:
+        return {"deactivated": False,
+                "remaining": {"open_tasks": len(tasks), "instances": len(instances), "documents": len(documents)},
+                "reason": f"仍有 {len(tasks)} 项待办任务、{len(instances)} 个进行中的流程、{len(documents)} 份文件未交接,"
+                          "平台拒绝注销。"}
     now = utcnow()
     user.active = False
     revoked = s.execute(update(AuthToken).where(AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None))
                         .values(revoked_at=now)).rowcount
     audit.record(s, "account_deactivated", "user", user.id, actor_id=unit.actor_id,
                  detail={"username": user.username, "tokens_revoked": revoked, "instance": unit.instance_id})
-    return {"deactivated": True, "remaining": {"open_tasks": 0, "instances": 0}, "reason": ""}
+    return {"deactivated": True, "remaining": {"open_tasks": 0, "instances": 0, "documents": 0}, "reason": ""}

@@ -239,7 +239,7 @@ def test_deactivation_refused_while_hand_over_incomplete(login, client, app, peo
     handover = _only_task(admin, instance_id=instance_id)
     detail = admin.get(f"/api/v1/tasks/{handover['id']}").get_json()
     inventory = detail["data"]["inventory"]
-    assert inventory["total"] == 2 and inventory["documents"] == 0
+    assert inventory["total"] == 2 and inventory["documents"] == []
     assert [i["id"] for i in inventory["instances"]] == [feedback["id"]]
     assert f"#{feedback['id']}" in detail["data"]["handover_items"]
 
@@ -251,7 +251,8 @@ def test_deactivation_refused_while_hand_over_incomplete(login, client, app, peo
     again = _only_task(admin, instance_id=instance_id)
     assert "拒绝注销" in again["instructions"]
     data = admin.get(f"/api/v1/tasks/{again['id']}").get_json()["data"]
-    assert data["deactivation"] == {"deactivated": False, "remaining": {"open_tasks": 1, "instances": 1},
+    assert data["deactivation"] == {"deactivated": False,
+                                    "remaining": {"open_tasks": 1, "instances": 1, "documents": 0},
                                     "reason": data["deactivation"]["reason"]}
     assert [i["id"] for i in data["inventory"]["instances"]] == [fault["id"]]
     assert clerk.get("/api/v1/tasks").status_code == 200  # not deactivated yet
@@ -276,6 +277,26 @@ def test_deactivation_refused_while_hand_over_incomplete(login, client, app, peo
                                                                    ("clerk_b", [fault["id"]])]
     [deactivated] = _audit(app, "account_deactivated")
     assert deactivated["username"] == "clerk" and deactivated["tokens_revoked"] >= 1
+
+
+def test_documents_owned_by_the_account_are_handed_over_before_deactivation(login, people):
+    """R-ACC-4, R-DOC-4: the account's documents are in the hand-over list, go to the successor, and an
+    archived document needs no successor."""
+    from tests.service.documents_helpers import uploaded
+
+    clerk = login("clerk")
+    live = uploaded(clerk, title="办公室值班表")
+    instance_id, result = _approve_deactivation(login)
+    assert result["active_elements"] == ["handover_task"]
+    admin = login("office_admin")
+    handover = _only_task(admin, instance_id=instance_id)
+    inventory = admin.get(f"/api/v1/tasks/{handover['id']}").get_json()["data"]["inventory"]
+    assert inventory["documents"] == [{"id": live["id"], "title": "办公室值班表"}]
+    result = _complete(admin, handover, {"successor_username": "clerk_b"})
+    assert result["state"] == "completed" and "end_deactivated" in result["completed_elements"]
+    successor = login("clerk_b")
+    document = successor.get(f"/api/v1/documents/{live['id']}").get_json()
+    assert document["owner"] == "clerk_b"
 
 
 def test_hand_over_to_someone_outside_the_department_is_refused(login, people):
