@@ -153,9 +153,9 @@ class Instance:
             return []
         names: list[str] = []
         for task in self._waiting_events():
-            names.extend(_message_names(task.task_spec.event_definition))
+            names.extend(message_names(task.task_spec.event_definition))
         for start_event in self._event_subprocess_starts():
-            names.extend(_message_names(start_event.event_definition))
+            names.extend(message_names(start_event.event_definition))
         return list(dict.fromkeys(names))
 
     def fire_due_timers(self) -> None:
@@ -364,7 +364,7 @@ def _message_definition(definition, name: str):
     return None
 
 
-def _message_names(definition) -> list[str]:
+def message_names(definition) -> list[str]:
     if isinstance(definition, MessageEventDefinition):
         return [definition.name]
     return [d.name for d in getattr(definition, "event_definitions", None) or []

@@ -21,7 +21,7 @@ from SpiffWorkflow.util.task import TaskState
 
 from . import clock
 from .loader import ParsedProcess
-from .runtime import Instance
+from .runtime import Instance, message_names
 
 
 def message_starts(process: ParsedProcess) -> dict[str, str]:
@@ -29,18 +29,9 @@ def message_starts(process: ParsedProcess) -> dict[str, str]:
     out = {}
     for spec in process.spec.task_specs.values():
         if isinstance(spec, StartEvent) and spec.bpmn_id:
-            for name in _names(spec.event_definition):
+            for name in message_names(spec.event_definition):
                 out[name] = spec.bpmn_id
     return out
-
-
-def _names(definition) -> list[str]:
-    from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
-
-    if isinstance(definition, MessageEventDefinition):
-        return [definition.name]
-    return [d.name for d in getattr(definition, "event_definitions", None) or []
-            if isinstance(d, MessageEventDefinition)]
 
 
 def _open(process: ParsedProcess, script_engine, data: dict | None, prepare=None) -> BpmnWorkflow:
@@ -84,7 +75,7 @@ def begin(process: ParsedProcess, script_engine, data: dict | None = None) -> In
 
 def begin_by_message(process: ParsedProcess, script_engine, name: str, payload: dict | None) -> Instance:
     workflow = _open(process, script_engine, None)
-    _keep_only(workflow, lambda t: name in _names(t.task_spec.event_definition))
+    _keep_only(workflow, lambda t: name in message_names(t.task_spec.event_definition))
     instance = Instance(process, workflow)
     instance.run()
     instance.deliver(name, payload or {})

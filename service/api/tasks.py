@@ -3,12 +3,12 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_babel import gettext as _
 from flask_smorest import Blueprint
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 
-from .. import auth, db
+from .. import auth, db, inbox
 from .. import instances as units
 from ..errors import NotFound
-from ..models import OpenTask, ProcessInstance, TaskCandidate, utcnow
+from ..models import OpenTask, ProcessInstance, utcnow
 from . import views
 from .schemas import CompleteTask, InstanceOut, ReassignTask, TaskArgs, TaskList, TaskOut
 
@@ -25,28 +25,19 @@ class Tasks(MethodView):
         `assigned`, `unclaimed`; `all` for system administrators."""
         user = auth.current_user()
         s = db.session()
-        query = select(OpenTask)
-        offered = select(TaskCandidate.task_id).where(
-            or_(TaskCandidate.user_id == user.id, TaskCandidate.group_code.in_(user.groups or {""})))
-        scope = args["scope"]
-        if scope == "all" and auth.is_system_admin(user):
-            pass
-        elif scope == "assigned":
-            query = query.where(OpenTask.assignee_id == user.id)
-        elif scope == "unclaimed":
-            query = query.where(OpenTask.assignee_id.is_(None), OpenTask.id.in_(offered))
+        if args["scope"] == "all" and auth.is_system_admin(user):
+            query = select(OpenTask).order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at)
         else:
-            query = query.where(or_(OpenTask.assignee_id == user.id,
-                                    (OpenTask.assignee_id.is_(None)) & OpenTask.id.in_(offered)))
+            scope = "mine" if args["scope"] == "all" else args["scope"]
+            query = inbox.tasks_for(user, scope).with_only_columns(OpenTask)
         if args.get("process_key"):
             query = query.where(OpenTask.process_key == args["process_key"])
         if args.get("overdue"):
             query = query.where(OpenTask.due_at.is_not(None), OpenTask.due_at <= utcnow())
         if args.get("instance_id"):
             query = query.where(OpenTask.instance_id == args["instance_id"])
-        total = s.scalar(select(func.count()).select_from(query.subquery()))
-        rows = s.scalars(query.order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at)
-                         .limit(args["limit"]).offset(args["offset"])).all()
+        total = inbox.count(s, query)
+        rows = s.scalars(query.limit(args["limit"]).offset(args["offset"])).all()
         return {"items": [views.task(s, t) for t in rows], "total": total}
 
 
