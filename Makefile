@@ -4,24 +4,32 @@ PIP ?= $(PYTHON) -m pip
 DATA ?= ./instance
 PORT ?= 5000
 
-.PHONY: install run test test-sqlite test-postgres lint bench clean translations
+.PHONY: install assets run test test-sqlite test-postgres lint bench clean translations
 
 install:
 	$(PIP) install -q -e '.[dev]'
 
+# The browser bundles (bpmn-js viewer/modeler, charts) from npm, rebuilt when a source changes.
+ASSETS_STAMP = service/static/build/.stamp
+assets: $(ASSETS_STAMP)
+$(ASSETS_STAMP): package.json package-lock.json build.mjs $(wildcard service/static/src/*)
+	npm ci --no-audit --no-fund --loglevel=error
+	npm run --silent build
+	touch $@
+
 # Set up a fresh SQLite database with demo data (passwords are printed once) and serve on :$(PORT).
-run: install
+run: install assets
 	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 inkless init --demo
 	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 inkless serve --host 127.0.0.1 --port $(PORT)
 
 # The whole suite on SQLite; set DATABASE_URL=postgresql://… to run it on PostgreSQL.
-test: install
+test: install assets
 	$(PYTHON) -m pytest
 
-test-sqlite: install
+test-sqlite: install assets
 	env -u DATABASE_URL $(PYTHON) -m pytest
 
-test-postgres: install
+test-postgres: install assets
 	DATABASE_URL=$${PG_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PYTHON) -m pytest
 
 lint:
@@ -36,4 +44,4 @@ bench: install
 	$(PYTHON) bench/complete_task.py
 
 clean:
-	rm -rf $(DATA) .pytest_cache
+	rm -rf $(DATA) .pytest_cache service/static/build node_modules
