@@ -64,8 +64,8 @@ def instance(instance_id: int, errors: dict | None = None, status: int = 200):
     row = supervision.supervised_instance(s, user, instance_id)
     story = timeline.tell(s, row, with_data=supervision.sees_data(s, user, row))
     rights = supervision.rights(user, row)
-    completed = sorted(set(s.scalars(select(InstanceStep.element_id).where(
-        InstanceStep.instance_id == row.id, InstanceStep.kind != "moved_back"))))
+    completed = list(dict.fromkeys(s.scalars(select(InstanceStep.element_id).where(  # in the order passed
+        InstanceStep.instance_id == row.id, InstanceStep.kind != "moved_back").order_by(InstanceStep.id))))
     active = row.active_elements or []
     names = {eid: name for eid, (name, _kind) in supervision.element_names(s, s.get(ProcessDefinition, row.definition_id)).items()}
     return render_template(

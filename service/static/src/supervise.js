@@ -1,8 +1,21 @@
 // The supervision overview: selecting a step on the diagram (viewer.js's inkless:select) shows
-// only the instances waiting there, and each refresh of the badges (inkless:overlays) updates the
-// counts table too, so the text stays as live as the picture. Without this file the same lists
-// come from the server (?element=…), just without the live counts.
-function selectStep(list, element) {
+// only the instances waiting there, re-read from the server so the list is as fresh as the badges;
+// each refresh of the badges (inkless:overlays) updates the counts table too, so the text stays as
+// live as the picture. Without this file the same lists come from the server (?element=…).
+async function reload(list, url) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "text/html" } });
+  if (!response.ok) return;
+  const fresh = new DOMParser().parseFromString(await response.text(), "text/html").querySelector("#waiting-list tbody");
+  if (fresh) list.querySelector("tbody").replaceWith(document.adoptNode(fresh));
+}
+
+async function selectStep(list, element) {
+  const url = new URL(window.location.href);
+  if (element) url.searchParams.set("element", element);
+  else url.searchParams.delete("element");
+  url.hash = "";
+  await reload(list, url).catch(() => {});
+  window.history.replaceState(null, "", url);
   const rows = list.querySelectorAll("tbody tr[data-element]");
   let shown = 0;
   let name = element;
@@ -19,10 +32,7 @@ function selectStep(list, element) {
   else if (!shown) status.textContent = list.dataset.labelNone;
   else status.textContent = list.dataset.labelAt.replace("%s", name);
   list.querySelector("[data-show-all]").hidden = !element;
-  const url = new URL(window.location.href);
-  if (element) url.searchParams.set("element", element);
-  else url.searchParams.delete("element");
-  window.history.replaceState(null, "", url);
+  list.dataset.selected = element || "";
 }
 
 function updateCounts(table, elements) {
