@@ -74,7 +74,7 @@ def instance(instance_id: int, errors: dict | None = None, status: int = 200):
         current=sorted({a["element_id"] for a in active if a.get("state") != "ERROR"}),
         failed=sorted({a["element_id"] for a in active if a.get("state") == "ERROR"}),
         earlier=units.earlier_steps(s, row) if "move_back" in rights else [],
-        users=_active_users(s) if "reassign" in rights else [], form=request.form), status
+        users=_active_users(s) if "reassign" in rights else []), status
 
 
 def _durations(steps) -> list:
