@@ -28,6 +28,8 @@ LIST_LIMIT = 200
 # Element kinds whose activity is not "an instance waiting here": a boundary event waits beside
 # its task (the task is counted), a start event only while an event subprocess may trigger.
 NOT_A_POSITION = ("BoundaryEvent", "StartEvent")
+PEOPLE = ("UserTask", "ManualTask")
+CONTAINERS = ("SubWorkflowTask", "CallActivity", "MultiInstanceTask")
 
 
 def sees_everything(user: User) -> bool:
@@ -141,10 +143,17 @@ class ElementCounts:
 
 
 def element_names(s: Session, d: ProcessDefinition) -> dict[str, tuple[str, str]]:
-    """element id -> (name, kind) of the diagram's own elements (not those of called processes)."""
+    """element id -> (name, kind) of the process's elements, those inside its subprocesses included
+    (an embedded subprocess is drawn on the same diagram; the viewer skips ids it does not show)."""
     process = process_for(s, d.deployment_id, d.key)
-    return {spec.bpmn_id: (spec.bpmn_name or spec.bpmn_id, type(spec).__name__)
-            for spec in process.spec.task_specs.values() if spec.bpmn_id}
+    out: dict[str, tuple[str, str]] = {}
+    for spec in [process.spec, *process.subprocess_specs.values()]:
+        for task_spec in spec.task_specs.values():
+            kind = type(task_spec).__name__
+            # A multi-instance user task has two specs with its id; it is a person's step.
+            if task_spec.bpmn_id and (task_spec.bpmn_id not in out or kind in PEOPLE):
+                out[task_spec.bpmn_id] = (task_spec.bpmn_name or task_spec.bpmn_id, kind)
+    return out
 
 
 def element_counts(s: Session, user: User, d: ProcessDefinition) -> list[ElementCounts]:
@@ -158,7 +167,6 @@ def element_counts(s: Session, user: User, d: ProcessDefinition) -> list[Element
             out[element] = ElementCounts(element, names.get(element, (element, ""))[0])
         return out[element]
 
-    mine = (ProcessInstance.process_key == d.key, ProcessInstance.version == d.version)
     # People's steps: one GROUP BY over the open-task projection (ix_open_tasks_process_element).
     now = utcnow()
     tasks = _scoped(select(OpenTask.element_id, func.count(func.distinct(OpenTask.instance_id)),
@@ -170,26 +178,51 @@ def element_counts(s: Session, user: User, d: ProcessDefinition) -> list[Element
     for element, waiting, overdue in s.execute(tasks):
         if element in names:
             at(element).count, at(element).overdue = waiting, overdue
-    # Other positions (timers, messages, call activities) and failures come from the instance row;
-    # only the rows that can have one are read (ix_instances_state_key), one small JSON column each.
-    others = _scoped(select(ProcessInstance.state, ProcessInstance.active_elements).where(
-        *mine, ProcessInstance.state.in_(OPEN_STATES),
-        or_(ProcessInstance.state == "error", ProcessInstance.next_timer_at.is_not(None),
-            cast(ProcessInstance.waiting_messages, Text) != "[]",
-            ~exists().where(OpenTask.instance_id == ProcessInstance.id))), user)
-    for _state, active in s.execute(others):
-        seen: set[str] = set()
-        for a in active or []:
-            element, state = a.get("element_id"), a.get("state")
-            kind = names.get(element, ("", ""))[1]
-            if element not in names or element in seen or kind.endswith(NOT_A_POSITION):
-                continue
-            seen.add(element)
-            if state == "ERROR":
-                at(element).incidents += 1
-            elif kind not in ("UserTask", "ManualTask"):  # people's steps are counted above
-                at(element).count += 1
+    for position in _positions(s, user, d, names):
+        if position.failed:
+            at(position.element_id).incidents += 1
+        else:
+            at(position.element_id).count += 1
     return sorted(out.values(), key=lambda c: (-c.count - c.incidents, c.name))
+
+
+@dataclass
+class Position:
+    instance_id: int
+    business_key: str | None
+    started_at: datetime
+    element_id: str
+    failed: bool
+    incident: str | None = None
+
+
+def _positions(s: Session, user: User, d: ProcessDefinition, names: dict, element: str | None = None,
+               limit: int | None = None):
+    """Where instances of version `d` stand other than at a person's step (those are the open
+    tasks): a timer or message wait, a call activity, a failed step. Only the rows that can have
+    one are read (ix_instances_state_key), a few columns each, never the engine state."""
+    has_tasks = exists().where(OpenTask.instance_id == ProcessInstance.id)
+    query = _scoped(select(ProcessInstance.id, ProcessInstance.business_key, ProcessInstance.started_at,
+                           ProcessInstance.active_elements, ProcessInstance.incidents, has_tasks.label("has_tasks"))
+                    .where(ProcessInstance.process_key == d.key, ProcessInstance.version == d.version,
+                           ProcessInstance.state.in_(OPEN_STATES),
+                           or_(ProcessInstance.state == "error", ProcessInstance.next_timer_at.is_not(None),
+                               cast(ProcessInstance.waiting_messages, Text) != "[]", ~has_tasks)), user)
+    query = query.order_by(ProcessInstance.id)
+    for row in s.execute(query.limit(limit) if limit else query):
+        messages = {i.get("element"): i.get("message") for i in row.incidents or []}
+        seen: set[str] = set()
+        for a in row.active_elements or []:
+            eid, failed = a.get("element_id"), a.get("state") == "ERROR"
+            kind = names.get(eid, ("", ""))[1]
+            if eid not in names or eid in seen or kind.endswith(NOT_A_POSITION) or (element and eid != element):
+                continue
+            # People's steps are counted from the open tasks; a subprocess or multi-instance
+            # container that has them inside is shown there rather than twice.
+            if not failed and (kind in PEOPLE or (row.has_tasks and kind.endswith(CONTAINERS))):
+                continue
+            seen.add(eid)
+            yield Position(row.id, row.business_key, row.started_at, eid, failed, messages.get(eid))
 
 
 @dataclass
@@ -225,23 +258,9 @@ def waiting_at(s: Session, user: User, d: ProcessDefinition, element: str | None
             rows.append(WaitingRow(task.instance_id, business_key, task.element_id, task.name, task.created_at,
                                    who=assignee, due_at=task.due_at,
                                    overdue=bool(task.due_at and task.due_at < now), task_id=task.id))
-    others = _scoped(select(ProcessInstance).where(
-        ProcessInstance.process_key == d.key, ProcessInstance.version == d.version,
-        ProcessInstance.state.in_(OPEN_STATES),
-        or_(ProcessInstance.state == "error", ProcessInstance.next_timer_at.is_not(None),
-            cast(ProcessInstance.waiting_messages, Text) != "[]",
-            ~exists().where(OpenTask.instance_id == ProcessInstance.id))), user)
-    for row in s.scalars(others.order_by(ProcessInstance.id).limit(LIST_LIMIT)):
-        messages = {i.get("element"): i.get("message") for i in row.incidents or []}
-        for a in row.active_elements or []:
-            eid, state = a.get("element_id"), a.get("state")
-            name, kind = names.get(eid, (eid, ""))
-            if eid not in names or kind.endswith(NOT_A_POSITION) or (element and eid != element):
-                continue
-            if state != "ERROR" and kind in ("UserTask", "ManualTask"):
-                continue
-            rows.append(WaitingRow(row.id, row.business_key, eid, name, row.started_at,
-                                   incident=(messages.get(eid) or _("failed")) if state == "ERROR" else None))
+    for p in _positions(s, user, d, names, element, limit=LIST_LIMIT):
+        rows.append(WaitingRow(p.instance_id, p.business_key, p.element_id, names[p.element_id][0], p.started_at,
+                               incident=(p.incident or _("failed")) if p.failed else None))
     return rows
 
 

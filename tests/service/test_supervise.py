@@ -8,11 +8,13 @@ import pytest
 
 from service.models import AuditEvent, InstanceStep
 from tests.service import test_pages
+from tests.service.diagrams import escalation_process, wait_process
 from tests.service.flows import complete, only_task
 from tests.service.test_account_application import APPLICATION
 from tests.service.test_fault_report import _report, _triage
 from tests.service.test_incidents import _deploy_and_reach_script
 from tests.service.test_pages import text
+from tests.service.test_scheduler import _deploy
 
 browser = test_pages.browser  # the fixture: one person's page session through the test client
 
@@ -71,6 +73,24 @@ def test_counts_per_element_follow_the_instances(login):
     summary = {p["key"]: p for p in supervisor.get("/api/v1/supervision/processes").get_json()["items"]}
     assert summary["account_application"]["running"] == 3 and summary["account_application"]["incidents"] == 0
     assert summary["fault_report"]["running"] == 0
+
+
+def test_timer_waits_count_where_they_wait_and_boundary_timers_do_not_count_twice(login, frozen):
+    """A token at a timer is counted there; a task with a boundary timer once, at the task."""
+    admin = login("sysadmin")
+    _deploy(admin, "wait.bpmn", wait_process("waiting", "P1D"))
+    _deploy(admin, "esc.bpmn", escalation_process())
+    clerk = login("clerk")
+    for key in ("waiting", "waiting", "escalating_approval"):
+        assert clerk.post("/api/v1/process-instances", json={"process_key": key}).status_code == 201
+    supervisor = login("supervisor")
+    waiting = supervisor.get("/api/v1/supervision/processes/waiting/elements").get_json()["elements"]
+    assert {k: v["count"] for k, v in waiting.items()} == {"wait": 2}
+    escalating = supervisor.get("/api/v1/supervision/processes/escalating_approval/elements").get_json()["elements"]
+    assert [(v["count"], v["overdue"]) for v in escalating.values()] == [(1, 0)]
+    frozen.advance(days=3)  # past the task's due date
+    escalating = supervisor.get("/api/v1/supervision/processes/escalating_approval/elements").get_json()["elements"]
+    assert [(v["count"], v["overdue"]) for v in escalating.values()] == [(1, 1)]
 
 
 def test_who_may_supervise_what(login):
