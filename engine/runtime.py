@@ -204,6 +204,45 @@ class Instance:
             self.incidents.clear()
             self.workflow.do_engine_steps()
 
+    def earlier_steps(self) -> list[tuple[str, str]]:
+        """The user tasks the token may be moved back to: (element id, name), nearest first.
+
+        Only completed user tasks on the path to a task that is open now qualify. Automatic steps
+        are left out on purpose: moving back to one would run its script or service (create an
+        account, send a message) a second time."""
+        out: dict[str, str] = {}
+        for task in self._move_back_targets():
+            out.setdefault(task.task_spec.bpmn_id, task.task_spec.bpmn_name or task.task_spec.bpmn_id)
+        return list(out.items())
+
+    def move_back(self, element_id: str) -> str:
+        """Move the token back to the nearest earlier occurrence of user task `element_id`: that
+        task is READY again (same task id) and everything after it is discarded, including open
+        tasks, waiting timers and errors on the way (SpiffWorkflow's `reset_from_task_id`; its
+        data is copied again from its parent, as when it first opened). Returns the task id."""
+        target = next((t for t in self._move_back_targets() if t.task_spec.bpmn_id == element_id), None)
+        if target is None:
+            raise TaskNotFound(element_id)
+        with self._unit_of_work():
+            self.workflow.reset_from_task_id(target.id)
+            self.incidents.clear()
+            self.workflow.do_engine_steps()
+        return str(target.id)
+
+    def _move_back_targets(self) -> list[Task]:
+        """Completed user tasks that are ancestors of an open task, nearest ancestor first."""
+        seen: set[UUID] = set()
+        out: list[Task] = []
+        for task in self.workflow.get_tasks(state=_ACTIVE):
+            ancestor = task.parent
+            while ancestor is not None:
+                if (ancestor.id not in seen and ancestor.state == TaskState.COMPLETED
+                        and ancestor.task_spec.manual and ancestor.task_spec.bpmn_id is not None):
+                    seen.add(ancestor.id)
+                    out.append(ancestor)
+                ancestor = ancestor.parent
+        return out
+
     # -- state --------------------------------------------------------------------------------
     @property
     def completed(self) -> bool:

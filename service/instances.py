@@ -21,7 +21,7 @@ from engine.runtime import Instance, Step
 from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
 from . import audit, forms, notifications, performers, scheduler
-from .errors import Conflict, Forbidden, NotFound
+from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import (
     DeploymentFile,
     InstanceStep,
@@ -324,6 +324,42 @@ def reassign(s: Session, user: User, task_id: str, username: str, reason: str) -
                  detail={"from": previous, "to": target.id, "reason": reason, "instance": task.instance_id})
     notifications.notify_task(s, task, "escalation")
     return task
+
+
+def earlier_steps(s: Session, row: ProcessInstance) -> list[tuple[str, str]]:
+    """The user tasks `row` could move back to (element id, name), nearest first."""
+    if row.state not in ("running", "error"):
+        return []
+    return _engine_instance(s, row).earlier_steps()
+
+
+def move_back(s: Session, user: User, instance_id: int, element_id: str, reason: str) -> Outcome:
+    """Move the token back to an earlier user task (admin action): that task opens again, what
+    came after it is discarded (open tasks, deadlines, incidents). History keeps everything and
+    gains a "moved_back" row naming the step, the actor and the reason; the audit log too."""
+    row = _load(s, instance_id)
+    if row.state not in ("running", "error"):
+        raise Conflict(_("The process instance is %(state)s.", state=row.state))
+    instance = _engine_instance(s, row)
+    left = [a["element_id"] for a in row.active_elements or []]
+    unit = UnitContext(s, user.id, row.id)
+    token = current_unit.set(unit)
+    try:
+        task_id = instance.move_back(element_id)
+    except TaskNotFound:
+        raise Invalid(_("The instance cannot move back to '%(element)s'.", element=element_id),
+                      [{"field": "element_id", "message": _("not an earlier step of this instance")}]) from None
+    finally:
+        current_unit.reset(token)
+    name = next((t.name for t in instance.user_tasks() if t.id == task_id), None)
+    s.add(InstanceStep(instance_id=row.id, element_id=element_id, name=name, kind="moved_back", task_id=task_id,
+                       user_id=user.id, completed_at=utcnow(), opinion=reason))
+    if not instance.failed:
+        row.incidents = []
+    _persist(s, row, instance, user, unit)
+    audit.record(s, "instance_moved_back", "process_instance", row.id, actor_id=user.id,
+                 detail={"to": element_id, "from": left, "reason": reason})
+    return Outcome(row, unit.one_time)
 
 
 def cancel(s: Session, user: User, instance_id: int, reason: str | None) -> Outcome:

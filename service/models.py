@@ -130,7 +130,8 @@ class ProcessDefinition(Base):
 
 class ProcessInstance(Base):
     __tablename__ = "process_instances"
-    __table_args__ = (Index("ix_instances_state_key", "state", "process_key"),)
+    __table_args__ = (Index("ix_instances_state_key", "state", "process_key"),
+                      Index("ix_instances_department_state", "department_id", "state"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     definition_id: Mapped[int] = mapped_column(ForeignKey("process_definitions.id"), index=True)
@@ -159,6 +160,7 @@ class OpenTask(Base):
     """Projection of the READY user tasks of running instances; task lists read only this."""
 
     __tablename__ = "open_tasks"
+    __table_args__ = (Index("ix_open_tasks_process_element", "process_key", "element_id"),)
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)

@@ -43,6 +43,10 @@ MATRIX = {
                                                               {A: 401, U: 404, O: 404, S: 200, X: 200}),
     ("POST", "/api/v1/process-instances/{instance}/retry"): ({"reason": "测试"},
                                                              {A: 401, U: 404, O: 404, S: 403, X: 409}),
+    # Supervision counts: system admins and supervisors everything, a department admin their own department.
+    ("GET", "/api/v1/supervision/processes"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/supervision/processes/account_application/elements"): (None,
+                                                                              {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/tasks"): (None, _all(200)),
     ("GET", "/api/v1/tasks/{task}"): (None, {A: 401, U: 404, O: 404, S: 200, X: 200}),
     ("POST", "/api/v1/tasks/{task}/claim"): ({}, {A: 401, U: 403, O: 403, S: 200, X: 403}),
