@@ -1,0 +1,342 @@
+"""Scenario tests: run a process with sample data and check the path it takes.
+
+A scenario is a JSON document saved with a model (`process_models/<key>/tests/*.json`) or typed into
+the studio's "try it" panel. It starts the process with sample data, completes user tasks in order,
+delivers messages, moves a private clock to fire timers, and answers service tasks (and helpers
+that would need the database) with the results it declares. Nothing outside the engine is
+touched: scripts, conditions and DMN tables run in the production sandbox, so a scenario that
+passes here takes the same path on the platform.
+
+The format is documented in docs/modelling.md ("Scenario tests"); `run_scenario` never raises for
+a bad scenario or diagram, it reports failures.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from jsonschema import Draft202012Validator, FormatChecker
+from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.util.task import TaskState
+
+from . import clock, starts
+from .errors import EngineError, InvalidDiagram
+from .loader import BPMN_NS, ParsedProcess, load_bundle, parse_xml
+from .runtime import Instance
+from .sandbox import ScriptError, make_script_engine
+
+__all__ = ["DEFAULT_NOW", "run_scenario"]
+
+# The platform's tests run at this moment too (tests/conftest.py `frozen`), so dates in sample
+# data mean the same thing in a scenario and in a service test.
+DEFAULT_NOW = "2026-12-01T09:00:00+08:00"
+DECISIONS = ("approve", "return", "reject")
+_MAX_TIMER_FIRES = 200  # per "advance": a cycle timer must not spin a scenario forever
+
+
+class _Stop(Exception):
+    """The scenario cannot go on; the message is the failure to report."""
+
+
+# ------------------------------------------------------------------------------ declared answers
+
+
+class _Answers:
+    """The results a scenario declares for one service or helper, handed out in call order.
+
+    A list is the sequence of results of successive calls; any other value answers every call.
+    (A service that returns a list is declared as a list holding that list.)"""
+
+    def __init__(self, kind: str, name: str, declared: Any, calls: list[dict]):
+        self.kind, self.name, self.declared, self.calls = kind, name, declared, calls
+        self.count = 0
+
+    def next(self, params: Any) -> Any:
+        self.count += 1
+        self.calls.append({self.kind: self.name, "params": params})
+        if not isinstance(self.declared, list):
+            return self.declared
+        if self.count > len(self.declared):
+            raise ScriptError(f"{self.kind} '{self.name}' was called {self.count} times, but the scenario "
+                              f"declares only {len(self.declared)} results")
+        return self.declared[self.count - 1]
+
+
+def _service_stub(name: str, declared: Mapping, calls: list[dict]) -> Callable:
+    if name not in declared:
+        def missing(params: dict, task_data: dict) -> Any:
+            raise ScriptError(f"no result declared for service '{name}': add it under \"services\" in the scenario")
+        return missing
+    answers = _Answers("service", name, declared[name], calls)
+    return lambda params, task_data: answers.next(params)
+
+
+def _helper_stub(name: str, declared: Any, calls: list[dict]) -> Callable:
+    answers = _Answers("helper", name, declared, calls)
+    return lambda *args, **kwargs: answers.next({"args": list(args), **kwargs})
+
+
+def _services_called(process: ParsedProcess) -> set[str]:
+    specs = [process.spec, *process.subprocess_specs.values()]
+    return {spec.operation_name for proc in specs for spec in proc.task_specs.values()
+            if getattr(spec, "operation_name", None)}
+
+
+# ------------------------------------------------------------------------------------ the run
+
+
+def run_scenario(files: dict[str, bytes], process_id: str, scenario: dict, *, forms=None) -> dict:
+    """Run `scenario` against process `process_id` of `files` (name → .bpmn/.dmn content).
+
+    `forms`, when given, maps form file names to JSON schemas; each step's data is then checked
+    against its task's form. Returns {"ok", "path", "waiting", "data", "failures", "steps"} plus
+    "flows" (sequence flow ids taken) and "calls" (service and helper calls with their parameters).
+    """
+    run = _Run(files, process_id, scenario, forms)
+    try:
+        run.execute()
+    except _Stop as stop:
+        run.failures.append(str(stop))
+    return run.result()
+
+
+class _Run:
+    def __init__(self, files, process_id, scenario, forms):
+        self.files, self.process_id, self.scenario, self.forms = files or {}, process_id, scenario, forms
+        self.failures: list[str] = []
+        self.calls: list[dict] = []
+        self.instance: Instance | None = None
+        self.flow_ids: dict[tuple[str, str], list[str]] = {}
+
+    # -- set-up -------------------------------------------------------------------------------
+    def execute(self) -> None:
+        _check_shape(self.scenario)
+        process = self._process()
+        declared = self.scenario.get("services") or {}
+        services = {name: _service_stub(name, declared, self.calls) for name in _services_called(process)}
+        helpers = {name: _helper_stub(name, value, self.calls)
+                   for name, value in (self.scenario.get("helpers") or {}).items()}
+        try:
+            engine = make_script_engine(helpers=helpers, services=services)
+        except ValueError as e:
+            raise _Stop(f"helpers: {e}") from None
+        self.clock = clock.FrozenClock(_moment(self.scenario.get("now", DEFAULT_NOW)))
+        with clock.local(self.clock):
+            self.instance = self._start(process, engine)
+            self._check_incidents("start")
+            for number, step in enumerate(self.scenario.get("steps") or [], start=1):
+                self._step(number, step)
+                self._check_incidents(f"step {number}")
+        self._check_expectations()
+
+    def _process(self) -> ParsedProcess:
+        bpmn = {n: c for n, c in self.files.items() if not n.lower().endswith((".dmn", ".json"))}
+        dmn = {n: c for n, c in self.files.items() if n.lower().endswith(".dmn")}
+        try:
+            bundle = load_bundle(bpmn, dmn)
+        except InvalidDiagram as e:
+            raise _Stop(f"the diagram is invalid: {e}") from None
+        if self.process_id not in bundle.processes:
+            raise _Stop(f"process '{self.process_id}' is not in the files (found: {', '.join(sorted(bundle.processes))})")
+        for content in bpmn.values():
+            self.flow_ids.update(_flows_by_ends(parse_xml(content, "")))
+        return bundle.processes[self.process_id]
+
+    def _start(self, process: ParsedProcess, engine) -> Instance:
+        start_by = self.scenario.get("start_by") or {}
+        data = self.scenario.get("start") or {}
+        try:
+            if "message" in start_by:
+                return starts.begin_by_message(process, engine, start_by["message"], start_by.get("payload") or {})
+            if "timer" in start_by:
+                return starts.begin_by_timer(process, engine, start_by["timer"])
+            return starts.begin(process, engine, data)
+        except EngineError as e:
+            raise _Stop(f"cannot start: {type(e).__name__}: {e}") from None
+
+    # -- steps --------------------------------------------------------------------------------
+    def _step(self, number: int, step: dict) -> None:
+        if "task" in step:
+            self._complete(number, step["task"], step.get("data") or {})
+        elif "message" in step:
+            try:
+                self.instance.deliver(step["message"], step.get("payload") or {})
+            except EngineError as e:
+                raise _Stop(f"step {number}: message '{step['message']}' is not caught: {e}; "
+                            f"waiting for messages: {self.instance.waiting_messages() or 'none'}") from None
+        elif "advance" in step:
+            self._advance(number, step["advance"])
+        else:
+            raise _Stop(f"step {number}: expected one of \"task\", \"message\" or \"advance\", got {sorted(step)}")
+
+    def _complete(self, number: int, element: str, data: dict) -> None:
+        ready = [t for t in self.instance.user_tasks() if t.element_id == element]
+        if not ready:
+            waiting = [t.element_id for t in self.instance.user_tasks()]
+            state = "the process has ended" if self.instance.completed else f"waiting at: {', '.join(waiting) or 'nothing'}"
+            raise _Stop(f"step {number}: task '{element}' is not ready ({state}); path so far: {self._path_text()}")
+        task = ready[0]
+        if self.forms is not None:
+            problems = _form_problems(task, data, self.forms)
+            if problems:
+                raise _Stop(f"step {number} ({element}): " + "; ".join(problems))
+        self.instance.complete(task.id, data)
+
+    def _advance(self, number: int, duration: str) -> None:
+        try:
+            parsed = TimerEventDefinition.parse_iso_duration(str(duration))
+            target = self.clock.current + TimerEventDefinition.get_timedelta_from_start(parsed, self.clock.current)
+        except Exception:  # noqa: BLE001 - SpiffWorkflow raises assorted errors for a bad duration
+            raise _Stop(f"step {number}: \"advance\" needs an ISO 8601 duration such as \"P3D\", got {duration!r}") from None
+        # Fire timers one due time at a time: a timer armed when another fires (an escalation
+        # after an overdue deadline) counts from that moment, as it would on the platform.
+        for _ in range(_MAX_TIMER_FIRES):
+            due = self.instance.next_timer_due()
+            if due is None or due > target:
+                break
+            self.clock.current = max(self.clock.current, due)
+            self.instance.fire_due_timers()
+            self._check_incidents(f"step {number}")
+            if self.instance.next_timer_due() == due:
+                break  # the same timer is still due: nothing more will fire
+        self.clock.current = target
+        self.instance.fire_due_timers()
+
+    def _check_incidents(self, where: str) -> None:
+        if self.instance.incidents:
+            names = {s.element_id: s.name for s in self.instance.steps}
+            texts = [f"element '{i.element}'" + (f" ({names[i.element]})" if names.get(i.element) else "")
+                     + f" failed: {i.message}" for i in self.instance.incidents]
+            raise _Stop(f"{where}: " + "; ".join(texts))
+
+    # -- expectations ---------------------------------------------------------------------------
+    def _check_expectations(self) -> None:
+        expect = self.scenario.get("expect") or {}
+        path = self._path()
+        wanted = list(expect.get("path") or [])
+        position = 0
+        for index, element in enumerate(wanted):
+            try:
+                position = path.index(element, position) + 1
+            except ValueError:
+                after = f" after '{wanted[index - 1]}'" if index else ""
+                self.failures.append(f"expected path: '{element}' was not reached{after}; path taken: {self._path_text()}")
+                break
+        if "end" in expect:
+            ends = expect["end"] if isinstance(expect["end"], list) else [expect["end"]]
+            if not self.instance.completed:
+                self.failures.append(f"expected the process to end at {', '.join(ends)}, but it is waiting at: "
+                                     f"{', '.join(self._waiting()) or 'nothing (a timer or message)'}")
+            for end in ends:
+                if self.instance.completed and end not in path:
+                    self.failures.append(f"expected end '{end}' was not reached; path taken: {self._path_text()}")
+        if "waiting" in expect and sorted(set(expect["waiting"])) != sorted(set(self._waiting())):
+            self.failures.append(f"expected waiting at {', '.join(expect['waiting']) or 'nothing'}, "
+                                 f"but waiting at {', '.join(self._waiting()) or 'nothing'}")
+        data = self._data()
+        for key, value in (expect.get("data") or {}).items():
+            if key not in data:
+                self.failures.append(f"expected data '{key}' = {json.dumps(value, ensure_ascii=False)}, but it is not set")
+            elif data[key] != value:
+                self.failures.append(f"expected data '{key}' = {json.dumps(value, ensure_ascii=False)}, "
+                                     f"got {json.dumps(data[key], ensure_ascii=False)}")
+
+    # -- result ---------------------------------------------------------------------------------
+    def _path(self) -> list[str]:
+        return [s.element_id for s in self.instance.steps] if self.instance else []
+
+    def _path_text(self) -> str:
+        return " → ".join(self._path()) or "(nothing)"
+
+    def _waiting(self) -> list[str]:
+        return [t.element_id for t in self.instance.user_tasks()] if self.instance else []
+
+    def _data(self) -> dict:
+        return json.loads(json.dumps(self.instance.data, default=str)) if self.instance else {}
+
+    def _flows(self) -> list[str]:
+        """Sequence flows taken: from each completed element to the element it led to."""
+        if self.instance is None:
+            return []
+        taken = []
+        for task in _completed_tasks(self.instance):
+            source = task.parent
+            while source is not None and source.task_spec.bpmn_id is None:
+                source = source.parent
+            if source is not None:
+                taken.append((task.last_state_change, self.flow_ids.get((source.task_spec.bpmn_id, task.task_spec.bpmn_id))))
+        return list(dict.fromkeys(f for _, ids in sorted(taken, key=lambda t: t[0]) for f in ids or []))
+
+    def result(self) -> dict:
+        return {
+            "ok": not self.failures,
+            "path": self._path(),
+            "waiting": self._waiting(),
+            "data": self._data(),
+            "failures": self.failures,
+            "steps": [{"element": s.element_id, "name": s.name, "kind": s.kind}
+                      for s in (self.instance.steps if self.instance else [])],
+            "flows": self._flows(),
+            "calls": self.calls,
+        }
+
+
+# ----------------------------------------------------------------------------------- helpers
+
+
+def _check_shape(scenario: Any) -> None:
+    if not isinstance(scenario, Mapping):
+        raise _Stop("a scenario must be a JSON object")
+    for key, kind in (("start", Mapping), ("start_by", Mapping), ("services", Mapping), ("helpers", Mapping),
+                      ("expect", Mapping), ("steps", list)):
+        if scenario.get(key) is not None and not isinstance(scenario[key], kind):
+            raise _Stop(f"\"{key}\" must be {'a list' if kind is list else 'an object'}")
+    for number, step in enumerate(scenario.get("steps") or [], start=1):
+        if not isinstance(step, Mapping):
+            raise _Stop(f"step {number} must be an object")
+        if not isinstance(step.get("data", {}), Mapping) or not isinstance(step.get("payload", {}), Mapping):
+            raise _Stop(f"step {number}: \"data\" and \"payload\" must be objects")
+
+
+def _moment(value: Any) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(str(value))
+    except ValueError:
+        raise _Stop(f"\"now\" must be an ISO 8601 date and time, got {value!r}") from None
+    if moment.tzinfo is None:
+        raise _Stop(f"\"now\" needs a time zone, e.g. {DEFAULT_NOW!r}")
+    return moment
+
+
+def _form_problems(task, data: dict, forms: Mapping[str, dict]) -> list[str]:
+    approval = str(task.properties.get("approval", "")).lower() == "true"
+    if task.form and task.form not in forms:
+        return [f"the task's form '{task.form}' is not among the forms given"]
+    schema = dict(forms.get(task.form) or {"type": "object"}) if task.form else {"type": "object"}
+    if approval:
+        # The platform adds the approval decision to every approval task's form (R-WF-2).
+        schema["properties"] = {**schema.get("properties", {}), "decision": {"enum": list(DECISIONS)},
+                                "opinion": {"type": "string"}}
+        schema["required"] = [*schema.get("required", []), "decision"]
+    problems = []
+    for error in Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(data):
+        where = ".".join(str(p) for p in error.absolute_path) or "data"
+        problems.append(f"form '{task.form or 'approval'}', field '{where}': {error.message}")
+    if approval and data.get("decision") in ("return", "reject") and not str(data.get("opinion") or "").strip():
+        problems.append("field 'opinion': an opinion is required when returning or rejecting")
+    return problems
+
+
+def _flows_by_ends(root) -> dict[tuple[str, str], list[str]]:
+    flows: dict[tuple[str, str], list[str]] = {}
+    for flow in root.iter(f"{{{BPMN_NS}}}sequenceFlow"):
+        flows.setdefault((flow.get("sourceRef"), flow.get("targetRef")), []).append(flow.get("id"))
+    return flows
+
+
+def _completed_tasks(instance: Instance) -> list:
+    workflows = [instance.workflow, *instance.workflow.subprocesses.values()]
+    return [t for w in workflows for t in w.tasks.values()
+            if t.state == TaskState.COMPLETED and t.task_spec.bpmn_id is not None]
