@@ -33,6 +33,7 @@ __all__ = ["DEFAULT_NOW", "run_scenario"]
 # data mean the same thing in a scenario and in a service test.
 DEFAULT_NOW = "2026-12-01T09:00:00+08:00"
 DECISIONS = ("approve", "return", "reject")
+_TICK = dt.timedelta(microseconds=1)
 _MAX_TIMER_FIRES = 200  # per "advance": a cycle timer must not spin a scenario forever
 
 
@@ -92,7 +93,8 @@ def run_scenario(files: dict[str, bytes], process_id: str, scenario: dict, *, fo
 
     `forms`, when given, maps form file names to JSON schemas; each step's data is then checked
     against its task's form. Returns {"ok", "path", "waiting", "data", "failures", "steps"} plus
-    "flows" (sequence flow ids taken) and "calls" (service and helper calls with their parameters).
+    "flows" (sequence flow ids taken), "calls" (service and helper calls with their parameters) and
+    "messages" (messages the process sent, with their payloads).
     """
     run = _Run(files, process_id, scenario, forms)
     try:
@@ -159,7 +161,7 @@ class _Run:
     # -- steps --------------------------------------------------------------------------------
     def _step(self, number: int, step: dict) -> None:
         if "task" in step:
-            self._complete(number, step["task"], step.get("data") or {})
+            self._complete(number, step["task"], step.get("data") or {}, step.get("match") or {})
         elif "message" in step:
             try:
                 self.instance.deliver(step["message"], step.get("payload") or {})
@@ -171,8 +173,14 @@ class _Run:
         else:
             raise _Stop(f"step {number}: expected one of \"task\", \"message\" or \"advance\", got {sorted(step)}")
 
-    def _complete(self, number: int, element: str, data: dict) -> None:
+    def _complete(self, number: int, element: str, data: dict, match: Mapping) -> None:
         ready = [t for t in self.instance.user_tasks() if t.element_id == element]
+        # "match" picks one instance of a multi-instance task by its data (e.g. the department).
+        chosen = [t for t in ready if all(t.data.get(k) == v for k, v in match.items())]
+        if ready and not chosen:
+            raise _Stop(f"step {number}: no ready '{element}' has {json.dumps(match, ensure_ascii=False)}; "
+                        f"the ready ones have {[{k: t.data.get(k) for k in match} for t in ready]}")
+        ready = chosen
         if not ready:
             waiting = [t.element_id for t in self.instance.user_tasks()]
             state = "the process has ended" if self.instance.completed else f"waiting at: {', '.join(waiting) or 'nothing'}"
@@ -192,16 +200,17 @@ class _Run:
             raise _Stop(f"step {number}: \"advance\" needs an ISO 8601 duration such as \"P3D\", got {duration!r}") from None
         # Fire timers one due time at a time: a timer armed when another fires (an escalation
         # after an overdue deadline) counts from that moment, as it would on the platform.
+        # SpiffWorkflow fires a timer only once its moment has passed, hence the microsecond.
         for _ in range(_MAX_TIMER_FIRES):
             due = self.instance.next_timer_due()
             if due is None or due > target:
                 break
-            self.clock.current = max(self.clock.current, due)
+            self.clock.current = max(self.clock.current, due + _TICK)
             self.instance.fire_due_timers()
             self._check_incidents(f"step {number}")
             if self.instance.next_timer_due() == due:
                 break  # the same timer is still due: nothing more will fire
-        self.clock.current = target
+        self.clock.current = max(self.clock.current, target)
         self.instance.fire_due_timers()
 
     def _check_incidents(self, where: str) -> None:
@@ -235,6 +244,10 @@ class _Run:
         if "waiting" in expect and sorted(set(expect["waiting"])) != sorted(set(self._waiting())):
             self.failures.append(f"expected waiting at {', '.join(expect['waiting']) or 'nothing'}, "
                                  f"but waiting at {', '.join(self._waiting()) or 'nothing'}")
+        thrown = [m["name"] for m in self._messages()]
+        for name in expect.get("messages") or []:
+            if name not in thrown:
+                self.failures.append(f"expected message '{name}' to be sent; sent: {', '.join(thrown) or 'none'}")
         data = self._data()
         for key, value in (expect.get("data") or {}).items():
             if key not in data:
@@ -255,6 +268,13 @@ class _Run:
 
     def _data(self) -> dict:
         return json.loads(json.dumps(self.instance.data, default=str)) if self.instance else {}
+
+    def _messages(self) -> list[dict]:
+        """Messages the process sent (thrown), with their payloads."""
+        if self.instance is None:
+            return []
+        return json.loads(json.dumps([{"name": getattr(e.event_definition, "name", None), "payload": e.payload}
+                                      for e in self.instance.outbox], default=str))
 
     def _flows(self) -> list[str]:
         """Sequence flows taken: from each completed element to the element it led to."""
@@ -280,6 +300,7 @@ class _Run:
                       for s in (self.instance.steps if self.instance else [])],
             "flows": self._flows(),
             "calls": self.calls,
+            "messages": self._messages(),
         }
 
 
@@ -296,8 +317,8 @@ def _check_shape(scenario: Any) -> None:
     for number, step in enumerate(scenario.get("steps") or [], start=1):
         if not isinstance(step, Mapping):
             raise _Stop(f"step {number} must be an object")
-        if not isinstance(step.get("data", {}), Mapping) or not isinstance(step.get("payload", {}), Mapping):
-            raise _Stop(f"step {number}: \"data\" and \"payload\" must be objects")
+        if not all(isinstance(step.get(key, {}), Mapping) for key in ("data", "payload", "match")):
+            raise _Stop(f"step {number}: \"data\", \"payload\" and \"match\" must be objects")
 
 
 def _moment(value: Any) -> dt.datetime:
