@@ -215,7 +215,9 @@ class _Run:
 
     def _check_incidents(self, where: str) -> None:
         if self.instance.incidents:
-            names = {s.element_id: s.name for s in self.instance.steps}
+            process = self.instance.process
+            names = {spec.bpmn_id: spec.bpmn_name for proc in (process.spec, *process.subprocess_specs.values())
+                     for spec in proc.task_specs.values()}
             texts = [f"element '{i.element}'" + (f" ({names[i.element]})" if names.get(i.element) else "")
                      + f" failed: {i.message}" for i in self.instance.incidents]
             raise _Stop(f"{where}: " + "; ".join(texts))

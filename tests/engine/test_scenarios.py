@@ -140,3 +140,45 @@ def test_bad_input_is_reported_not_raised():
     assert "step 1: expected one of" in odd["failures"][0]
     bad_advance = run_scenario(FILES, "review", _scenario(steps=[{"advance": "three days"}]))
     assert "ISO 8601 duration" in bad_advance["failures"][0]
+
+
+def test_helpers_messages_and_multi_instance_steps():
+    """Issue 7: declared helper results stand in for database helpers; a message start and a
+    message step are delivered; "match" picks one instance of a multi-instance task by its data."""
+    from tests.engine.builders import document, message, message_catch, process, script
+
+    xml = document(process(
+        "intake",
+        start("start", '<bpmn:messageEventDefinition messageRef="m_filed"><bpmn:extensionElements>'
+              "<spiffworkflow:messageVariable>filing</spiffworkflow:messageVariable>"
+              "</bpmn:extensionElements></bpmn:messageEventDefinition>"),
+        script("lookup", 'owner = owner_of(filing["department"])\nreviewers = ["FIN", "OFFICE"]'),
+        user("review_each").replace("</bpmn:userTask>", (
+            "<bpmn:multiInstanceLoopCharacteristics>"
+            "<bpmn:loopDataInputRef>reviewers</bpmn:loopDataInputRef>"
+            "<bpmn:loopDataOutputRef>opinions</bpmn:loopDataOutputRef>"
+            '<bpmn:inputDataItem id="reviewer" name="reviewer" /><bpmn:outputDataItem id="note" name="note" />'
+            "</bpmn:multiInstanceLoopCharacteristics></bpmn:userTask>")),
+        message_catch("wait_paid", "m_paid", variable="paid"),
+        end(),
+        chain("start", "lookup", "review_each", "wait_paid", "end"),
+    ), pid="intake", head=message("m_filed", "filed") + message("m_paid", "paid"))
+    scenario = {
+        "name": "intake", "description": "filed by message",
+        "start_by": {"message": "filed", "payload": {"department": "FIN"}},
+        "helpers": {"owner_of": "fin_head"},
+        "steps": [{"task": "review_each", "match": {"reviewer": "OFFICE"}, "data": {"note": "办公室意见"}},
+                  {"task": "review_each", "match": {"reviewer": "FIN"}, "data": {"note": "财务意见"}},
+                  {"message": "paid", "payload": {"amount": 3}}],
+        "expect": {"end": "end", "data": {"owner": "fin_head", "opinions": ["办公室意见", "财务意见"],
+                                          "paid": {"amount": 3}}},
+    }
+    result = run_scenario({"intake.bpmn": xml.encode()}, "intake", scenario)
+    assert result["ok"], result["failures"]
+    assert {"helper": "owner_of", "params": {"args": ["FIN"]}} in result["calls"]
+    wrong = run_scenario({"intake.bpmn": xml.encode()}, "intake",
+                         dict(scenario, steps=[{"task": "review_each", "match": {"reviewer": "HQ"}, "data": {}}]))
+    assert "no ready 'review_each' has {\"reviewer\": \"HQ\"}" in wrong["failures"][0]
+    # Without the helper's declared result the script fails, and the failure names the element.
+    missing = run_scenario({"intake.bpmn": xml.encode()}, "intake", dict(scenario, helpers={}))
+    assert "element 'lookup'" in missing["failures"][0] and "owner_of" in missing["failures"][0]
