@@ -15,19 +15,19 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from jsonschema import Draft202012Validator, FormatChecker
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.util.task import TaskState
 
 from . import clock, starts
-from .errors import EngineError, InvalidDiagram
+from .errors import N_, EngineError, InvalidDiagram
 from .loader import BPMN_NS, ParsedProcess, load_bundle, parse_xml
 from .runtime import Instance
 from .sandbox import ScriptError, make_script_engine
 
-__all__ = ["DEFAULT_NOW", "run_scenario"]
+__all__ = ["DEFAULT_NOW", "Failure", "run_scenario"]
 
 # The platform's tests run at this moment too (tests/conftest.py `frozen`), so dates in sample
 # data mean the same thing in a scenario and in a service test.
@@ -37,8 +37,31 @@ _TICK = dt.timedelta(microseconds=1)
 _MAX_TIMER_FIRES = 200  # per "advance": a cycle timer must not spin a scenario forever
 
 
+class Failure(NamedTuple):
+    """One failure: English text, and its template and parameters for the user's language
+    (the service translates `template` % `params`, as for DiagramProblem)."""
+
+    template: str
+    params: dict
+
+    @property
+    def message(self) -> str:
+        return self.template % self.params if self.params else self.template
+
+    def as_dict(self) -> dict:
+        return {"message": self.message, "template": self.template, "params": self.params}
+
+
+def _fail(template: str, **params: Any) -> Failure:
+    return Failure(template, params)
+
+
 class _Stop(Exception):
-    """The scenario cannot go on; the message is the failure to report."""
+    """The scenario cannot go on; `failures` say why."""
+
+    def __init__(self, *failures: Failure):
+        super().__init__(failures[0].message if failures else "")
+        self.failures = list(failures)
 
 
 # ------------------------------------------------------------------------------ declared answers
@@ -93,21 +116,22 @@ def run_scenario(files: dict[str, bytes], process_id: str, scenario: dict, *, fo
 
     `forms`, when given, maps form file names to JSON schemas; each step's data is then checked
     against its task's form. Returns {"ok", "path", "waiting", "data", "failures", "steps"} plus
-    "flows" (sequence flow ids taken), "calls" (service and helper calls with their parameters) and
-    "messages" (messages the process sent, with their payloads).
+    "flows" (sequence flow ids taken), "calls" (service and helper calls with their parameters),
+    "messages" (messages the process sent, with their payloads) and "failure_details" (each failure
+    as {"message", "template", "params"}, for saying it in the user's language).
     """
     run = _Run(files, process_id, scenario, forms)
     try:
         run.execute()
     except _Stop as stop:
-        run.failures.append(str(stop))
+        run.failures.extend(stop.failures)
     return run.result()
 
 
 class _Run:
     def __init__(self, files, process_id, scenario, forms):
         self.files, self.process_id, self.scenario, self.forms = files or {}, process_id, scenario, forms
-        self.failures: list[str] = []
+        self.failures: list[Failure] = []
         self.calls: list[dict] = []
         self.instance: Instance | None = None
         self.flow_ids: dict[tuple[str, str], list[str]] = {}
@@ -123,14 +147,14 @@ class _Run:
         try:
             engine = make_script_engine(helpers=helpers, services=services)
         except ValueError as e:
-            raise _Stop(f"helpers: {e}") from None
+            raise _Stop(_fail(N_("helpers: %(error)s"), error=str(e))) from None
         self.clock = clock.FrozenClock(_moment(self.scenario.get("now", DEFAULT_NOW)))
         with clock.local(self.clock):
             self.instance = self._start(process, engine)
-            self._check_incidents("start")
+            self._check_incidents(None)
             for number, step in enumerate(self.scenario.get("steps") or [], start=1):
                 self._step(number, step)
-                self._check_incidents(f"step {number}")
+                self._check_incidents(number)
         self._check_expectations()
 
     def _process(self) -> ParsedProcess:
@@ -139,9 +163,10 @@ class _Run:
         try:
             bundle = load_bundle(bpmn, dmn)
         except InvalidDiagram as e:
-            raise _Stop(f"the diagram is invalid: {e}") from None
+            raise _Stop(_fail(N_("the diagram is invalid: %(problems)s"), problems=str(e))) from None
         if self.process_id not in bundle.processes:
-            raise _Stop(f"process '{self.process_id}' is not in the files (found: {', '.join(sorted(bundle.processes))})")
+            raise _Stop(_fail(N_("process '%(process)s' is not in the files (found: %(found)s)"),
+                              process=self.process_id, found=", ".join(sorted(bundle.processes))))
         for content in bpmn.values():
             self.flow_ids.update(_flows_by_ends(parse_xml(content, "")))
         return bundle.processes[self.process_id]
@@ -156,7 +181,7 @@ class _Run:
                 return starts.begin_by_timer(process, engine, start_by["timer"])
             return starts.begin(process, engine, data)
         except EngineError as e:
-            raise _Stop(f"cannot start: {type(e).__name__}: {e}") from None
+            raise _Stop(_fail(N_("cannot start: %(error)s"), error=f"{type(e).__name__}: {e}")) from None
 
     # -- steps --------------------------------------------------------------------------------
     def _step(self, number: int, step: dict) -> None:
@@ -166,30 +191,36 @@ class _Run:
             try:
                 self.instance.deliver(step["message"], step.get("payload") or {})
             except EngineError as e:
-                raise _Stop(f"step {number}: message '{step['message']}' is not caught: {e}; "
-                            f"waiting for messages: {self.instance.waiting_messages() or 'none'}") from None
+                raise _Stop(_fail(N_("step %(step)s: message '%(message)s' is not caught: %(error)s; "
+                                     "waiting for messages: %(waiting)s"), step=number, message=step["message"],
+                                  error=str(e), waiting=", ".join(self.instance.waiting_messages()) or "-")) from None
         elif "advance" in step:
             self._advance(number, step["advance"])
         else:
-            raise _Stop(f"step {number}: expected one of \"task\", \"message\" or \"advance\", got {sorted(step)}")
+            raise _Stop(_fail(N_("step %(step)s: expected one of \"task\", \"message\" or \"advance\", got %(keys)s"),
+                              step=number, keys=", ".join(sorted(map(str, step))) or "-"))
 
     def _complete(self, number: int, element: str, data: dict, match: Mapping) -> None:
         ready = [t for t in self.instance.user_tasks() if t.element_id == element]
         # "match" picks one instance of a multi-instance task by its data (e.g. the department).
         chosen = [t for t in ready if all(t.data.get(k) == v for k, v in match.items())]
         if ready and not chosen:
-            raise _Stop(f"step {number}: no ready '{element}' has {json.dumps(match, ensure_ascii=False)}; "
-                        f"the ready ones have {[{k: t.data.get(k) for k in match} for t in ready]}")
+            raise _Stop(_fail(N_("step %(step)s: no ready '%(task)s' has %(match)s; the ready ones have %(ready)s"),
+                              step=number, task=element, match=_text(match),
+                              ready=_text([{k: t.data.get(k) for k in match} for t in ready])))
         ready = chosen
         if not ready:
-            waiting = [t.element_id for t in self.instance.user_tasks()]
-            state = "the process has ended" if self.instance.completed else f"waiting at: {', '.join(waiting) or 'nothing'}"
-            raise _Stop(f"step {number}: task '{element}' is not ready ({state}); path so far: {self._path_text()}")
+            if self.instance.completed:
+                raise _Stop(_fail(N_("step %(step)s: task '%(task)s' is not ready (the process has ended); "
+                                     "path so far: %(path)s"), step=number, task=element, path=self._path_text()))
+            raise _Stop(_fail(N_("step %(step)s: task '%(task)s' is not ready (waiting at: %(waiting)s); "
+                                 "path so far: %(path)s"), step=number, task=element,
+                              waiting=", ".join(self._waiting()) or "-", path=self._path_text()))
         task = ready[0]
         if self.forms is not None:
-            problems = _form_problems(task, data, self.forms)
+            problems = _form_problems(number, task, data, self.forms)
             if problems:
-                raise _Stop(f"step {number} ({element}): " + "; ".join(problems))
+                raise _Stop(*problems)
         self.instance.complete(task.id, data)
 
     def _advance(self, number: int, duration: str) -> None:
@@ -197,7 +228,8 @@ class _Run:
             parsed = TimerEventDefinition.parse_iso_duration(str(duration))
             target = self.clock.current + TimerEventDefinition.get_timedelta_from_start(parsed, self.clock.current)
         except Exception:  # noqa: BLE001 - SpiffWorkflow raises assorted errors for a bad duration
-            raise _Stop(f"step {number}: \"advance\" needs an ISO 8601 duration such as \"P3D\", got {duration!r}") from None
+            raise _Stop(_fail(N_("step %(step)s: \"advance\" needs an ISO 8601 duration such as \"P3D\", got %(value)s"),
+                              step=number, value=_text(duration))) from None
         # Fire timers one due time at a time: a timer armed when another fires (an escalation
         # after an overdue deadline) counts from that moment, as it would on the platform.
         # SpiffWorkflow fires a timer only once its moment has passed, hence the microsecond.
@@ -207,20 +239,23 @@ class _Run:
                 break
             self.clock.current = max(self.clock.current, due + _TICK)
             self.instance.fire_due_timers()
-            self._check_incidents(f"step {number}")
+            self._check_incidents(number)
             if self.instance.next_timer_due() == due:
                 break  # the same timer is still due: nothing more will fire
         self.clock.current = max(self.clock.current, target)
         self.instance.fire_due_timers()
 
-    def _check_incidents(self, where: str) -> None:
-        if self.instance.incidents:
-            process = self.instance.process
-            names = {spec.bpmn_id: spec.bpmn_name for proc in (process.spec, *process.subprocess_specs.values())
-                     for spec in proc.task_specs.values()}
-            texts = [f"element '{i.element}'" + (f" ({names[i.element]})" if names.get(i.element) else "")
-                     + f" failed: {i.message}" for i in self.instance.incidents]
-            raise _Stop(f"{where}: " + "; ".join(texts))
+    def _check_incidents(self, step: int | None) -> None:
+        """A failed step (script, service, timer expression) ends the scenario; `step` None is the start."""
+        if not self.instance.incidents:
+            return
+        process = self.instance.process
+        names = {spec.bpmn_id: spec.bpmn_name for proc in (process.spec, *process.subprocess_specs.values())
+                 for spec in proc.task_specs.values()}
+        template = (N_("start: element '%(element)s' (%(name)s) failed: %(error)s") if step is None
+                    else N_("step %(step)s: element '%(element)s' (%(name)s) failed: %(error)s"))
+        raise _Stop(*[_fail(template, step=step, element=i.element, name=names.get(i.element) or i.element,
+                            error=i.message) for i in self.instance.incidents])
 
     # -- expectations ---------------------------------------------------------------------------
     def _check_expectations(self) -> None:
@@ -232,38 +267,50 @@ class _Run:
             try:
                 position = path.index(element, position) + 1
             except ValueError:
-                after = f" after '{wanted[index - 1]}'" if index else ""
-                self.failures.append(f"expected path: '{element}' was not reached{after}; path taken: {self._path_text()}")
+                if index:
+                    self.failures.append(_fail(N_("expected path: '%(element)s' was not reached after '%(previous)s'; "
+                                                  "path taken: %(path)s"), element=element,
+                                               previous=wanted[index - 1], path=self._path_text()))
+                else:
+                    self.failures.append(_fail(N_("expected path: '%(element)s' was not reached; path taken: %(path)s"),
+                                               element=element, path=self._path_text()))
                 break
         if "end" in expect:
             ends = expect["end"] if isinstance(expect["end"], list) else [expect["end"]]
-            if not self.instance.completed:
-                self.failures.append(f"expected the process to end at {', '.join(ends)}, but it is waiting at: "
-                                     f"{', '.join(self._waiting()) or 'nothing (a timer or message)'}")
+            if not self.instance.completed and self._waiting():
+                self.failures.append(_fail(N_("expected the process to end at %(ends)s, but it is waiting at: %(waiting)s"),
+                                           ends=", ".join(map(str, ends)), waiting=", ".join(self._waiting())))
+            elif not self.instance.completed:
+                self.failures.append(_fail(N_("expected the process to end at %(ends)s, but it is still waiting for "
+                                              "a timer or a message"), ends=", ".join(map(str, ends))))
             for end in ends:
                 if self.instance.completed and end not in path:
-                    self.failures.append(f"expected end '{end}' was not reached; path taken: {self._path_text()}")
+                    self.failures.append(_fail(N_("expected end '%(end)s' was not reached; path taken: %(path)s"),
+                                               end=end, path=self._path_text()))
         if "waiting" in expect and sorted(set(expect["waiting"])) != sorted(set(self._waiting())):
-            self.failures.append(f"expected waiting at {', '.join(expect['waiting']) or 'nothing'}, "
-                                 f"but waiting at {', '.join(self._waiting()) or 'nothing'}")
+            self.failures.append(_fail(N_("expected waiting at %(expected)s, but waiting at %(actual)s"),
+                                       expected=", ".join(expect["waiting"]) or "-",
+                                       actual=", ".join(self._waiting()) or "-"))
         thrown = [m["name"] for m in self._messages()]
         for name in expect.get("messages") or []:
             if name not in thrown:
-                self.failures.append(f"expected message '{name}' to be sent; sent: {', '.join(thrown) or 'none'}")
+                self.failures.append(_fail(N_("expected message '%(message)s' to be sent; sent: %(sent)s"),
+                                           message=name, sent=", ".join(thrown) or "-"))
         data = self._data()
         for key, value in (expect.get("data") or {}).items():
             if key not in data:
-                self.failures.append(f"expected data '{key}' = {json.dumps(value, ensure_ascii=False)}, but it is not set")
+                self.failures.append(_fail(N_("expected data '%(key)s' = %(expected)s, but it is not set"),
+                                           key=key, expected=_text(value)))
             elif data[key] != value:
-                self.failures.append(f"expected data '{key}' = {json.dumps(value, ensure_ascii=False)}, "
-                                     f"got {json.dumps(data[key], ensure_ascii=False)}")
+                self.failures.append(_fail(N_("expected data '%(key)s' = %(expected)s, got %(actual)s"),
+                                           key=key, expected=_text(value), actual=_text(data[key])))
 
     # -- result ---------------------------------------------------------------------------------
     def _path(self) -> list[str]:
         return [s.element_id for s in self.instance.steps] if self.instance else []
 
     def _path_text(self) -> str:
-        return " → ".join(self._path()) or "(nothing)"
+        return " → ".join(self._path()) or "-"
 
     def _waiting(self) -> list[str]:
         return [t.element_id for t in self.instance.user_tasks()] if self.instance else []
@@ -297,12 +344,13 @@ class _Run:
             "path": self._path(),
             "waiting": self._waiting(),
             "data": self._data(),
-            "failures": self.failures,
+            "failures": [f.message for f in self.failures],
             "steps": [{"element": s.element_id, "name": s.name, "kind": s.kind}
                       for s in (self.instance.steps if self.instance else [])],
             "flows": self._flows(),
             "calls": self.calls,
             "messages": self._messages(),
+            "failure_details": [f.as_dict() for f in self.failures],
         }
 
 
@@ -311,32 +359,34 @@ class _Run:
 
 def _check_shape(scenario: Any) -> None:
     if not isinstance(scenario, Mapping):
-        raise _Stop("a scenario must be a JSON object")
+        raise _Stop(_fail(N_("a scenario must be a JSON object")))
     for key, kind in (("start", Mapping), ("start_by", Mapping), ("services", Mapping), ("helpers", Mapping),
                       ("expect", Mapping), ("steps", list)):
         if scenario.get(key) is not None and not isinstance(scenario[key], kind):
-            raise _Stop(f"\"{key}\" must be {'a list' if kind is list else 'an object'}")
+            raise _Stop(_fail(N_("\"%(key)s\" must be a list") if kind is list else N_("\"%(key)s\" must be an object"),
+                              key=key))
     for number, step in enumerate(scenario.get("steps") or [], start=1):
         if not isinstance(step, Mapping):
-            raise _Stop(f"step {number} must be an object")
+            raise _Stop(_fail(N_("step %(step)s must be an object"), step=number))
         if not all(isinstance(step.get(key, {}), Mapping) for key in ("data", "payload", "match")):
-            raise _Stop(f"step {number}: \"data\", \"payload\" and \"match\" must be objects")
+            raise _Stop(_fail(N_("step %(step)s: \"data\", \"payload\" and \"match\" must be objects"), step=number))
 
 
 def _moment(value: Any) -> dt.datetime:
     try:
         moment = dt.datetime.fromisoformat(str(value))
     except ValueError:
-        raise _Stop(f"\"now\" must be an ISO 8601 date and time, got {value!r}") from None
+        raise _Stop(_fail(N_("\"now\" must be an ISO 8601 date and time, got %(value)s"), value=_text(value))) from None
     if moment.tzinfo is None:
-        raise _Stop(f"\"now\" needs a time zone, e.g. {DEFAULT_NOW!r}")
+        raise _Stop(_fail(N_("\"now\" needs a time zone, e.g. %(example)s"), example=DEFAULT_NOW))
     return moment
 
 
-def _form_problems(task, data: dict, forms: Mapping[str, dict]) -> list[str]:
+def _form_problems(step: int, task, data: dict, forms: Mapping[str, dict]) -> list[Failure]:
     approval = str(task.properties.get("approval", "")).lower() == "true"
     if task.form and task.form not in forms:
-        return [f"the task's form '{task.form}' is not among the forms given"]
+        return [_fail(N_("step %(step)s (%(task)s): the task's form '%(form)s' is not among the forms given"),
+                      step=step, task=task.element_id, form=task.form)]
     schema = dict(forms.get(task.form) or {"type": "object"}) if task.form else {"type": "object"}
     if approval:
         # The platform adds the approval decision to every approval task's form (R-WF-2).
@@ -345,11 +395,17 @@ def _form_problems(task, data: dict, forms: Mapping[str, dict]) -> list[str]:
         schema["required"] = [*schema.get("required", []), "decision"]
     problems = []
     for error in Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(data):
-        where = ".".join(str(p) for p in error.absolute_path) or "data"
-        problems.append(f"form '{task.form or 'approval'}', field '{where}': {error.message}")
+        problems.append(_fail(N_("step %(step)s (%(task)s): form '%(form)s', field '%(field)s': %(error)s"),
+                              step=step, task=task.element_id, form=task.form or "-",
+                              field=".".join(str(p) for p in error.absolute_path) or "data", error=error.message))
     if approval and data.get("decision") in ("return", "reject") and not str(data.get("opinion") or "").strip():
-        problems.append("field 'opinion': an opinion is required when returning or rejecting")
+        problems.append(_fail(N_("step %(step)s (%(task)s): an opinion is required when returning or rejecting"),
+                              step=step, task=task.element_id))
     return problems
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
 
 
 def _flows_by_ends(root) -> dict[tuple[str, str], list[str]]:

@@ -182,3 +182,13 @@ def test_helpers_messages_and_multi_instance_steps():
     # Without the helper's declared result the script fails, and the failure names the element.
     missing = run_scenario({"intake.bpmn": xml.encode()}, "intake", dict(scenario, helpers={}))
     assert "element 'lookup'" in missing["failures"][0] and "owner_of" in missing["failures"][0]
+
+
+def test_failures_carry_their_template_for_the_users_language():
+    """Issue 7: each failure also comes as {message, template, params}, so the studio can say it in Chinese."""
+    result = run_scenario(FILES, "review", _scenario(steps=[{"task": "submit", "data": {"amount": 3}}, {"advance": "PT1H"}],
+                                                     expect={"end": "end_paid"}))
+    (detail,) = result["failure_details"]
+    assert detail["template"] == "expected the process to end at %(ends)s, but it is waiting at: %(waiting)s"
+    assert detail["params"] == {"ends": "end_paid", "waiting": "review_task"}
+    assert detail["message"] == result["failures"][0] == "expected the process to end at end_paid, but it is waiting at: review_task"
