@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
@@ -25,7 +26,7 @@ from . import clock, starts
 from .errors import N_, EngineError, InvalidDiagram
 from .loader import BPMN_NS, ParsedProcess, load_bundle, parse_xml
 from .runtime import Instance
-from .sandbox import ScriptError, make_script_engine
+from .sandbox import SandboxEnvironment, SandboxScriptEngine, ScriptError
 
 __all__ = ["DEFAULT_NOW", "Failure", "run_scenario"]
 
@@ -35,6 +36,13 @@ DEFAULT_NOW = "2026-12-01T09:00:00+08:00"
 DECISIONS = ("approve", "return", "reject")
 _TICK = dt.timedelta(microseconds=1)
 _MAX_TIMER_FIRES = 200  # per "advance": a cycle timer must not spin a scenario forever
+# A draft that loops through gateways and scripts without ever waiting would run forever; the
+# studio runs drafts inside a web request, so a scenario gets this much work and no more.
+MAX_EVALUATIONS = 5_000
+MAX_SECONDS = 20.0
+# SpiffWorkflow looks for ready tasks only 1000 levels down the task tree, so a loop that runs ~500
+# times in one go simply stops and the process looks finished; say so long before that.
+MAX_ELEMENTS_PER_STEP = 300
 
 
 class Failure(NamedTuple):
@@ -108,6 +116,29 @@ def _services_called(process: ParsedProcess) -> set[str]:
             if getattr(spec, "operation_name", None)}
 
 
+class _Budgeted(SandboxEnvironment):
+    """The production sandbox, counting every script and condition against the scenario's budget."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.spent = 0
+        self.deadline = time.monotonic() + MAX_SECONDS
+
+    def _spend(self) -> None:
+        self.spent += 1
+        if self.spent > MAX_EVALUATIONS or time.monotonic() > self.deadline:
+            raise ScriptError(f"the scenario stopped after {self.spent - 1} scripts and conditions: "
+                              "does the diagram loop without waiting for a task, message or timer?")
+
+    def evaluate(self, expression, context, external_context=None):
+        self._spend()
+        return super().evaluate(expression, context, external_context)
+
+    def execute(self, script, context, external_context=None):
+        self._spend()
+        return super().execute(script, context, external_context)
+
+
 # ------------------------------------------------------------------------------------ the run
 
 
@@ -145,16 +176,17 @@ class _Run:
         helpers = {name: _helper_stub(name, value, self.calls)
                    for name, value in (self.scenario.get("helpers") or {}).items()}
         try:
-            engine = make_script_engine(helpers=helpers, services=services)
+            engine = SandboxScriptEngine(_Budgeted(helpers=helpers, services=services))
         except ValueError as e:
             raise _Stop(_fail(N_("helpers: %(error)s"), error=str(e))) from None
         self.clock = clock.FrozenClock(_moment(self.scenario.get("now", DEFAULT_NOW)))
         with clock.local(self.clock):
             self.instance = self._start(process, engine)
-            self._check_incidents(None)
+            self._check_unit(None, 0)
             for number, step in enumerate(self.scenario.get("steps") or [], start=1):
+                before = len(self.instance.steps)
                 self._step(number, step)
-                self._check_incidents(number)
+                self._check_unit(number, before)
         self._check_expectations()
 
     def _process(self) -> ParsedProcess:
@@ -244,6 +276,15 @@ class _Run:
                 break  # the same timer is still due: nothing more will fire
         self.clock.current = max(self.clock.current, target)
         self.instance.fire_due_timers()
+
+    def _check_unit(self, step: int | None, before: int) -> None:
+        self._check_incidents(step)
+        if len(self.instance.steps) - before > MAX_ELEMENTS_PER_STEP:
+            template = (N_("start: more than %(count)s elements ran without waiting: does the diagram loop without "
+                           "waiting for a task, message or timer?") if step is None else
+                        N_("step %(step)s: more than %(count)s elements ran without waiting: does the diagram loop "
+                           "without waiting for a task, message or timer?"))
+            raise _Stop(_fail(template, step=step, count=MAX_ELEMENTS_PER_STEP))
 
     def _check_incidents(self, step: int | None) -> None:
         """A failed step (script, service, timer expression) ends the scenario; `step` None is the start."""

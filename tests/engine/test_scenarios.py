@@ -192,3 +192,22 @@ def test_failures_carry_their_template_for_the_users_language():
     assert detail["template"] == "expected the process to end at %(ends)s, but it is waiting at: %(waiting)s"
     assert detail["params"] == {"ends": "end_paid", "waiting": "review_task"}
     assert detail["message"] == result["failures"][0] == "expected the process to end at end_paid, but it is waiting at: review_task"
+
+
+def test_a_draft_that_loops_forever_is_stopped(monkeypatch):
+    """Issue 7: the studio runs drafts inside a request; a loop that never waits ends as a failure
+    (SpiffWorkflow itself would stop ~500 rounds in and call the process finished)."""
+    from engine import scenarios
+    from tests.engine.builders import script
+
+    xml = bpmn("spin", start(), script("count", "n = n + 1"), xor("again", default="flow_back"),
+               end(), chain("start", "count", "again"), flow("again", "end", "n < 0", fid="flow_out"),
+               flow("again", "count", fid="flow_back"))
+    files, scenario = {"spin.bpmn": xml.encode()}, {"name": "spin", "description": "", "start": {"n": 0}}
+    result = run_scenario(files, "spin", scenario)
+    assert result["ok"] is False
+    assert result["failures"][0].startswith("start: more than 300 elements ran without waiting")
+    # Scripts and conditions are counted too (and timed), so a slow loop stops as well.
+    monkeypatch.setattr(scenarios, "MAX_EVALUATIONS", 50)
+    result = run_scenario(files, "spin", scenario)
+    assert "stopped after 50 scripts and conditions" in result["failures"][0]
