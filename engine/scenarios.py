@@ -12,6 +12,7 @@ a bad scenario or diagram, it reports failures.
 """
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import time
@@ -89,11 +90,12 @@ class _Answers:
         self.count += 1
         self.calls.append({self.kind: self.name, "params": params})
         if not isinstance(self.declared, list):
-            return self.declared
+            # A copy each time: a script that changes what a helper returned must not change the next answer.
+            return copy.deepcopy(self.declared)
         if self.count > len(self.declared):
             raise ScriptError(f"{self.kind} '{self.name}' was called {self.count} times, but the scenario "
                               f"declares only {len(self.declared)} results")
-        return self.declared[self.count - 1]
+        return copy.deepcopy(self.declared[self.count - 1])
 
 
 def _service_stub(name: str, declared: Mapping, calls: list[dict]) -> Callable:
