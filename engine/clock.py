@@ -6,16 +6,25 @@ module's `datetime` with a subclass whose `now()` asks our clock, so tests and a
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import datetime as _dt
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import SpiffWorkflow.bpmn.specs.event_definitions.timer as _timer_module
 
 _provider: Callable[[], _dt.datetime] | None = None
+# A clock for the current thread (context) only: a scenario run inside a web request must not move
+# the timers of every other request the process serves.
+_local: contextvars.ContextVar[Callable[[], _dt.datetime] | None] = contextvars.ContextVar(
+    "inkless_local_clock", default=None)
 
 
 def now() -> _dt.datetime:
     """Current time, timezone-aware UTC."""
+    local = _local.get()
+    if local is not None:
+        return local()
     if _provider is not None:
         return _provider()
     return _dt.datetime.now(_dt.UTC)
@@ -25,6 +34,16 @@ def set_provider(provider: Callable[[], _dt.datetime] | None) -> None:
     """Install a clock (None restores real time). Providers must return aware datetimes."""
     global _provider
     _provider = provider
+
+
+@contextlib.contextmanager
+def local(provider: Callable[[], _dt.datetime]) -> Iterator[None]:
+    """Use `provider` as the clock inside this block, in this thread (context) only."""
+    token = _local.set(provider)
+    try:
+        yield
+    finally:
+        _local.reset(token)
 
 
 class _ClockedDatetime(_dt.datetime):

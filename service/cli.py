@@ -164,6 +164,19 @@ def user_create(username, password, department_code, role, groups, head, full_na
     click.echo(f"user {username} created")
 
 
+def deployable_files(paths) -> list[tuple[str, bytes]]:
+    """The .bpmn/.dmn/.json files named or found under `paths`. A `tests` folder inside a directory
+    holds a model's scenario tests (process_models/<key>/tests/*.json), which are not forms."""
+    files = []
+    for path in paths:
+        if path.is_dir():
+            candidates = [p for p in sorted(path.rglob("*")) if "tests" not in p.relative_to(path).parts[:-1]]
+        else:
+            candidates = [path]
+        files += [(p.name, p.read_bytes()) for p in candidates if p.suffix in (".bpmn", ".dmn", ".json")]
+    return files
+
+
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def deploy(paths: tuple[Path, ...]) -> None:
@@ -171,10 +184,7 @@ def deploy(paths: tuple[Path, ...]) -> None:
     from . import definitions
     from .errors import ApiError
 
-    files = []
-    for path in paths:
-        candidates = sorted(path.rglob("*")) if path.is_dir() else [path]
-        files += [(p.name, p.read_bytes()) for p in candidates if p.suffix in (".bpmn", ".dmn", ".json")]
+    files = deployable_files(paths)
     app = _app()
     with app.test_request_context():
         s = _session(app)
