@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -82,6 +83,8 @@ def tell(s: Session, row: ProcessInstance, with_data: bool = True) -> Story:
         who = names.get(h["user"], h["user"])
         if who is None and h["kind"] == "StartEvent" and starter is not None:
             who = starter.full_name
+        elif who is None and h["kind"] == "UserTask":
+            who = _("the applicant (no account yet)")  # completed through a tracking code
         story.steps.append(Step(name=h["name"] or h["element_id"], kind=h["kind"], who=who, at=h["completed_at"],
                                 decision=h["decision"], decision_label=titles.get(h["decision"] or ""),
                                 opinion=h["opinion"]))
