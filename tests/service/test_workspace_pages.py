@@ -164,7 +164,7 @@ def _visible_text(html: str) -> str:
     return " ".join(parser.parts)
 
 
-def _user_data(app) -> list[str]:
+def user_data(app) -> list[str]:
     """Names people and designers gave (processes, forms, departments, people): not interface text."""
     import json
 
@@ -198,7 +198,7 @@ def test_english_leaves_no_chinese_on_the_main_pages(app, browser):
     task_url = _task_link(text(head.get("/tasks")), "部门负责人审核")
     pages = ["/", "/tasks", "/start", "/requests", "/notifications", "/settings", task_url, "/requests/1",
              "/requests/1?lang=en"]
-    data = _user_data(app)
+    data = user_data(app)
 
     def leftovers(b, url) -> list[str]:
         seen = _visible_text(b.get(url).get_data(as_text=True))
