@@ -52,7 +52,7 @@ def test_a_newcomer_applies_and_the_department_head_reviews_next(app, visitor, b
     assert "马小云" in tracking and "部门负责人审核" in tracking
 
 
-def test_returned_application_is_amended_only_with_the_tracking_code(app, visitor, browser):
+def test_returned_application_is_amended_only_with_the_tracking_code(app, visitor, browser, login):
     """R-ACC-1: the reason is visible on the tracking page; only the code holder completes "修改申请"."""
     link, _code = apply(visitor)
     head = browser("office_head")
@@ -62,8 +62,19 @@ def test_returned_application_is_amended_only_with_the_tracking_code(app, visito
     # Nobody with an account can take the applicant's task: not the head, not the department's admin.
     for who in ("office_head", "office_admin", "sysadmin"):
         assert "修改申请" not in text(browser(who).get("/tasks")), who
+    from service.models import OpenTask
+
+    with app.app_context():
+        from service import db
+
+        amend_id = db.session().query(OpenTask).filter_by(element_id="amend_application").one().id
+    for who in ("office_admin", "sysadmin"):
+        r = login(who).post(f"/api/v1/tasks/{amend_id}/complete", json={"data": dict(APPLICATION, action="withdraw")})
+        assert r.status_code == 403, (who, r.get_json())
     page = text(visitor.get(link))
     assert "岗位写具体些" in page and "修改申请" in page
+    r = visitor.post(link, form_fields(dict(APPLICATION, post="")))  # no action chosen, post emptied
+    assert r.status_code == 422 and "处理方式" in text(r) and 'id="error-summary"' in text(r)
     amended = dict(APPLICATION, post="综合档案管理员", action="resubmit")
     r = visitor.post(link, form_fields(amended))
     assert r.status_code == 302, text(r)
