@@ -88,13 +88,13 @@ def test_notifications_page_lists_marks_read_and_links_to_the_task(browser):
     _fill_application(admin)
     head = browser("office_head")
     home = text(head.get("/"))
-    assert re.search(r'消息通知 <span class="count">1</span>', home)
+    assert re.search(r'消息通知 <span class="nav-count">1</span>', home)
     page = text(head.get("/notifications"))
     assert "新待办：部门负责人审核" in page
     open_url = re.search(r'action="(/notifications/\d+/open)"', page).group(1)
     r = head.post(open_url)
     assert r.status_code == 302 and re.fullmatch(r"/tasks/[0-9a-f-]{36}", r.headers["Location"])
-    assert 'class="count"' not in text(head.get("/notifications"))
+    assert 'class="nav-count"' not in text(head.get("/notifications"))
     assert "暂无消息" in text(head.get("/notifications?show=unread"))
     # Someone else's notification is not found.
     assert browser("clerk").post(open_url).status_code == 404
@@ -106,7 +106,7 @@ def test_mark_all_read(browser):
     head = browser("office_head")
     head.get("/notifications")
     assert head.post("/notifications/read-all").status_code == 302
-    assert 'class="count"' not in text(head.get("/notifications"))
+    assert 'class="nav-count"' not in text(head.get("/notifications"))
 
 
 def test_the_language_setting_is_kept_in_the_profile(app, browser):
