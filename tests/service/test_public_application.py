@@ -125,6 +125,7 @@ def test_public_forms_need_the_csrf_token_and_are_rate_limited(visitor):
         assert r.status_code == 200, text(r)
     r = visitor.post("/apply", form_fields(dict(APPLICATION, username="toomany")))
     assert r.status_code == 429
+    assert visitor.get("/apply").status_code == 200  # reading the form is not limited
     assert "请求过于频繁" in text(r) or "稍后" in text(r)
 
 
