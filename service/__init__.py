@@ -18,12 +18,13 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["TESTING"] = config.testing
     app.json.ensure_ascii = False
 
-    from . import api, auth, csrf, db, errors, i18n, pages
+    from . import api, auth, csrf, db, errors, i18n, pages, ratelimit
 
     db.init_app(app, config.database_url)
     i18n.init_app(app)
     auth.init_app(app)
     csrf.init_app(app)
+    ratelimit.init_app(app)
     api.init_app(app)
     pages.init_app(app)
     errors.register(app)

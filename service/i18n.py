@@ -10,12 +10,15 @@ SUPPORTED = ("zh", "en")
 
 
 def select_locale() -> str:
-    lang = request.args.get("lang") or request.cookies.get("lang")
-    if lang in SUPPORTED:
-        return lang
+    """`?lang=` for this page, then the profile's setting (/settings), then the `lang` cookie that an
+    earlier `?lang=` left, then the browser's Accept-Language, then Chinese."""
+    if request.args.get("lang") in SUPPORTED:
+        return request.args["lang"]
     user = getattr(g, "user", None)
     if user is not None and user.locale in SUPPORTED:
         return user.locale
+    if request.cookies.get("lang") in SUPPORTED:
+        return request.cookies["lang"]
     header = request.headers.get("Accept-Language", "")
     if header.lower().startswith("en"):
         return "en"

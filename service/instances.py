@@ -29,6 +29,7 @@ from .models import (
     ProcessDefinition,
     ProcessInstance,
     TaskCandidate,
+    TaskDraft,
     User,
     utcnow,
 )
@@ -131,6 +132,19 @@ def form_schema(s: Session, task: OpenTask) -> dict:
 
 
 def complete(s: Session, user: User, task_id: str, data: dict[str, Any]) -> Outcome:
+    task = _task_to_complete(s, task_id)
+    if not may_complete(user, task):
+        raise Forbidden(_("This task is not assigned to you."))
+    return _complete(s, user, task, data)
+
+
+def complete_for_applicant(s: Session, task_id: str, data: dict[str, Any]) -> Outcome:
+    """Complete an applicant's task for someone without an account: the holder of a public
+    application's tracking code (service/applications.py checks the code and the task first)."""
+    return _complete(s, None, _task_to_complete(s, task_id), data)
+
+
+def _task_to_complete(s: Session, task_id: str) -> OpenTask:
     task = s.get(OpenTask, str(task_id))
     if task is None:
         # Completed tasks leave the projection; say so plainly if the task ever existed.
@@ -138,15 +152,19 @@ def complete(s: Session, user: User, task_id: str, data: dict[str, Any]) -> Outc
         if done is not None:
             raise Conflict(_("This task has already been completed."))
         raise NotFound(_("Task not found or already completed."))
-    if not may_complete(user, task):
-        raise Forbidden(_("This task is not assigned to you."))
+    return task
+
+
+def _complete(s: Session, user: User | None, task: OpenTask, data: dict[str, Any]) -> Outcome:
+    task_id = task.id
     schema = form_schema(s, task)
     forms.validate(schema, data, task.approval)
     row = _load(s, task.instance_id)
     if row.state not in ("running", "error"):
         raise Conflict(_("The process instance is %(state)s.", state=row.state))
     instance = _engine_instance(s, row)
-    unit = UnitContext(s, user.id, row.id)
+    actor_id = user.id if user else None
+    unit = UnitContext(s, actor_id, row.id)
     token = current_unit.set(unit)
     try:
         step = instance.complete(task_id, data)
@@ -156,13 +174,14 @@ def complete(s: Session, user: User, task_id: str, data: dict[str, Any]) -> Outc
         raise NotFound(_("Task not found or already completed.")) from None
     finally:
         current_unit.reset(token)
-    meta = {step.task_id: {"user_id": user.id, "data": data,
+    meta = {step.task_id: {"user_id": actor_id, "data": data,
                            "decision": data.get("decision") if task.approval else None,
                            "opinion": data.get("opinion") if task.approval else None}}
     _persist(s, row, instance, user, unit, meta)
-    audit.record(s, "task_completed", "task", task_id, actor_id=user.id,
-                 detail={"instance": row.id, "element": task.element_id,
-                         "decision": meta[step.task_id]["decision"]})
+    detail = {"instance": row.id, "element": task.element_id, "decision": meta[step.task_id]["decision"]}
+    if user is None:
+        detail["by"] = "applicant"  # a tracking-code holder, who has no account
+    audit.record(s, "task_completed", "task", task_id, actor_id=actor_id, detail=detail)
     return Outcome(row, unit.one_time)
 
 
@@ -427,6 +446,7 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None
     existing = set(s.scalars(select(OpenTask.id).where(OpenTask.instance_id == row.id)))
     gone = existing - set(ready)
     if gone:
+        s.execute(delete(TaskDraft).where(TaskDraft.task_id.in_(gone)))  # a finished task's drafts go with it
         s.execute(delete(TaskCandidate).where(TaskCandidate.task_id.in_(gone)))
         s.execute(delete(OpenTask).where(OpenTask.id.in_(gone)))
         scheduler.drop_deadlines(s, gone)

@@ -266,3 +266,7 @@ class Notification(Base):
     task_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# The workspace's own tables, registered with the metadata alongside these.
+from .workspace_models import ApplicationTracking, TaskDraft  # noqa: E402,F401

@@ -21,7 +21,7 @@ def _usernames(s: Session, ids) -> dict[int, str]:
 RECENT_HISTORY = 20
 
 
-def _completed_elements(s: Session, instance_id: int) -> list[str]:
+def completed_elements(s: Session, instance_id: int) -> list[str]:
     first = (select(InstanceStep.element_id, func.min(InstanceStep.id).label("first"))
              .where(InstanceStep.instance_id == instance_id).group_by(InstanceStep.element_id).subquery())
     return list(s.scalars(select(first.c.element_id).order_by(first.c.first)))
@@ -45,7 +45,7 @@ def instance(s: Session, row: ProcessInstance, with_history: bool = True, one_ti
     if with_history:
         # completed_elements from one DISTINCT query; history rows (and their JSON) only as many as asked,
         # so a response's cost does not grow with an old instance's history.
-        out["completed_elements"] = _completed_elements(s, row.id)
+        out["completed_elements"] = completed_elements(s, row.id)
         query = select(InstanceStep).where(InstanceStep.instance_id == row.id)
         out["history_total"] = s.scalar(select(func.count()).select_from(query.subquery()))
         if history_limit is not None:

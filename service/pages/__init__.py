@@ -90,6 +90,12 @@ def _api_error(e: ApiError):
     return render_template("error.html", message=e.message, status=e.status), e.status
 
 
+@bp.errorhandler(429)
+def _too_many(_e):
+    """A rate limit (service/ratelimit.py) answered as a page, not the API's JSON."""
+    return render_template("error.html", message=_("Too many requests; try again later."), status=429), 429
+
+
 @bp.errorhandler(StaleDataError)
 def _stale(_e):
     message = _("Someone else changed this instance at the same time; reload and try again.")
@@ -100,7 +106,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-from . import account, home, requests, supervise, tasks  # noqa: E402  (the areas use the helpers above)
+from . import account, apply, home, notifications, requests, settings, supervise, tasks  # noqa: E402  (the areas use the helpers above)
 
-for _area in (account, home, tasks, requests, supervise):
+for _area in (account, home, tasks, requests, apply, notifications, settings, supervise):
     bp.register_blueprint(_area.bp)

@@ -13,7 +13,7 @@ from .. import db
 from .. import instances as units
 from ..errors import NotFound
 from ..models import OpenTask, ProcessDefinition, ProcessInstance
-from . import signed_in, timeline
+from . import diagram, signed_in, timeline
 
 bp = Blueprint("requests", __name__)
 
@@ -84,10 +84,18 @@ def _visible(instance_id: int) -> ProcessInstance:
 @signed_in
 def detail(instance_id: int):
     s = db.session()
-    story = timeline.tell(s, _visible(instance_id))
+    row = _visible(instance_id)
+    story = timeline.tell(s, row)
     mine = {t.task_id for t in story.waiting
             if units.may_complete(g.user, s.get(OpenTask, t.task_id))}
-    return render_template("request.html", story=story, my_tasks=mine)
+    return render_template("request.html", story=story, my_tasks=mine, marks=diagram.marks(s, row))
+
+
+@bp.get("/requests/<int:instance_id>/diagram.xml")
+@signed_in
+def diagram_xml(instance_id: int):
+    """The diagram this instance runs, for whoever may see the instance (as the detail page)."""
+    return diagram.xml(db.session(), _visible(instance_id))
 
 
 @bp.get("/requests/<int:instance_id>/record")

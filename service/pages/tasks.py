@@ -10,12 +10,12 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import auth, db, inbox
+from .. import auth, db, drafts, inbox
 from .. import instances as units
 from ..api import views
-from ..errors import InvalidForm, NotFound
+from ..errors import Forbidden, InvalidForm, NotFound
 from ..models import OpenTask, ProcessInstance, User, utcnow
-from . import fields, safe_next, signed_in, timeline
+from . import diagram, fields, safe_next, signed_in, timeline
 
 bp = Blueprint("tasks", __name__, url_prefix="/tasks")
 
@@ -77,6 +77,9 @@ def task_page(task_id: str):
     task = _visible_task(task_id)
     errors: dict[str, str] = {}
     values = task.data or {}
+    intent = request.form.get("intent", "complete")
+    if request.method == "POST" and intent in ("draft", "discard"):
+        return _keep_draft(task, intent)
     if request.method == "POST":
         schema = units.form_schema(s, task)
         data = fields.parse(schema, request.form)
@@ -96,6 +99,9 @@ def task_page(task_id: str):
                 return render_template("task_done.html", name=name, secrets=secrets)
             flash(_("Done: %(task)s.", task=name), "success")
             return redirect(url_for(".inbox_page"))
+    draft = drafts.load(s, task, user)
+    if draft is not None and not errors:
+        values = values | draft.data
     shape = views.task(s, task, full=True)
     ui = dict(shape["ui_schema"] or {})
     if task.approval:
@@ -105,15 +111,30 @@ def task_page(task_id: str):
     for f in form_fields:
         if f.name == "opinion" and task.approval:
             f.help.append(_("Required when returning or rejecting: say what should change."))
-    story = timeline.tell(s, s.get(ProcessInstance, task.instance_id))
-    shown = {f.name for f in _walk(form_fields)}
-    unplaced = [(field, message) for field, message in errors.items() if field not in shown]
+    row = s.get(ProcessInstance, task.instance_id)
+    story = timeline.tell(s, row)
     return render_template(
         "task.html", task=task, story=story, claimed_by_me=task.assignee_id == user.id, shared=_shared(task),
         form_fields=[f for f in form_fields if f.name not in decision_names],
         decision_fields=[f for f in form_fields if f.name in decision_names],
-        errors=errors, error_list=_error_list(form_fields, errors) + unplaced,
+        errors=errors, error_list=error_summary(form_fields, errors), draft=draft,
+        may_complete=units.may_complete(user, task), marks=diagram.marks(s, row),
     ), 422 if errors else 200
+
+
+def _keep_draft(task: OpenTask, intent: str):
+    """Save the half-filled form as the user's draft (no validation), or throw the draft away."""
+    user = g.user
+    if not units.may_complete(user, task):
+        raise Forbidden(_("This task is not assigned to you."))
+    with db.unit_of_work() as s:
+        if intent == "draft":
+            drafts.save(s, task, user, fields.parse(units.form_schema(s, task), request.form))
+        else:
+            drafts.discard(s, task, user)
+    flash(_("Draft saved; it is kept until the task is completed.") if intent == "draft"
+          else _("Draft discarded."), "success")
+    return redirect(url_for(".task_page", task_id=task.id))
 
 
 def _walk(items: list[fields.Field]):
@@ -123,8 +144,11 @@ def _walk(items: list[fields.Field]):
             yield from _walk(row)
 
 
-def _error_list(items: list[fields.Field], errors: dict[str, str]) -> list[tuple[fields.Field, str]]:
-    return [(f, errors[f.name]) for f in _walk(items) if f.name in errors]
+def error_summary(items: list[fields.Field], errors: dict[str, str]) -> list[tuple[fields.Field | str, str]]:
+    """The errors in form order, each with its field to link to; errors of no shown field last."""
+    shown = {f.name for f in _walk(items)}
+    return [(f, errors[f.name]) for f in _walk(items) if f.name in errors] + [
+        (name, message) for name, message in errors.items() if name not in shown]
 
 
 @bp.post("/<string:task_id>/claim")

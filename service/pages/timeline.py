@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from .. import forms
 from ..api import views
 from ..models import DeploymentFile, Group, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User
+from ..workspace_models import ApplicationTracking
 from . import fields
 
 HIDDEN_KINDS = ("Gateway", "ScriptTask")  # the engine's bookkeeping, not something a person did
@@ -50,6 +51,7 @@ class Story:
     steps: list[Step] = field(default_factory=list)
     waiting: list[Waiting] = field(default_factory=list)
     submitted: list[tuple[str, str]] = field(default_factory=list)
+    public: bool = False  # applied for on the public page by someone without an account
 
     @property
     def decisions(self) -> list[Step]:
@@ -72,6 +74,8 @@ def tell(s: Session, row: ProcessInstance, with_data: bool = True) -> Story:
     definition = s.get(ProcessDefinition, row.definition_id)
     starter = s.get(User, row.started_by) if row.started_by else None
     story = Story(row=row, process_name=definition.name or row.process_key, starter=starter)
+    if starter is None:
+        story.public = s.scalar(select(ApplicationTracking.id).where(ApplicationTracking.instance_id == row.id)) is not None
     story.waiting = _waiting(s, row)
     shape = views.instance(s, row)
     names = dict(s.execute(select(User.username, User.full_name).where(
@@ -83,6 +87,8 @@ def tell(s: Session, row: ProcessInstance, with_data: bool = True) -> Story:
         who = names.get(h["user"], h["user"])
         if who is None and h["kind"] == "StartEvent" and starter is not None:
             who = starter.full_name
+        elif who is None and h["kind"] == "UserTask":
+            who = _("the applicant (no account yet)")  # completed through a tracking code
         name = h["name"] or h["element_id"]
         if h["kind"] == "moved_back":  # an administrator sent the instance back; the opinion is the reason
             name = _("Moved back to: %(step)s", step=name)

@@ -1,9 +1,12 @@
 """The staff workspace in a real browser (Chromium via Playwright) against a real server (issue 6).
 
-An account application from start to finish, the way people do it: the department admin fills it
-in (a wrong value first), the department head returns it with a reason, the applicant reads the
-reason, amends and resubmits, both reviewers approve, and the new account signs in and sets its
-own password. A screenshot of every page is kept in test-artifacts/.
+An account application from start to finish, the way people do it: a new employee without an
+account applies on the public page (a wrong value first) and gets a tracking code, the department
+head returns it with a reason, the applicant opens the tracking link, reads the reason, amends and
+resubmits, both reviewers approve, and the new account signs in with the initial password the
+platform's reviewer was shown, and sets its own. A screenshot of every page is kept in
+test-artifacts/. Then the language: `?lang=en` and the profile setting leave no Chinese interface
+text on the main pages.
 """
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ import pytest
 from tests.conftest import PASSWORD, ROOT
 from tests.service.test_account_application import APPLICATION
 from tests.service.test_durability import Server
+from tests.service.test_workspace_pages import CJK, user_data
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = ROOT / "test-artifacts"
@@ -87,83 +91,93 @@ class Person:
         self.page.wait_for_load_state()
 
 
-def fill_application(page, data: dict):
+def fill_application(page, data: dict, department: str | None = None):
+    """Type an application; on the public page the department is chosen by name from a list."""
     labels = {"full_name": "姓名", "username": "登录名", "phone": "联系电话", "email": "电子邮箱",
-              "department": "所属部门", "post": "岗位", "reason": "申请理由"}
+              "post": "岗位", "reason": "申请理由"}
+    if department is None:
+        labels["department"] = "所属部门"
+    else:
+        page.get_by_role("combobox", name="所属部门").select_option(label=department)
     for key, label in labels.items():
         page.get_by_role("textbox", name=label, exact=True).fill(data[key])
 
 
-def test_account_application_returned_amended_and_approved_in_the_browser(server, browser):
-    admin = Person(browser, server, "office_admin")
-    admin.goto("/")
-    assert admin.page.url.endswith("/signin?next=/")
-    admin.shot("01-sign-in")
-    admin.check_accessibility("the sign-in page")
-    admin.page.get_by_label("用户名").fill("office_admin")
-    admin.page.get_by_label("密码").fill("not the password")
-    admin.page.get_by_role("button", name="登录").click()
-    assert admin.page.get_by_role("alert").inner_text() == "用户名或密码错误。"
-    admin.shot("02-sign-in-wrong-password")
-    admin.sign_in("office_admin")
-    admin.page.wait_for_url(server + "/")
-    admin.shot("03-home")
-    admin.check_accessibility("the home page")
+def test_a_new_employee_applies_publicly_is_returned_amends_and_signs_in(server, browser):
+    """R-ACC-1, R-ACC-2, R-WF-2, R-WF-3: the must-show scenario of issue 6."""
+    newcomer = Person(browser, server, "newcomer")
+    newcomer.goto("/signin")
+    newcomer.shot("01-sign-in")
+    newcomer.check_accessibility("the sign-in page")
+    newcomer.page.get_by_role("link", name="申请账号").click()
+    newcomer.page.wait_for_url(server + "/apply")
+    newcomer.shot("02-public-application")
+    newcomer.check_accessibility("the public application page")
 
-    # Start an account application and fill it in, first with a malformed login name.
-    admin.page.get_by_role("link", name="发起流程").first.click()
-    admin.shot("04-start-catalogue")
-    admin.check_accessibility("the start page")
-    admin.page.get_by_role("form", name="账号申请", exact=True).get_by_role("button", name="发起").click()
-    admin.page.wait_for_url(re.compile(r".*/tasks/[0-9a-f-]{36}$"))
-    assert admin.page.get_by_role("heading", level=1).inner_text() == "填写账号申请"
-    admin.shot("05-application-form")
-    admin.check_accessibility("the task page")
-    fill_application(admin.page, dict(APPLICATION, username="X!"))
-    admin.page.get_by_role("checkbox", name="检查员").check()
-    admin.page.get_by_role("button", name="提交").click()
-    username = admin.page.get_by_role("textbox", name="登录名", exact=True)
+    # The newcomer fills the form, first with a malformed login name, and chooses the department.
+    fill_application(newcomer.page, dict(APPLICATION, username="X!"), department="办公室")
+    newcomer.page.get_by_role("checkbox", name="检查员").check()
+    newcomer.page.get_by_role("button", name="提交申请").click()
+    username = newcomer.page.get_by_role("textbox", name="登录名", exact=True)
     assert username.get_attribute("aria-invalid") == "true"
     assert username.input_value() == "X!"  # the input is kept
-    assert admin.page.locator("#f-username-error").inner_text().endswith("登录名格式不正确")
-    assert admin.page.get_by_role("checkbox", name="检查员").is_checked()
-    assert admin.page.evaluate("document.activeElement.id") == "error-summary"
-    admin.shot("06-application-form-errors")
-    admin.check_accessibility("the task page with field errors")
+    assert newcomer.page.locator("#f-username-error").inner_text().endswith("登录名格式不正确")
+    assert newcomer.page.evaluate("document.activeElement.id") == "error-summary"
+    newcomer.shot("03-public-application-errors")
+    newcomer.check_accessibility("the public application with field errors")
     username.fill("maxy")
-    admin.page.get_by_role("button", name="提交").click()
-    admin.page.wait_for_url(server + "/tasks")
-    assert "已完成：填写账号申请。" in admin.page.get_by_role("status").first.inner_text()
+    newcomer.page.get_by_role("button", name="提交申请").click()
+    newcomer.page.wait_for_url(server + "/apply")
+    code = newcomer.page.locator("#tracking-code").inner_text()
+    link = newcomer.page.locator("#tracking-link").get_attribute("href")
+    assert len(code) >= 32 and link.endswith("/apply/track/" + code)
+    newcomer.shot("04-tracking-code-once")
+    newcomer.check_accessibility("the tracking-code page")
 
     # The department head returns it with a reason (a reason is required), on a phone.
     head = Person(browser, server, "office_head", viewport={"width": 390, "height": 844}, is_mobile=True,
                   has_touch=True)
     head.sign_in("office_head")
+    head.page.wait_for_url(server + "/")
+    head.goto("/notifications")
+    assert "部门负责人审核" in head.page.locator(".notifications").inner_text()
+    head.shot("05-head-notifications-mobile")
+    head.check_accessibility("the notifications page")
     head.goto("/tasks")
-    head.shot("07-head-inbox-mobile")
+    head.shot("06-head-inbox-mobile")
     head.check_accessibility("the inbox")
     head.open_task("部门负责人审核")
     assert "马小云" in head.page.locator(".context").inner_text()
-    head.shot("08-head-review-mobile")
+    head.page.wait_for_selector(".bpmn[data-state=ready]")
+    assert head.page.locator(".bpmn .djs-element.is-current[data-element-id=dept_head_review]").count() == 1
+    head.shot("07-head-review-mobile")
     head.page.get_by_role("radio", name="退回修改").check()
     head.page.get_by_role("button", name="提交审核结论").click()
     opinion = head.page.get_by_role("textbox", name="审核意见")
     assert opinion.get_attribute("aria-invalid") == "true"
-    assert head.page.get_by_role("radio", name="退回修改").is_checked()
-    head.shot("09-head-review-needs-reason-mobile")
+    head.shot("08-head-review-needs-reason-mobile")
     head.check_accessibility("the review page")
+    # A draft of the opinion, kept for later (only the head sees it).
     opinion.fill("岗位填写不准确，请写明具体岗位")
+    head.page.get_by_role("radio", name="退回修改").check()
+    head.page.get_by_role("button", name="保存草稿").click()
+    head.page.wait_for_selector("#draft-note")
+    assert head.page.get_by_role("textbox", name="审核意见").input_value() == "岗位填写不准确，请写明具体岗位"
+    head.shot("09-head-review-draft-mobile")
     head.page.get_by_role("button", name="提交审核结论").click()
     head.page.wait_for_url(server + "/tasks")
 
-    # The applicant sees the reason, amends and resubmits.
-    admin.open_task("修改申请")
-    assert "岗位填写不准确，请写明具体岗位" in admin.page.locator(".work").inner_text()
-    admin.shot("10-amend-with-reason")
-    admin.page.get_by_role("textbox", name="岗位", exact=True).fill("综合档案管理员")
-    admin.page.get_by_role("radio", name="重新提交").check()
-    admin.page.get_by_role("button", name="提交").click()
-    admin.page.wait_for_url(server + "/tasks")
+    # The applicant opens the tracking link, reads the reason, amends and resubmits.
+    newcomer.page.goto(link)
+    assert "岗位填写不准确，请写明具体岗位" in newcomer.page.locator("main").inner_text()
+    newcomer.shot("10-tracking-returned-with-reason")
+    newcomer.check_accessibility("the tracking page with the amend form")
+    newcomer.page.get_by_role("textbox", name="岗位", exact=True).fill("综合档案管理员")
+    newcomer.page.get_by_role("radio", name="重新提交").check()
+    newcomer.page.get_by_role("button", name="提交").click()
+    newcomer.page.wait_for_url(link)
+    assert "综合档案管理员" in newcomer.page.locator("main").inner_text()
+    newcomer.shot("11-tracking-resubmitted")
 
     # Both reviewers approve; the platform's reviewer sees the initial password once.
     head.open_task("部门负责人审核")
@@ -176,51 +190,86 @@ def test_account_application_returned_amended_and_approved_in_the_browser(server
     platform = Person(browser, server, "platform")
     platform.sign_in("platform")
     platform.goto("/tasks")
-    platform.shot("11-platform-inbox")
+    platform.shot("12-platform-inbox")
     platform.open_task("平台管理部门终审")
-    platform.shot("12-platform-review")
+    platform.shot("13-platform-review")
     platform.page.get_by_role("radio", name="同意").check()
     platform.page.get_by_role("button", name="提交审核结论").click()
     password = platform.page.locator("code.secret").inner_text()
-    platform.shot("13-account-created-password-once")
+    platform.shot("14-account-created-password-once")
 
-    # The applicant follows the request: timeline, then the printable record.
-    admin.goto("/requests")
-    admin.page.locator("details summary").first.click()
-    timeline = admin.page.locator(".timeline").first.inner_text()
+    # The tracking page says the account exists (not its password), with the whole timeline.
+    newcomer.page.goto(link)
+    assert "maxy" in newcomer.page.locator("#account-created").inner_text()
+    timeline = newcomer.page.locator(".timeline").inner_text()
     for expected in ("填写账号申请", "部门负责人审核", "退回修改", "岗位填写不准确", "平台管理部门终审", "账号已开通"):
         assert expected in timeline, expected
-    admin.shot("14-my-requests")
-    admin.check_accessibility("my requests")
-    admin.page.get_by_role("link", name=re.compile("账号申请 #")).first.click()
-    admin.shot("15-request-detail")
-    admin.page.get_by_role("link", name="可打印的办理记录").click()
-    assert "综合档案管理员" in admin.page.locator(".record").inner_text()
-    admin.shot("16-record")
-    admin.check_accessibility("the record page")
-    admin.page.emulate_media(media="print")
-    admin.shot("17-record-print")
-    admin.page.emulate_media(media="screen")
+    assert password not in newcomer.page.content()
+    newcomer.page.wait_for_selector(".bpmn[data-state=ready]")
+    newcomer.shot("15-tracking-account-created")
+    newcomer.check_accessibility("the tracking page when finished")
 
-    # English on a switch, and it sticks.
-    admin.page.get_by_role("link", name="English").click()
-    assert admin.page.get_by_role("link", name="My requests").is_visible()
-    admin.goto("/tasks")
-    assert admin.page.get_by_role("heading", level=1).inner_text() == "My tasks"
-    admin.shot("18-inbox-english")
+    # The department's admin sees the request in the start catalogue's world too (axe on the start page).
+    admin = Person(browser, server, "office_admin")
+    admin.sign_in("office_admin")
+    admin.page.wait_for_url(server + "/")
+    admin.page.get_by_role("link", name="发起流程").first.click()
+    admin.shot("16-start-catalogue")
+    admin.check_accessibility("the start page")
 
-    # The new account signs in and must choose its own password first.
-    newcomer = Person(browser, server, "maxy")
+    # The new account signs in with the initial password and must choose its own first.
     newcomer.sign_in("maxy", password)
     newcomer.page.wait_for_url(re.compile(r".*/password.*"))
-    newcomer.shot("19-change-initial-password")
+    newcomer.shot("17-change-initial-password")
     newcomer.page.locator("#old_password").fill(password)
     newcomer.page.locator("#new_password").fill("maxy's own passphrase")
     newcomer.page.locator("#new_password_again").fill("maxy's own passphrase")
     newcomer.page.get_by_role("button", name="修改密码").click()
     newcomer.page.wait_for_url(server + "/")
     assert "欢迎" in newcomer.page.get_by_role("heading", level=1).inner_text()
-    newcomer.shot("20-newcomer-home")
+    newcomer.shot("18-newcomer-home")
 
-    for person in (admin, head, platform, newcomer):
+    for person in (newcomer, head, platform, admin):
         assert not person.problems, f"{person.name}'s browser reported: {person.problems}"
+
+
+# The interface text of a page: everything but the language switch (marked lang=zh-CN) and the diagram.
+VISIBLE_INTERFACE_TEXT = """() => {
+  const clone = document.body.cloneNode(true);
+  clone.querySelectorAll('[lang^="zh"], script, style, .bpmn').forEach((el) => el.remove());
+  return clone.innerText;
+}"""
+
+
+def test_english_by_link_and_by_profile_leaves_no_chinese_interface_text(app, server, browser):
+    """R-UI (i18n): ?lang=en, then the profile setting, switch every visible interface string."""
+    clerk = Person(browser, server, "clerk")
+    clerk.sign_in("clerk")
+    clerk.page.wait_for_url(server + "/")
+    # Names of processes, forms, departments and people are data, in the language they were given in.
+    data = user_data(app)
+
+    def leftovers(path: str) -> list[str]:
+        clerk.goto(path)
+        seen = clerk.page.evaluate(VISIBLE_INTERFACE_TEXT)
+        for value in data:
+            seen = seen.replace(value, " ")
+        return [line for line in seen.splitlines() if CJK.search(line)]
+
+    pages = ("/", "/tasks", "/start", "/requests", "/notifications", "/settings")
+    clerk.goto("/?lang=en")
+    for path in pages:
+        assert not leftovers(path), (path, leftovers(path))
+    clerk.shot("20-home-english")
+    clerk.goto("/?lang=zh")
+    assert clerk.page.get_by_role("heading", level=1).inner_text() != "Welcome"
+    clerk.goto("/settings")
+    clerk.page.get_by_label("English").check()
+    clerk.page.get_by_role("button", name="保存").click()
+    clerk.page.wait_for_url(server + "/settings")
+    assert clerk.page.get_by_role("status").inner_text().strip() == "Your settings have been saved."
+    clerk.shot("21-settings-english")
+    clerk.check_accessibility("the settings page")
+    for path in pages:
+        assert not leftovers(path), ("profile", path, leftovers(path))
+    assert not clerk.problems, clerk.problems
