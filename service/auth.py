@@ -17,7 +17,7 @@ from sqlalchemy import select, update
 
 from . import audit, db
 from .errors import Forbidden, Invalid, NotFound, Unauthorized
-from .identity import lockout, mfa, password_policy
+from .identity import lockout, mfa, password_policy, security_keys
 from .models import AuthToken, User, utcnow
 from .passwords import burn_time, hash_password, initial_password, verify_password
 
@@ -116,14 +116,21 @@ def pending_user(s, raw: str | None) -> tuple[AuthToken, User] | None:
     return token, user
 
 
-def finish_second_step(s, token: AuthToken, user: User, code: str) -> tuple[str, AuthToken] | None:
-    """Check the code of a pending sign-in; None when refused (the marker ends after 5 wrong codes)."""
-    used = None if lockout.locked(s, user) else mfa.verify(s, user, code)
+def finish_second_step(s, token: AuthToken, user: User, code: str | None = None,
+                       credential: dict | None = None) -> tuple[str, AuthToken] | None:
+    """Check the code (or security key answer) of a pending sign-in; None when refused (the
+    marker ends after 5 wrong answers)."""
+    used = None
+    if not lockout.locked(s, user):
+        if credential is not None:
+            used = "webauthn" if security_keys.authenticate(s, user, token, credential) else None
+        else:
+            used = mfa.verify(s, user, code or "")
     if used is None:
         token.failed_attempts += 1
         if token.failed_attempts >= PENDING_ATTEMPTS:
             token.revoked_at = utcnow()
-        audit.record(s, "login_failed", "user", user.username, actor_id=user.id, detail={"reason": "otp"})
+        audit.record(s, "login_failed", "user", user.username, actor_id=user.id, detail={"reason": "second_factor"})
         return None
     token.revoked_at = utcnow()
     return signed_in(s, user, "session", used)

@@ -49,6 +49,9 @@ class Config:
     # Page sessions end after this long without a request, and in any case this long after sign-in.
     session_idle_seconds: int = 30 * 60
     session_absolute_seconds: int = 12 * 3600
+    # WebAuthn relying party: by default the request's host and origin; set both behind a proxy.
+    webauthn_rp_id: str | None = None
+    webauthn_origin: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -83,6 +86,8 @@ def _identity_from_env(cfg: Config, env) -> None:
         cfg.ratelimit_storage = env["INKLESS_RATELIMIT_STORAGE"]
     if "INKLESS_LOGIN_RATE_LIMIT" in env:
         cfg.login_rate_limit = env["INKLESS_LOGIN_RATE_LIMIT"]
+    cfg.webauthn_rp_id = env.get("INKLESS_WEBAUTHN_RP_ID") or cfg.webauthn_rp_id
+    cfg.webauthn_origin = env.get("INKLESS_WEBAUTHN_ORIGIN") or cfg.webauthn_origin
     if "INKLESS_PASSWORD_PROFILE" in env:
         cfg.password_profile = env["INKLESS_PASSWORD_PROFILE"]
     for name, attr in (("INKLESS_LOCKOUT_THRESHOLD", "lockout_threshold"),

@@ -99,6 +99,9 @@ class AuthToken(Base):
     client_addr: Mapped[str | None] = mapped_column(String(64))
     # Wrong second-factor codes sent against a pending sign-in.
     failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The WebAuthn challenge issued to this session or pending sign-in, kept server-side so that
+    # it is used once (a signed cookie could be replayed with an old challenge).
+    challenge: Mapped[str | None] = mapped_column(String(128))
 
 
 class Deployment(Base):

@@ -22,7 +22,7 @@ from engine import clock
 
 from .. import audit
 from ..models import User, utcnow
-from .models import MfaFactor, RecoveryCode
+from .models import MfaFactor, RecoveryCode, SecurityKey
 
 ISSUER = "Inkless"
 STEP_SECONDS = 30
@@ -50,7 +50,12 @@ def factor(s, user: User) -> MfaFactor | None:
 
 
 def has_factor(s, user: User) -> bool:
-    return factor(s, user) is not None
+    """An authenticator app or a security key."""
+    return factor(s, user) is not None or has_security_key(s, user)
+
+
+def has_security_key(s, user: User) -> bool:
+    return s.scalar(select(SecurityKey.id).where(SecurityKey.user_id == user.id).limit(1)) is not None
 
 
 def required(user: User) -> bool:
@@ -144,9 +149,7 @@ def recovery_codes_left(s, user: User) -> int:
 def verify(s, user: User, code: str) -> str | None:
     """Check a second-factor answer: a TOTP code or a recovery code. Returns which one was used."""
     row = factor(s, user)
-    if row is None:
-        return None
-    if check_totp(s, row, code):
+    if row is not None and check_totp(s, row, code):
         return "totp"
     if use_recovery_code(s, user, code):
         return "recovery_code"
@@ -163,7 +166,16 @@ def confirm(s, user: User, row: MfaFactor, code: str) -> list[str] | None:
     return new_recovery_codes(s, user)
 
 
+def first_recovery_codes(s, user: User) -> list[str] | None:
+    """Recovery codes for a user's first factor (None when they already have codes)."""
+    if s.scalar(select(RecoveryCode.id).where(RecoveryCode.user_id == user.id).limit(1)) is not None:
+        return None
+    return new_recovery_codes(s, user)
+
+
 def disable(s, user: User) -> None:
+    """Remove the authenticator app; the recovery codes go too unless a security key remains."""
     s.execute(delete(MfaFactor).where(MfaFactor.user_id == user.id))
-    s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
+    if not has_security_key(s, user):
+        s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     audit.record(s, "mfa_disabled", "user", user.id, actor_id=user.id, detail={"kind": "totp"})

@@ -10,12 +10,12 @@ wrong codes at most; the code step then issues the session (R-SEC-6).
 """
 from __future__ import annotations
 
-from flask import Blueprint, g, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, g, jsonify, redirect, render_template, request, session, url_for
 from flask_babel import gettext as _
 
 from .. import auth, csrf, db, ratelimit
 from ..errors import Invalid, Unauthorized
-from ..identity import mfa, password_policy
+from ..identity import mfa, password_policy, security_keys
 from ..ratelimit import TooManyAttempts
 from . import safe_next
 
@@ -69,12 +69,15 @@ def second_step():
         session.pop("pending", None)
         return redirect(url_for(".sign_in", next=target))
     if request.method == "GET":
-        return render_template("sign_in_code.html", next=target, error=None)
+        return render_template("sign_in_code.html", next=target, error=None,
+                               has_key=mfa.has_security_key(s, found[1]))
     try:
         ratelimit.sign_in_attempt()
     except TooManyAttempts as e:
         return render_template("sign_in_code.html", next=target, error=e.message), e.status
     token, user = found
+    if request.is_json:  # the security key's answer, sent by webauthn.js
+        return _key_answer(token, user, target)
     with db.unit_of_work() as s:
         issued = auth.finish_second_step(s, token, user, request.form.get("code", ""))
         gave_up = token.revoked_at is not None and issued is None
@@ -83,12 +86,36 @@ def second_step():
             session.pop("pending", None)
             return render_template("sign_in.html", next=target, username=user.username,
                                    error=_("Too many wrong codes. Sign in again.")), 401
-        return render_template("sign_in_code.html", next=target,
-                               error=_("The code is wrong or was already used.")), 401
+        return render_template("sign_in_code.html", next=target, error=_("The code is wrong or was already used."),
+                               has_key=mfa.has_security_key(s, user)), 401
     _start_session(issued[0])
     if user.must_change_password:
         return redirect(url_for(".change_password", next=target))
     return redirect(target)
+
+
+@bp.post("/signin/key/options")
+def key_options():
+    """The WebAuthn challenge for the pending sign-in (JSON for webauthn.js)."""
+    s = db.session()
+    found = auth.pending_user(s, session.get("pending"))
+    if found is None:
+        return jsonify({"message": _("Sign in again.")}), 401
+    with db.unit_of_work() as s:
+        options = security_keys.authentication_options(s, found[1], found[0])
+    return current_app.response_class(options, mimetype="application/json")
+
+
+def _key_answer(token, user, target: str):
+    with db.unit_of_work() as s:
+        issued = auth.finish_second_step(s, token, user, credential=request.get_json(silent=True) or {})
+        gave_up = token.revoked_at is not None and issued is None
+    if issued is None:
+        if gave_up:
+            session.pop("pending", None)
+        return jsonify({"message": _("The security key was not accepted.")}), 401
+    _start_session(issued[0])
+    return jsonify({"next": url_for(".change_password", next=target) if user.must_change_password else target})
 
 
 @bp.post("/signout")

@@ -3,13 +3,13 @@ the active security policy and password resets / session ends for the accounts t
 (R-SEC-1, R-SEC-6, R-ACC-3)."""
 from __future__ import annotations
 
-from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
 from .. import auth, db
-from ..errors import Forbidden
-from ..identity import mfa, password_policy
+from ..errors import Forbidden, Invalid
+from ..identity import mfa, password_policy, security_keys
 from ..models import User
 from ..passwords import verify_password
 from . import enrolling, safe_next, signed_in
@@ -28,7 +28,7 @@ def profile():
     s = db.session()
     user = g.user
     return render_template("security.html", tokens=auth.my_tokens(s, user), current=g.token.id,
-                           factor=mfa.factor(s, user), codes_left=mfa.recovery_codes_left(s, user),
+                           factor=mfa.factor(s, user), keys=security_keys.keys(s, user), codes_left=mfa.recovery_codes_left(s, user),
                            admin=user.role in ("dept_admin", "system_admin"), **_policy())
 
 
@@ -75,6 +75,45 @@ def mfa_disable():
     with db.unit_of_work() as s:
         mfa.disable(s, user)
     flash(_("The authenticator was removed."), "ok")
+    return redirect(url_for(".profile"))
+
+
+@bp.post("/keys/options")
+@enrolling
+def key_options():
+    """A WebAuthn registration challenge (JSON for webauthn.js)."""
+    with db.unit_of_work() as s:
+        options = security_keys.registration_options(s, g.user, g.token)
+    return current_app.response_class(options, mimetype="application/json")
+
+
+@bp.post("/keys")
+@enrolling
+def key_register():
+    """Register the security key's answer; a first factor also gets its recovery codes (shown once)."""
+    body = request.get_json(silent=True) or {}
+    try:
+        with db.unit_of_work() as s:
+            security_keys.register(s, g.user, g.token, body.get("credential") or {}, str(body.get("name") or ""))
+            codes = mfa.first_recovery_codes(s, g.user)
+    except Invalid as e:
+        return jsonify({"message": e.message, "details": e.details}), 422
+    return jsonify({"codes": codes, "next": safe_next(body.get("next"), url_for(".profile"))})
+
+
+@bp.post("/keys/<int:key_id>/remove")
+@signed_in
+def key_remove(key_id: int):
+    user = g.user
+    s = db.session()
+    if not verify_password(user.password_hash, request.form.get("password", "")) \
+            or mfa.verify(s, user, request.form.get("code", "")) is None:
+        s.rollback()
+        flash(_("The security key was not removed: the password or the code is wrong."), "error")
+        return redirect(url_for(".profile"))
+    with db.unit_of_work() as s:
+        security_keys.remove(s, user, key_id)
+    flash(_("The security key was removed."), "ok")
     return redirect(url_for(".profile"))
 
 
