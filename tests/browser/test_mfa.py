@@ -117,3 +117,38 @@ def test_totp_enrolment_two_step_sign_in_replay_recovery_and_lockout(server, bro
 
     for person in (admin, clerk):
         assert not person.problems, f"{person.name}'s browser reported: {person.problems}"
+
+
+def test_a_security_key_registered_and_used_in_the_browser(server, browser):  # noqa: F811
+    """R-SEC-6: service/static/webauthn.js against Chromium's virtual authenticator (DevTools
+    WebAuthn domain). WebAuthn needs a domain as RP ID, so the browser uses localhost."""
+    base = server.replace("127.0.0.1", "localhost")
+    clerk = Person(browser, base, "clerk")
+    cdp = clerk.context.new_cdp_session(clerk.page)
+    cdp.send("WebAuthn.enable")
+    cdp.send("WebAuthn.addVirtualAuthenticator", {"options": {
+        "protocol": "ctap2", "transport": "usb", "hasResidentKey": False, "hasUserVerification": True,
+        "isUserVerified": True, "automaticPresenceSimulation": True}})
+    clerk.sign_in("clerk")
+    clerk.page.wait_for_url(base + "/")
+    clerk.goto("/account")
+    clerk.page.get_by_label("密钥名称").fill("测试密钥")
+    clerk.page.get_by_role("button", name="添加安全密钥").click()
+    codes = clerk.page.locator("#key-codes code")
+    codes.first.wait_for()
+    assert codes.count() == 10  # the first factor brings the recovery codes, shown once
+    clerk.shot("mfa-09-key-registered")
+    clerk.check_accessibility("the security page with new recovery codes")
+    clerk.page.get_by_role("link", name="继续").click()
+    clerk.page.wait_for_url(base + "/account")
+    assert "测试密钥" in clerk.page.locator("main").inner_text()
+    _sign_out(clerk)
+
+    clerk.sign_in("clerk")
+    clerk.page.wait_for_url(re.compile(r".*/signin/code.*"))
+    clerk.check_accessibility("the code page with a security key")
+    clerk.shot("mfa-10-key-sign-in")
+    clerk.page.get_by_role("button", name="使用我的安全密钥").click()
+    clerk.page.wait_for_url(base + "/")
+    assert "欢迎" in clerk.page.get_by_role("heading", level=1).inner_text()
+    assert not clerk.problems, f"clerk's browser reported: {clerk.problems}"
