@@ -23,7 +23,7 @@ from tests.service.test_durability import Server
 @pytest.fixture
 def server(app, org):
     server = Server(app)
-    server.env.update(INKLESS_INSECURE_COOKIES="1", INKLESS_MFA_ENFORCED="1", INKLESS_LOGIN_RATE_LIMIT="100 per minute")
+    server.env.update(INKLESS_INSECURE_COOKIES="1", INKLESS_MFA_ENFORCED="1")
     server.start()
     yield f"http://127.0.0.1:{server.port}"
     server.kill()

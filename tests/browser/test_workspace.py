@@ -33,8 +33,6 @@ axe = pytest.importorskip("axe_playwright_python.sync_playwright",
 def server(app, org):
     server = Server(app)
     server.env["INKLESS_INSECURE_COOKIES"] = "1"  # plain HTTP on 127.0.0.1
-    # These administrators sign in by password alone; tests/browser/test_mfa.py covers the second factor.
-    server.env["INKLESS_MFA_ENFORCED"] = "0"
     server.start()
     yield f"http://127.0.0.1:{server.port}"
     server.kill()
