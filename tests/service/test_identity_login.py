@@ -116,3 +116,20 @@ def test_an_administrator_resets_a_password_which_must_then_be_changed(app, org,
     office = Browser(app)
     office.sign_in("office_admin")
     assert "fin_head" not in text(office.get("/account/users"))
+
+
+def test_a_change_of_the_security_settings_is_audited(app, org):
+    """R-SEC-1: the settings a server starts with are audited when they differ from the last ones."""
+    from service.identity import policy
+
+    cfg = app.config["INKLESS"]
+    with app.app_context():
+        s = app.extensions["inkless.db"]()
+        assert policy.record_if_changed(s, cfg)
+        assert not policy.record_if_changed(s, cfg)
+        cfg.password_profile = "mlps3"
+        assert policy.record_if_changed(s, cfg)
+        events = s.scalars(select(AuditEvent).where(AuditEvent.action == "security_policy")).all()
+        assert [e.detail["password_profile"] for e in events] == ["asvs", "mlps3"]
+        s.rollback()
+        s.close()
