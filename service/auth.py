@@ -174,8 +174,11 @@ def change_password(s, user: User, old: str, new: str, keep: AuthToken | None = 
 
 def may_administer(admin: User, user: User) -> bool:
     """Account administration of `user`: the system administrator, or the department
-    administrator of the user's own department (R-ACC-3)."""
-    return admin.id != user.id and is_admin_of(admin, user.department_id)
+    administrator of the user's own department for its ordinary users — never of a fellow or
+    higher administrator, so a reset cannot climb (R-ACC-3, R-SEC-7)."""
+    if admin.id == user.id:
+        return False
+    return is_system_admin(admin) or (is_admin_of(admin, user.department_id) and user.role == "user")
 
 
 def _administered(s, admin: User, user_id: int) -> User:

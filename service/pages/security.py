@@ -48,7 +48,7 @@ def mfa_page():
     user = g.user
     error = None
     with db.unit_of_work() as s:
-        if mfa.has_factor(s, user):
+        if mfa.factor(s, user) is not None:  # one authenticator app at a time
             return redirect(url_for(".profile"))
         row, secret = mfa.pending_enrolment(s, user)
         if request.method == "POST":

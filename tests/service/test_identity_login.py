@@ -118,6 +118,23 @@ def test_an_administrator_resets_a_password_which_must_then_be_changed(app, org,
     assert "fin_head" not in text(office.get("/account/users"))
 
 
+def test_a_department_administrator_cannot_reset_an_administrator(app, org, login):
+    """R-SEC-7: no escalation through a reset — not the system admin, not a fellow department admin."""
+    from service import org as org_module
+
+    with app.app_context():
+        s = app.extensions["inkless.db"]()
+        org_module.create_user(s, "platform_admin2", PASSWORD, "PLATFORM", "dept_admin")
+        org_module.create_user(s, "office_admin2", PASSWORD, "OFFICE", "dept_admin")
+        s.commit()
+        s.close()
+    ids = {u["username"]: u["id"] for u in login("sysadmin").get("/api/v1/users").get_json()["items"]}
+    assert login("platform_admin2").post(f"/api/v1/users/{ids['sysadmin']}/password-reset").status_code == 403
+    assert login("platform_admin2").post(f"/api/v1/users/{ids['platform']}/password-reset").status_code == 200
+    assert login("office_admin2").post(f"/api/v1/users/{ids['office_admin']}/password-reset").status_code == 403
+    assert login("sysadmin").post(f"/api/v1/users/{ids['office_admin']}/password-reset").status_code == 200
+
+
 def test_a_change_of_the_security_settings_is_audited(app, org):
     """R-SEC-1: the settings a server starts with are audited when they differ from the last ones."""
     from service.identity import policy

@@ -37,6 +37,7 @@ def test_a_security_key_is_registered_and_signs_in(app, org):
     b, key, answer = _register(app, "clerk")
     assert len(answer["codes"]) == 10 and answer["next"] == "/account"
     assert "YubiKey" in text(b.get("/account"))
+    assert b.get("/account/mfa").status_code == 200  # an authenticator app may be added beside the key
     p = _pending(app, "clerk")
     options = _json(p, "/signin/key/options").get_json()
     assert [c["id"] for c in options["allowCredentials"]] == [key.create(options)["id"]]
