@@ -37,7 +37,8 @@ def _gate(view: Callable, enrolment_due_ok: bool) -> Callable:
             return redirect(url_for("pages.account.sign_in", next=_here()))
         if user.must_change_password:
             return redirect(url_for("pages.account.change_password", next=_here()))
-        if not enrolment_due_ok and mfa.must_enrol(db.session(), user):
+        g.mfa_due = mfa.must_enrol(db.session(), user)
+        if g.mfa_due and not enrolment_due_ok:
             return redirect(url_for("pages.security.mfa", next=_here()))
         return view(*args, **kwargs)
     return wrapper
