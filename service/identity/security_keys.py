@@ -22,7 +22,7 @@ from webauthn import (
     verify_registration_response,
 )
 from webauthn.helpers import bytes_to_base64url
-from webauthn.helpers.exceptions import InvalidAuthenticationResponse, InvalidRegistrationResponse
+from webauthn.helpers.exceptions import InvalidRegistrationResponse, WebAuthnException
 from webauthn.helpers.structs import PublicKeyCredentialDescriptor
 
 from .. import audit
@@ -71,7 +71,7 @@ def register(s, user: User, token: AuthToken, credential: dict, name: str) -> Se
             raise InvalidRegistrationResponse("no challenge")
         verified = verify_registration_response(credential=json.dumps(credential), expected_challenge=challenge,
                                                 expected_rp_id=rp_id, expected_origin=origin)
-    except (InvalidRegistrationResponse, ValueError, KeyError, TypeError):
+    except (WebAuthnException, ValueError, KeyError, TypeError):  # any malformed or wrong answer
         raise Invalid(_("The security key could not be registered. Try again."),
                       [{"field": "credential", "message": _("The security key's answer was not accepted.")}]) from None
     key = SecurityKey(user_id=user.id, credential_id=bytes_to_base64url(verified.credential_id),
@@ -103,7 +103,7 @@ def authenticate(s, user: User, token: AuthToken, credential: dict) -> bool:
             credential=json.dumps(credential), expected_challenge=challenge, expected_rp_id=rp_id,
             expected_origin=origin, credential_public_key=base64url_to_bytes(key.public_key),
             credential_current_sign_count=key.sign_count)
-    except (InvalidAuthenticationResponse, ValueError, KeyError, TypeError):
+    except (WebAuthnException, ValueError, KeyError, TypeError):
         return False
     key.sign_count = verified.new_sign_count
     key.last_used_at = utcnow()

@@ -83,3 +83,19 @@ def test_a_key_satisfies_the_enrolment_policy_and_is_removed_with_password_and_c
     assert b.post(f"/account/keys/{key_id}/remove", {"password": PASSWORD, "code": answer["codes"][1]}).status_code == 302
     assert "YubiKey" not in text(b.get("/account"))
     assert b.get("/").headers["Location"].startswith("/account/mfa")  # obliged again
+
+
+def test_malformed_key_answers_are_refused_not_crashes(app, org):
+    """Errors are 4xx with a message naming the field, never a 500."""
+    b = Browser(app)
+    b.sign_in("clerk")
+    b.get("/account")
+    _json(b, "/account/keys/options")
+    for junk in ({}, {"credential": {"id": "x", "response": {}}}, {"credential": "not json"}):
+        r = _json(b, "/account/keys", junk)
+        assert r.status_code == 422 and r.get_json()["details"][0]["field"] == "credential"
+    _register(app, "office_head")
+    p = _pending(app, "office_head")
+    _json(p, "/signin/key/options")
+    for junk in ({"id": 5}, {"id": "x", "response": {"signature": "!!"}}):
+        assert _json(p, "/signin/code", junk).status_code == 401
