@@ -1,7 +1,7 @@
 """Inkless: the Flask application."""
 from __future__ import annotations
 
-from flask import Flask, jsonify
+from flask import Flask, jsonify, request
 
 from .config import Config
 
@@ -15,6 +15,9 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["SESSION_COOKIE_HTTPONLY"] = True
     app.config["SESSION_COOKIE_SAMESITE"] = "Lax"
     app.config["SESSION_COOKIE_SECURE"] = config.session_cookie_secure
+    # The __Host- prefix binds the cookie to this host and path / over HTTPS (browsers refuse it on
+    # plain HTTP, hence only with Secure).
+    app.config["SESSION_COOKIE_NAME"] = "__Host-inkless" if config.session_cookie_secure else "inkless"
     app.config["TESTING"] = config.testing
     app.json.ensure_ascii = False
 
@@ -22,9 +25,9 @@ def create_app(config: Config | None = None) -> Flask:
 
     db.init_app(app, config.database_url)
     i18n.init_app(app)
+    ratelimit.init_app(app)
     auth.init_app(app)
     csrf.init_app(app)
-    ratelimit.init_app(app)
     api.init_app(app)
     pages.init_app(app)
     errors.register(app)
@@ -38,6 +41,8 @@ def create_app(config: Config | None = None) -> Flask:
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("Referrer-Policy", "same-origin")
         response.headers.setdefault("X-Frame-Options", "DENY")
+        if request.is_secure:
+            response.headers.setdefault("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
         return response
 
     return app

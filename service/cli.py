@@ -76,6 +76,18 @@ def init(demo: bool) -> None:
     click.echo(f"database ready: {cfg.database_url.split('@')[-1]}")
 
 
+def _record_security_policy(app) -> None:
+    from .identity import policy
+
+    with app.app_context():
+        s = app.extensions["inkless.db"]()
+        try:
+            if policy.record_if_changed(s, app.config["INKLESS"]):
+                s.commit()
+        finally:
+            s.close()
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
@@ -88,6 +100,7 @@ def serve(host: str, port: int) -> None:
     from .scheduler import start_background
 
     app = _app()
+    _record_security_policy(app)
     # Timers fire inside the server too, so one process is a whole platform; more workers may
     # share the database (`inkless worker`). INKLESS_NO_SCHEDULER=1 leaves timers to workers.
     if not os.environ.get("INKLESS_NO_SCHEDULER"):

@@ -29,6 +29,29 @@ class Config:
     smtp_port: int = 25
     smtp_sender: str = "inkless@localhost"
     default_locale: str = "zh"
+    # Identity (R-SEC-1, R-SEC-2, R-SEC-6): every setting here is explicit and shown to administrators.
+    # A second factor is required of these roles; "group:<code>" names a functional group. Enforcement
+    # is on for every deployment; the test suite's app fixture turns it off so tests that are not about
+    # sign-in can use password-only accounts, and the identity tests turn it back on.
+    mfa_enforced: bool = True
+    mfa_required_roles: tuple[str, ...] = ("system_admin", "dept_admin", "group:platform_admin")
+    # Account lockout: this many failed sign-ins within the window lock the account until fewer remain.
+    lockout_threshold: int = 5
+    lockout_window_seconds: int = 15 * 60
+    # Per client address on the sign-in endpoints (Flask-Limiter notation); storage "memory://" keeps
+    # counts per process, a redis:// or memcached:// URL shares them between workers.
+    ratelimit_enabled: bool = True
+    login_rate_limit: str = "10 per minute"
+    ratelimit_storage: str = "memory://"
+    # "asvs" (OWASP ASVS 4 V2.1: >= 12 characters, no composition rules, no expiry) or
+    # "mlps3" (GB/T 22239 level 3: >= 8 characters of three classes, changed every 90 days).
+    password_profile: str = "asvs"
+    # Page sessions end after this long without a request, and in any case this long after sign-in.
+    session_idle_seconds: int = 30 * 60
+    session_absolute_seconds: int = 12 * 3600
+    # WebAuthn relying party: by default the request's host and origin; set both behind a proxy.
+    webauthn_rp_id: str | None = None
+    webauthn_origin: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -48,9 +71,33 @@ class Config:
             cfg.smtp_sender = env.get("INKLESS_SMTP_SENDER", cfg.smtp_sender)
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
+        _identity_from_env(cfg, env)
         for key, value in overrides.items():
             setattr(cfg, key, value)
         return cfg
+
+
+def _identity_from_env(cfg: Config, env) -> None:
+    if "INKLESS_MFA_ENFORCED" in env:
+        cfg.mfa_enforced = env["INKLESS_MFA_ENFORCED"].strip().lower() not in ("0", "false", "no", "off")
+    if "INKLESS_MFA_REQUIRED_ROLES" in env:
+        cfg.mfa_required_roles = tuple(r.strip() for r in env["INKLESS_MFA_REQUIRED_ROLES"].split(",") if r.strip())
+    if "INKLESS_RATELIMIT_STORAGE" in env:
+        cfg.ratelimit_storage = env["INKLESS_RATELIMIT_STORAGE"]
+    if "INKLESS_LOGIN_RATE_LIMIT" in env:
+        cfg.login_rate_limit = env["INKLESS_LOGIN_RATE_LIMIT"]
+    cfg.webauthn_rp_id = env.get("INKLESS_WEBAUTHN_RP_ID") or cfg.webauthn_rp_id
+    cfg.webauthn_origin = env.get("INKLESS_WEBAUTHN_ORIGIN") or cfg.webauthn_origin
+    if "INKLESS_PASSWORD_PROFILE" in env:
+        cfg.password_profile = env["INKLESS_PASSWORD_PROFILE"]
+    for name, attr in (("INKLESS_LOCKOUT_THRESHOLD", "lockout_threshold"),
+                       ("INKLESS_LOCKOUT_WINDOW_SECONDS", "lockout_window_seconds"),
+                       ("INKLESS_SESSION_IDLE_SECONDS", "session_idle_seconds"),
+                       ("INKLESS_SESSION_ABSOLUTE_SECONDS", "session_absolute_seconds")):
+        if name in env:
+            setattr(cfg, attr, int(env[name]))
+    if cfg.password_profile not in ("asvs", "mlps3"):
+        raise ValueError(f"INKLESS_PASSWORD_PROFILE must be asvs or mlps3, not {cfg.password_profile!r}")
 
 
 def _stored_secret(data_dir: Path) -> str:

@@ -63,6 +63,8 @@ class User(Base):
     post: Mapped[str | None] = mapped_column(String(200))
     locale: Mapped[str | None] = mapped_column(String(16))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # When the password was last set (the mlps3 profile's 90-day change counts from here).
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     department: Mapped[Department] = relationship(foreign_keys=[department_id])
     group_links: Mapped[list[UserGroup]] = relationship(cascade="all, delete-orphan", lazy="selectin")
@@ -87,10 +89,19 @@ class AuthToken(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
-    kind: Mapped[str] = mapped_column(String(16), default="api")  # api | session
+    # api | session | pending (password checked, second factor not yet: signs nobody in)
+    kind: Mapped[str] = mapped_column(String(16), default="api")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    # Wrong second-factor codes sent against a pending sign-in.
+    failed_attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # The WebAuthn challenge issued to this session or pending sign-in, kept server-side so that
+    # it is used once (a signed cookie could be replayed with an old challenge).
+    challenge: Mapped[str | None] = mapped_column(String(128))
 
 
 class Deployment(Base):
@@ -269,4 +280,5 @@ class Notification(Base):
 
 
 # The workspace's own tables, registered with the metadata alongside these.
+from .identity import models as _identity_models  # noqa: E402,F401  (registers the identity tables)
 from .workspace_models import ApplicationTracking, TaskDraft  # noqa: E402,F401

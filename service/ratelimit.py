@@ -1,23 +1,42 @@
-"""Rate limits per client address (Flask-Limiter): one `limiter` for the whole app.
+"""Rate limits per client address (Flask-Limiter): one `limiter` for the whole app (R-SEC-2, ASVS 2.2.1).
 
-Views opt in with `@limiter.limit(...)`; nothing is limited by default. The counters live in
-memory unless `INKLESS_RATELIMIT_STORAGE` names a shared store (e.g. `redis://…`): with several
-server processes, in-memory counters are per process, so the effective limit is that many times
-higher. Behind a reverse proxy, the proxy's address is the client address unless the app is
-wrapped in werkzeug's ProxyFix.
+Two uses. Views opt in with `@limiter.limit(...)` (the public application pages); nothing is
+limited by default. The sign-in endpoints call `sign_in_attempt()` before checking anything, so a
+flood of guesses is answered 429 without touching the password hashes; the password page, the code
+page and the API token share one count per address, so switching endpoints buys an attacker
+nothing. Counters live in memory unless INKLESS_RATELIMIT_STORAGE names a shared store (e.g.
+`redis://…`): with several server processes, in-memory counters are per process, so the effective
+limit is that many times higher. Behind a reverse proxy, wrap the app in werkzeug's ProxyFix so the
+limit is per client rather than per proxy.
 """
 from __future__ import annotations
 
-import os
-
-from flask import Flask
+from flask import Flask, current_app
+from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
+from limits import parse
 
-limiter = Limiter(key_func=get_remote_address)
+from .errors import ApiError
+
+limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+class TooManyAttempts(ApiError):
+    status = 429
+    code = "too_many_requests"
+
+
+def sign_in_attempt() -> None:
+    """Count one sign-in attempt from this address; raises TooManyAttempts past the limit."""
+    cfg = current_app.config["INKLESS"]
+    if not cfg.ratelimit_enabled:  # read per request, so a test can turn the limit on and off
+        return
+    if not limiter.limiter.hit(parse(cfg.login_rate_limit), "inkless-sign-in", get_remote_address()):
+        raise TooManyAttempts(_("Too many sign-in attempts from your address. Wait a minute and try again."))
 
 
 def init_app(app: Flask) -> None:
-    app.config.setdefault("RATELIMIT_STORAGE_URI", os.environ.get("INKLESS_RATELIMIT_STORAGE", "memory://"))
+    app.config.setdefault("RATELIMIT_STORAGE_URI", app.config["INKLESS"].ratelimit_storage)
     app.config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     limiter.init_app(app)

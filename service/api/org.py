@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 
 from .. import auth, db
 from ..models import Department, User
-from .schemas import DepartmentList, ListArgs, UserList
+from .schemas import DepartmentList, EndedSessions, ListArgs, PasswordReset, UserList
 
 PREFIX = ""
 blp = Blueprint("organisation", __name__, description="Departments and users (administrators)")
@@ -43,3 +43,27 @@ class Departments(MethodView):
         items = [{"id": d.id, "code": d.code, "name": d.name, "parent": d.parent, "head": heads.get(d.head_id)}
                  for d in rows]
         return {"items": items, "total": total}
+
+
+@blp.route("/users/<int:user_id>/sessions")
+class UserSessions(MethodView):
+    @blp.response(200, EndedSessions)
+    def delete(self, user_id):
+        """End every session and API token of a user (the system administrator or the user's
+        department administrator)."""
+        admin = auth.current_user()
+        with db.unit_of_work() as s:
+            ended = auth.end_sessions(s, admin, user_id)
+        return {"ended": ended}
+
+
+@blp.route("/users/<int:user_id>/password-reset")
+class UserPasswordReset(MethodView):
+    @blp.response(200, PasswordReset)
+    def post(self, user_id):
+        """Give a user a temporary password, shown only in this answer; they must change it at
+        their next sign-in, and their sessions end now."""
+        admin = auth.current_user()
+        with db.unit_of_work() as s:
+            user, temporary = auth.reset_password(s, admin, user_id)
+            return {"username": user.username, "temporary_password": temporary, "must_change_password": True}

@@ -12,6 +12,35 @@ class _In(Schema):
 class TokenRequest(_In):
     username = fields.String(required=True, validate=validate.Length(min=1, max=64))
     password = fields.String(required=True, validate=validate.Length(min=1, max=1024), load_only=True)
+    # The second factor: a TOTP code or a recovery code, for accounts that have one (R-SEC-6).
+    otp = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=32), load_only=True)
+
+
+class SessionInfo(Schema):
+    """One of my page sessions or API tokens (never the secret itself)."""
+
+    id = fields.Integer()
+    kind = fields.String()
+    created_at = fields.DateTime()
+    expires_at = fields.DateTime()
+    last_seen_at = fields.DateTime(allow_none=True)
+    user_agent = fields.String(allow_none=True)
+    client_addr = fields.String(allow_none=True)
+    current = fields.Boolean()
+
+
+class SessionList(Schema):
+    items = fields.List(fields.Nested(SessionInfo))
+
+
+class EndedSessions(Schema):
+    ended = fields.Integer()
+
+
+class PasswordReset(Schema):
+    username = fields.String()
+    temporary_password = fields.String()
+    must_change_password = fields.Boolean()
 
 
 class Token(Schema):

@@ -18,7 +18,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm.exc import StaleDataError
 
+from .. import db
 from ..errors import ApiError, Unauthorized
+from ..identity import mfa
 
 PLATFORM_TZ = timezone(timedelta(hours=8))
 CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
@@ -27,8 +29,7 @@ CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 's
 bp = Blueprint("pages", __name__)
 
 
-def signed_in(view: Callable) -> Callable:
-    """The page needs a signed-in user whose password is not due for a change."""
+def _gate(view: Callable, enrolment_due_ok: bool) -> Callable:
     @wraps(view)
     def wrapper(*args: Any, **kwargs: Any):
         user = getattr(g, "user", None)
@@ -36,8 +37,22 @@ def signed_in(view: Callable) -> Callable:
             return redirect(url_for("pages.account.sign_in", next=_here()))
         if user.must_change_password:
             return redirect(url_for("pages.account.change_password", next=_here()))
+        g.mfa_due = mfa.must_enrol(db.session(), user)
+        if g.mfa_due and not enrolment_due_ok:
+            return redirect(url_for("pages.security.mfa", next=_here()))
         return view(*args, **kwargs)
     return wrapper
+
+
+def signed_in(view: Callable) -> Callable:
+    """The page needs a signed-in user whose password is not due for a change and who has the
+    second factor the policy asks of them (R-SEC-6)."""
+    return _gate(view, enrolment_due_ok=False)
+
+
+def enrolling(view: Callable) -> Callable:
+    """Like signed_in, but reachable while a second factor is still to be set up (the set-up pages)."""
+    return _gate(view, enrolment_due_ok=True)
 
 
 def _here() -> str:
@@ -106,7 +121,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-from . import account, apply, home, notifications, requests, settings, supervise, tasks  # noqa: E402  (the areas use the helpers above)
+from . import account, apply, home, notifications, requests, security, settings, supervise, tasks  # noqa: E402  (the areas use the helpers above)
 
-for _area in (account, home, tasks, requests, apply, notifications, settings, supervise):
+for _area in (account, security, home, tasks, requests, apply, notifications, settings, supervise):
     bp.register_blueprint(_area.bp)

@@ -26,6 +26,12 @@ def _all(code, **overrides):
 # account application started by office_admin (OFFICE) and its first task.
 MATRIX = {
     ("POST", "/api/v1/auth/token"): ({}, {A: 422, U: 422, O: 422, S: 422, X: 422}),
+    # Identity (R-SEC-6, R-ACC-3): my own sessions and tokens; account administration of {user}
+    # (clerk, OFFICE) by the system admin or OFFICE's department admin only.
+    ("GET", "/api/v1/auth/tokens"): (None, _all(200)),
+    ("DELETE", "/api/v1/auth/tokens/999999"): (None, _all(404)),
+    ("DELETE", "/api/v1/users/{user}/sessions"): (None, {A: 401, U: 403, O: 403, S: 200, X: 200}),
+    ("POST", "/api/v1/users/{user}/password-reset"): ({}, {A: 401, U: 403, O: 403, S: 200, X: 200}),
     ("GET", "/api/v1/departments"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/users"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("POST", "/api/v1/messages"): ({"name": "nobody_waits"}, {A: 401, U: 403, O: 403, S: 403, X: 404}),
@@ -88,7 +94,8 @@ PUBLIC = {("GET", "/api/docs"), ("GET", "/api/openapi.json")}
 
 _PLACEHOLDERS = {"<int:instance_id>": "{instance}", "<string:task_id>": "{task}", "<string:key>": "account_application",
                  "<int:notification_id>": "999999", "<int:document_id>": "{document}", "<int:number>": "1",
-                 "<int:share_id>": "999999", "<string:username>": "clerk", "<string:code>": "nothing"}
+                 "<int:share_id>": "999999", "<string:username>": "clerk", "<string:code>": "nothing",
+                 "<int:token_id>": "999999", "<int:user_id>": "{user}"}
 
 
 def _api_routes(app) -> set[tuple[str, str]]:
@@ -109,8 +116,20 @@ def test_every_api_route_has_a_rule(app):
     assert not missing, f"API routes without an access rule in tests/service/test_access_matrix.py: {sorted(missing)}"
 
 
+def _user_id(app, username: str) -> int:
+    from sqlalchemy import select
+
+    from service.models import User
+    with app.app_context():
+        s = app.extensions["inkless.db"]()
+        try:
+            return s.scalar(select(User.id).where(User.username == username))
+        finally:
+            s.close()
+
+
 @pytest.mark.parametrize("route", sorted(MATRIX), ids=lambda r: f"{r[0]} {r[1]}")
-def test_route_answers_each_role_as_the_policy_says(route, client, login):
+def test_route_answers_each_role_as_the_policy_says(route, app, client, login):
     method, template = route
     body, expected = MATRIX[route]
     got = {}
@@ -120,7 +139,8 @@ def test_route_answers_each_role_as_the_policy_says(route, client, login):
         instance = starter.post("/api/v1/process-instances", json={"process_key": "account_application"}).get_json()
         task = starter.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"][0]
         document = uploaded(login("clerk"))["id"] if "{document}" in template else None
-        path = template.format(instance=instance["id"], task=task["id"], document=document)
+        user = _user_id(app, "clerk") if "{user}" in template else None
+        path = template.format(instance=instance["id"], task=task["id"], document=document, user=user)
         caller = login(username) if username else ApiClient(client)
         if method == "GET":
             response = caller.get(path)

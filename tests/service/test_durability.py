@@ -23,8 +23,11 @@ def _free_port() -> int:
 class Server:
     def __init__(self, app):
         cfg = app.config["INKLESS"]
+        # Like the app fixture: password-only administrators and no sign-in rate limit to speak of
+        # (tests/browser/test_mfa.py turns the second factor back on).
         self.env = dict(os.environ, DATABASE_URL=cfg.database_url, INKLESS_DATA_DIR=str(cfg.data_dir),
-                        INKLESS_SECRET_KEY="test-secret")
+                        INKLESS_SECRET_KEY="test-secret", INKLESS_MFA_ENFORCED="0",
+                        INKLESS_LOGIN_RATE_LIMIT="1000 per minute")
         self.port = _free_port()
         self.proc = None
 

@@ -130,14 +130,15 @@ def test_sign_in_never_redirects_off_site(browser):
     assert r.headers["Location"] == "/"
 
 
-def test_sign_out_ends_the_session_on_the_server(browser):
+def test_sign_out_ends_the_session_on_the_server(app, browser):
     b = browser("clerk")
-    session_cookie = b.client.get_cookie("session")
+    name = app.config["SESSION_COOKIE_NAME"]
+    session_cookie = b.client.get_cookie(name)
     assert b.post("/signout").status_code == 302
     assert b.get("/").status_code == 302
     # The old cookie, replayed, signs in nobody: the session token was revoked.
     replay = browser()
-    replay.client.set_cookie("session", session_cookie.value)
+    replay.client.set_cookie(name, session_cookie.value)
     assert replay.get("/").status_code == 302
 
 
@@ -279,7 +280,7 @@ def test_department_head_returns_then_approves_through_the_page(browser):
     newcomer.get("/password")
     r = newcomer.post("/password", {"old_password": password, "new_password": "short",
                                     "new_password_again": "short"})
-    assert r.status_code == 422 and "至少需要 10 个字符" in text(r)
+    assert r.status_code == 422 and "至少需要 12 个字符" in text(r)
     r = newcomer.post("/password", {"old_password": password, "new_password": "a much longer secret",
                                     "new_password_again": "a much longer secret"})
     assert r.status_code == 302
