@@ -55,7 +55,9 @@ RULES: tuple[Rule, ...] = (
             "retry on process_instance", "reassign on process_instance", "deliver on message",
             "deploy on process_definition", "edit on business_type", "read on policy", "start on permission_review",
             "review on grant"),
-    *_rules(SUPERVISOR, ALL, "read on process_instance"),
+    # Supervision (R-SUP-4): spot-check assessments; supervisors and inspectors record findings.
+    *_rules(SUPERVISOR, ALL, "read on process_instance", "start on quarterly_assessment", "record on finding"),
+    *_rules("group:inspector", ALL, "record on finding"),
     *_rules(DESIGNER, ALL, "deploy on process_definition"),
     # System administrators: configuration and maintenance. Documents above their clearance stay
     # closed (mandatory access control); `break_glass` opens one for a while, audited.

@@ -96,3 +96,30 @@ def test_break_glass_is_refused_where_clearance_already_reads(login):
     admin = login("sysadmin")
     assert admin.post(f"{API}/{document['id']}/break-glass", json={"reason": "测试"}).status_code == 409
     assert admin.post(f"{API}/999999/break-glass", json={"reason": "测试"}).status_code == 404
+
+
+def test_a_department_admin_cannot_request_a_group_beyond_their_own_grant(login):
+    """R-SEC-7: nobody grants more than they hold — the supervision group is not a department
+    administrator's to give, so the request goes back to them with the reason."""
+    from tests.service.test_permission_change import CHANGE, _only_task, _request
+
+    instance_id, _ = _request(login, dict(CHANGE, groups=["supervisor"]))
+    api = login("office_admin")
+    detail = api.get(f"/api/v1/tasks/{_only_task(api, instance_id=instance_id)['id']}").get_json()
+    assert detail["data"]["check"]["ok"] is False and "supervisor" in detail["data"]["return_reason"]
+    assert login("platform").get("/api/v1/tasks", query_string={"instance_id": instance_id}).get_json()["items"] == []
+
+
+def test_the_documented_table_is_the_table():
+    """R-SEC-7: docs/architecture.md shows exactly the rules service/policy.py enforces."""
+    from pathlib import Path
+
+    from service import policy
+
+    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    documented = set()
+    for line in text.splitlines():
+        if line.startswith("| `"):
+            holder, scope, actions = (cell.strip() for cell in line.strip("|").split("|"))
+            documented |= {(holder.strip("`"), *a.split(" "), scope) for a in actions.split(", ")}
+    assert documented == {(r.holder, r.action, r.resource, r.scope) for r in policy.RULES}
