@@ -215,3 +215,23 @@ def test_the_quarterly_timer_starts_one_review_per_quarter(app, login, frozen):
     frozen.current = datetime(2027, 3, 31, 16, 5, tzinfo=UTC)  # 2027-04-01 00:05 Beijing
     run_due(app)
     assert len(instances()) == 2
+
+
+def test_a_department_admin_reviews_on_the_task_page(app, login):
+    """R-SEC-7 in the workspace: the page lists each grant read-only with a confirm/revoke choice;
+    the choices come back in the listed order and the revocation applies."""
+    from tests.service.test_pages import Browser, text
+
+    _add_groups(app, {"clerk": "designer", "office_head": "inspector"})
+    instance = _start(login)
+    task = only_task(login("office_admin"), instance_id=instance["id"])
+    page = Browser(app)
+    page.sign_in("office_admin")
+    body = text(page.get(f"/tasks/{task['id']}"))
+    assert "clerk" in body and "office_head" in body and "撤销" in body
+    assert 'name="grants.0.username"' not in body  # shown, never taken back from the browser
+    r = page.post(f"/tasks/{task['id']}", [("grants.0.decision", "confirm"), ("grants.1.decision", "revoke"),
+                                           ("remarks", "检查岗已撤销")])
+    assert r.status_code == 302, text(r)
+    (revoked,) = _events(app, "grant_revoked")
+    assert (revoked.detail["username"], revoked.detail["grant"]) == ("office_head", "group:inspector")
