@@ -123,3 +123,17 @@ def test_the_documented_table_is_the_table():
             holder, scope, actions = (cell.strip() for cell in line.strip("|").split("|"))
             documented |= {(holder.strip("`"), *a.split(" "), scope) for a in actions.split(", ")}
     assert documented == {(r.holder, r.action, r.resource, r.scope) for r in policy.RULES}
+
+
+def test_administrators_read_the_table_on_a_page(app, org):
+    """R-ACC-3: the same table, rendered read-only; an ordinary user is refused."""
+    from tests.service.test_pages import Browser, text
+
+    admin = Browser(app)
+    admin.sign_in("office_admin")
+    page = admin.get("/policy")
+    assert page.status_code == 200
+    assert "break_glass" in text(page) and "本部门" in text(page) and "<form" not in text(page).split("<main")[1]
+    clerk = Browser(app)
+    clerk.sign_in("clerk")
+    assert clerk.get("/policy").status_code == 403
