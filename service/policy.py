@@ -42,8 +42,8 @@ SYSTEM_ADMIN, DEPT_ADMIN = "role:system_admin", "role:dept_admin"
 PLATFORM, SUPERVISOR, DESIGNER = "group:platform_admin", "group:supervisor", "group:designer"
 
 RULES: tuple[Rule, ...] = (
-    # Everybody: their own work.
-    # Documents are not here: who reads one is decided by clearance first (documents/access.py).
+    # Everybody: their own work. Reading a document is not a rule: clearance decides first, and
+    # shares and publication within it (documents/access.py); `administer document` acts within clearance.
     *_rules(ANYONE, OWN, "read on process_instance", "cancel on process_instance", "read on task",
             "complete on task"),
     # Department administrators: their own department's accounts and business data (R-ACC-3).
