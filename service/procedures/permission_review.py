@@ -120,8 +120,12 @@ def apply_permission_review(params: dict, context: dict) -> dict:
             revoked.append(change)
     department = params.get("reviewed_department") or ""
     remarks = str(params.get("remarks") or "")[:2000]
+    # The platform's reviewers share one task, so one of them may confirm their own grant: the
+    # record says so, for the next review and the auditors (R-SEC-10).
+    own = [c for c in confirmed if c["username"] == reviewer.username]
     audit.record(s, "grants_reviewed", "process_instance", unit.instance_id, actor_id=reviewer.id, detail={
-        "department": department, "confirmed": confirmed, "revoked": revoked, "remarks": remarks})
+        "department": department, "confirmed": confirmed, "revoked": revoked, "self_confirmed": own,
+        "remarks": remarks})
     return {"department": department, "reviewer": reviewer.username, "confirmed": len(confirmed),
             "revoked": revoked, "remarks": remarks}
 

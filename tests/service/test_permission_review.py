@@ -126,6 +126,8 @@ def test_review_by_hand_revokes_what_each_reviewer_revokes(app, login, client):
     assert [actors[e.actor_id] for e in revoked] == ["office_admin", "fin_admin", "platform"]  # R-SEC-10
     reviewed = _events(app, "grants_reviewed")
     assert sorted(e.detail["department"] for e in reviewed) == ["", "FIN", "OFFICE"]
+    platform_review = next(e for e in reviewed if e.detail["department"] == "")
+    assert platform_review.detail["self_confirmed"] == [{"username": "platform", "grant": "group:platform_admin"}]
     (summary,) = _events(app, "permission_review_completed")
     assert summary.detail["revoked"] == 3 and summary.detail["confirmed"] == 6
 
