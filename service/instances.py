@@ -12,7 +12,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from engine import clock, codec
@@ -20,7 +20,7 @@ from engine.errors import MessageNotCaught, TaskNotFound, TaskNotReady
 from engine.runtime import Instance, Step
 from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
-from . import audit, forms, notifications, performers, scheduler
+from . import audit, forms, notifications, performers, policy, scheduler
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import (
     DeploymentFile,
@@ -107,10 +107,8 @@ def _engine_instance(s: Session, row: ProcessInstance) -> Instance:
 
 
 def may_complete(user: User, task: OpenTask) -> bool:
-    if task.assignee_id is not None:
-        return task.assignee_id == user.id
-    groups = user.groups
-    return any(c.user_id == user.id or (c.group_code and c.group_code in groups) for c in task.candidates)
+    """Its assignee, or while nobody has claimed it one of its candidates (the policy's `own`)."""
+    return policy.allows(user, "complete", "task", task)
 
 
 def open_task(s: Session, task_id: str) -> OpenTask:
@@ -507,16 +505,17 @@ def _json_safe(data: dict) -> dict:
     return json.loads(json.dumps(data, default=str))
 
 
-def visible_to(user: User):
-    """Filter for instances a user may see: their own, ones they acted in or may act in, or any
-    in their department for its administrator; everything for system admins and supervisors."""
-    if user.role == "system_admin" or "supervisor" in user.groups or "platform_admin" in user.groups:
-        return None
-    acted = select(InstanceStep.instance_id).where(InstanceStep.user_id == user.id)
-    assigned = select(OpenTask.instance_id).join(TaskCandidate).where(
-        or_(TaskCandidate.user_id == user.id, TaskCandidate.group_code.in_(user.groups or {""}),
-            OpenTask.assignee_id == user.id))
-    conditions = [ProcessInstance.started_by == user.id, ProcessInstance.id.in_(acted), ProcessInstance.id.in_(assigned)]
-    if user.role == "dept_admin":
-        conditions.append(ProcessInstance.department_id == user.department_id)
-    return or_(*conditions)
+def visible_instance(s: Session, user: User, instance_id: int) -> ProcessInstance:
+    """The instance if the policy lets `user` read it; otherwise it does not exist for them."""
+    row = s.scalar(select(ProcessInstance).where(ProcessInstance.id == instance_id,
+                                                 policy.scope_filter(user, "read", "process_instance")))
+    if row is None:
+        raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
+    return row
+
+
+def visible_task(s: Session, user: User, task_id: str) -> OpenTask:
+    """The open task if `user` may work on it (or, as a system administrator, look at it)."""
+    task = open_task(s, task_id)
+    policy.authorize(user, "read", "task", task, hide=True, message=_("Task not found or already completed."))
+    return task

@@ -6,7 +6,7 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
-from .. import auth, db
+from .. import auth, db, policy
 from .. import definitions as deployments
 from ..errors import Invalid, NotFound
 from ..models import DeploymentFile, ProcessDefinition
@@ -14,9 +14,6 @@ from .schemas import DefinitionList, ListArgs
 
 PREFIX = "/process-definitions"
 blp = Blueprint("process_definitions", __name__, description="Deployed process definitions")
-
-DESIGNERS = dict(roles=("system_admin",), groups=("designer", "platform_admin"))
-
 
 @blp.route("")
 class Definitions(MethodView):
@@ -39,7 +36,7 @@ class Definitions(MethodView):
         "type": "object", "properties": {"files": {"type": "array", "items": {"type": "string", "format": "binary"}}}}}}})
     def post(self):
         """Deploy .bpmn, .dmn and form .json files (multipart field `files`); each process gets a new version."""
-        user = auth.require_any(**DESIGNERS)
+        user = policy.authorize(auth.current_user(), "deploy", "process_definition")
         uploads = request.files.getlist("files") or list(request.files.values())
         if not uploads:
             raise Invalid(_("Upload at least one .bpmn file."), [{"field": "files", "message": _("no file")}])

@@ -199,3 +199,14 @@ UPLOAD_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
 VERSION_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
     "type": "object", "properties": dict(UPLOAD_FIELDS, change_note={"type": "string", "maxLength": 2000}),
     "required": ["change_note"]}}}}
+
+
+class BreakGlassIn(_In):
+    reason = fields.String(required=True, validate=validate.Length(max=2000))
+
+
+class BreakGlassOut(Schema):
+    document_id = fields.Integer()
+    reason = fields.String()
+    granted_at = fields.DateTime()
+    expires_at = fields.DateTime()

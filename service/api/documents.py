@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from .. import audit, auth, db
-from ..documents import access, administration, library, lifecycle, search, settings, sharing
+from ..documents import access, administration, break_glass, library, lifecycle, search, settings, sharing
 from ..documents.models import (
     LEVELS,
     BusinessType,
@@ -341,6 +341,20 @@ class ShareResource(MethodView):
         user = auth.current_user()
         with db.unit_of_work() as s:
             sharing.unshare(s, user, document_id, share_id)
+
+
+@blp.route("/<int:document_id>/break-glass")
+class BreakGlass(MethodView):
+    @blp.arguments(schemas.BreakGlassIn)
+    @blp.response(201, schemas.BreakGlassOut)
+    def post(self, body, document_id):
+        """Emergency read access to a document above the caller's clearance (system administrators,
+        with a mandatory reason): read-only for one hour, audited, the owner's department head told."""
+        user = auth.current_user()
+        with db.unit_of_work() as s:
+            grant = break_glass.break_glass(s, user, document_id, body["reason"])
+            return {"document_id": grant.document_id, "reason": grant.reason, "granted_at": grant.granted_at,
+                    "expires_at": grant.expires_at}
 
 
 # --- administration ----------------------------------------------------------------------------

@@ -5,9 +5,9 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
-from .. import auth, db
+from .. import auth, db, policy
 from .. import instances as units
-from ..errors import Forbidden, NotFound
+from ..errors import Forbidden, Invalid
 from ..models import ProcessInstance, User
 from . import views
 from .schemas import CancelInstance, InstanceArgs, InstanceList, InstanceOut, RetryInstance, StartInstance
@@ -24,10 +24,7 @@ class Instances(MethodView):
         """Instances the caller may see; filters: state, process_key, started_by, business_key."""
         user = auth.current_user()
         s = db.session()
-        query = select(ProcessInstance)
-        visible = units.visible_to(user)
-        if visible is not None:
-            query = query.where(visible)
+        query = select(ProcessInstance).where(policy.scope_filter(user, "read", "process_instance"))
         if args.get("state"):
             query = query.where(ProcessInstance.state == args["state"])
         if args.get("process_key"):
@@ -52,16 +49,7 @@ class Instances(MethodView):
 
 
 def _visible_instance(instance_id: int) -> ProcessInstance:
-    user = auth.current_user()
-    s = db.session()
-    query = select(ProcessInstance).where(ProcessInstance.id == instance_id)
-    visible = units.visible_to(user)
-    if visible is not None:
-        query = query.where(visible)
-    row = s.scalar(query)
-    if row is None:
-        raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
-    return row
+    return units.visible_instance(db.session(), auth.current_user(), instance_id)
 
 
 @blp.route("/<int:instance_id>")
@@ -82,13 +70,11 @@ class CancelResource(MethodView):
         row = _visible_instance(instance_id)
         user = auth.current_user()
         s = db.session()
-        is_admin = auth.is_system_admin(user) or "platform_admin" in user.groups
-        if not is_admin:
+        if policy.widest(user, "cancel", "process_instance") != policy.ALL:
             decided = views.instance(s, row)["history"]
             if row.started_by != user.id or any(h["decision"] for h in decided):
                 raise Forbidden(_("Only the initiator (before any decision) or an administrator may cancel."))
         elif not (body.get("reason") or "").strip():
-            from ..errors import Invalid
             raise Invalid(_("A reason is required."), [{"field": "reason", "message": _("required")}])
         with db.unit_of_work() as s:
             outcome = units.cancel(s, user, instance_id, body.get("reason"))
@@ -102,7 +88,7 @@ class RetryResource(MethodView):
     def post(self, body, instance_id):
         """Run a failed step again (administrators; the reason is audited). `data` corrects the instance's data first."""
         _visible_instance(instance_id)
-        user = auth.require_any(roles=("system_admin",), groups=("platform_admin",))
+        user = policy.authorize(auth.current_user(), "retry", "process_instance")
         with db.unit_of_work() as s:
             outcome = units.retry(s, user, instance_id, body["reason"], body.get("data"))
             return views.instance(s, outcome.instance)

@@ -3,7 +3,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_smorest import Blueprint
 
-from .. import auth, db
+from .. import auth, db, policy
 from .. import instances as units
 from . import views
 from .schemas import InstanceOut, Message
@@ -18,7 +18,7 @@ class Messages(MethodView):
     @blp.response(200, InstanceOut)
     def post(self, body):
         """Deliver a message (name, optional business_key / correlation values, payload) to the instance waiting for it."""
-        user = auth.require_any(roles=("system_admin",), groups=("platform_admin",))
+        user = policy.authorize(auth.current_user(), "deliver", "message")
         with db.unit_of_work() as s:
             outcome = units.deliver_message(s, user, body["name"], body.get("payload"),
                                             business_key=body.get("business_key"),

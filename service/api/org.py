@@ -1,10 +1,11 @@
 from __future__ import annotations
 
 from flask.views import MethodView
+from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
-from .. import auth, db
+from .. import auth, db, policy
 from ..models import Department, User
 from .schemas import DepartmentList, EndedSessions, ListArgs, PasswordReset, UserList
 
@@ -18,11 +19,9 @@ class Users(MethodView):
     @blp.response(200, UserList)
     def get(self, args):
         """Users; a department administrator sees only their own department (R-ACC-3)."""
-        admin = auth.require_admin()
+        admin = policy.authorize(auth.current_user(), "read", "user", message=_("Only administrators may do this."))
         s = db.session()
-        query = select(User)
-        if not auth.is_system_admin(admin):
-            query = query.where(User.department_id == admin.department_id)
+        query = select(User).where(policy.scope_filter(admin, "read", "user"))
         total = s.scalar(select(func.count()).select_from(query.subquery()))
         items = s.scalars(query.order_by(User.username).limit(args["limit"]).offset(args["offset"])).all()
         return {"items": items, "total": total}
@@ -34,7 +33,7 @@ class Departments(MethodView):
     @blp.response(200, DepartmentList)
     def get(self, args):
         """The department tree (administrators)."""
-        auth.require_admin()
+        policy.authorize(auth.current_user(), "read", "department", message=_("Only administrators may do this."))
         s = db.session()
         total = s.scalar(select(func.count(Department.id)))
         rows = s.scalars(select(Department).order_by(Department.code).limit(args["limit"]).offset(args["offset"])).all()

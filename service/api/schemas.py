@@ -218,3 +218,23 @@ class ErrorOut(Schema):
     code = fields.String()
     message = fields.String()
     details = fields.Raw(allow_none=True)
+
+
+class PolicyRule(Schema):
+    holder = fields.String(metadata={"description": "anyone, role:<role> or group:<code>"})
+    action = fields.String()
+    resource = fields.String()
+    scope = fields.String(metadata={"description": "own, department or all"})
+
+
+class PolicyGrants(Schema):
+    holder = fields.String()
+    roles = fields.List(fields.String())
+    groups = fields.List(fields.String())
+
+
+class Policy(Schema):
+    rules = fields.List(fields.Nested(PolicyRule))
+    grants = fields.List(fields.Nested(PolicyGrants), metadata={"description": "what each holder may grant"})
+    roles = fields.List(fields.String())
+    scopes = fields.List(fields.String())

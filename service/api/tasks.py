@@ -5,9 +5,8 @@ from flask_babel import gettext as _
 from flask_smorest import Blueprint
 from sqlalchemy import select
 
-from .. import auth, db, inbox
+from .. import auth, db, inbox, policy
 from .. import instances as units
-from ..errors import NotFound
 from ..models import OpenTask, ProcessInstance, utcnow
 from . import views
 from .schemas import CompleteTask, InstanceOut, ReassignTask, TaskArgs, TaskList, TaskOut
@@ -25,7 +24,7 @@ class Tasks(MethodView):
         `assigned`, `unclaimed`; `all` for system administrators."""
         user = auth.current_user()
         s = db.session()
-        if args["scope"] == "all" and auth.is_system_admin(user):
+        if args["scope"] == "all" and policy.allows(user, "list_all", "task"):
             query = select(OpenTask).order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at)
         else:
             scope = "mine" if args["scope"] == "all" else args["scope"]
@@ -42,13 +41,8 @@ class Tasks(MethodView):
 
 
 def _my_task(task_id: str) -> OpenTask:
-    user = auth.current_user()
-    s = db.session()
-    task = units.open_task(s, task_id)
-    if not units.may_complete(user, task) and not auth.is_system_admin(user):
-        # Do not reveal tasks to people they are not offered to.
-        raise NotFound(_("Task not found or already completed."))
-    return task
+    # Tasks are not revealed to people they are not offered to.
+    return units.visible_task(db.session(), auth.current_user(), task_id)
 
 
 @blp.route("/<string:task_id>")
@@ -106,10 +100,8 @@ class ReassignResource(MethodView):
         s = db.session()
         task = units.open_task(s, task_id)
         instance = s.get(ProcessInstance, task.instance_id)
-        allowed = (auth.is_system_admin(user) or "platform_admin" in user.groups
-                   or auth.is_admin_of(user, instance.department_id))
-        if not allowed:
-            raise NotFound(_("Task not found or already completed."))
+        policy.authorize(user, "reassign", "process_instance", instance, hide=True,
+                         message=_("Task not found or already completed."))
         with db.unit_of_work() as s:
             task = units.reassign(s, user, task_id, body["username"], body["reason"])
             return views.task(s, task)

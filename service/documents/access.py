@@ -1,11 +1,12 @@
 """Who may do what with a document (R-DOC-4, R-SEC-4, R-ACC-3).
 
-Mandatory access control comes first and admits no exception: a document above a user's
-clearance does not exist for them — not in lists, not in search, not by id — whatever shares,
-roles or tasks they hold. Within their clearance a user reads a document they own, one shared
+Mandatory access control comes first: a document above a user's clearance does not exist for
+them — not in lists, not in search, not by id — whatever shares, roles or tasks they hold. The
+one exception is an unexpired break-glass grant (break_glass.py): read-only, audited, one
+document, for a system administrator who gave a reason. Within their clearance a user reads a document they own, one shared
 with them or their department (unexpired), one published to an audience they belong to, one they
 review in an open publication task, and any document of a department they administer (the
-department's administrators and system administrators, `auth.is_admin_of`). Editing (new
+department's administrators and system administrators: `administer` in service/policy.py). Editing (new
 versions, restore) needs ownership, an `edit` share or administration; managing (shares,
 deletion) ownership or administration.
 """
@@ -13,12 +14,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from sqlalchemy import and_, false, or_, select, true
+from sqlalchemy import and_, or_, select
 from sqlalchemy.orm import Session
 
-from ..auth import is_admin_of, is_system_admin
+from .. import policy
 from ..models import OpenTask, TaskCandidate, User, utcnow
-from .models import DEFAULT_CLEARANCE, Document, DocumentPublication, DocumentShare, UserClearance
+from .models import (
+    DEFAULT_CLEARANCE,
+    BreakGlassGrant,
+    Document,
+    DocumentPublication,
+    DocumentShare,
+    UserClearance,
+)
 
 
 def clearance(s: Session, user: User) -> int:
@@ -57,11 +65,13 @@ def _reviewing(user: User):
 
 
 def _administered(user: User):
-    if is_system_admin(user):
-        return true()
-    if user.role == "dept_admin":
-        return Document.department_id == user.department_id
-    return false()
+    return policy.scope_filter(user, "administer", "document")
+
+
+def _broken_glass(user: User):
+    """Documents the user opened by break-glass (break_glass.py), while the grant lasts."""
+    return select(BreakGlassGrant.document_id).where(BreakGlassGrant.user_id == user.id,
+                                                     BreakGlassGrant.expires_at > utcnow())
 
 
 def readable(s: Session, user: User, include_deleted: bool = False):
@@ -74,13 +84,16 @@ def readable(s: Session, user: User, include_deleted: bool = False):
         state = or_(Document.state != "deleted", Document.owner_id == user.id, _administered(user))
     else:
         state = Document.state != "deleted"
-    return and_(Document.security_level <= clearance(s, user), state, visible)
+    cleared = and_(Document.security_level <= clearance(s, user), visible)
+    return and_(state, or_(cleared, Document.id.in_(_broken_glass(user))))
 
 
 def rights(s: Session, user: User, document: Document) -> Rights:
     if document.security_level > clearance(s, user):
-        return Rights()
-    owner_or_admin = document.owner_id == user.id or is_admin_of(user, document.department_id)
+        # Above clearance nothing but an unexpired break-glass grant opens it, and only to read.
+        glass = s.scalar(_broken_glass(user).where(BreakGlassGrant.document_id == document.id).limit(1))
+        return Rights(read=glass is not None and document.state != "deleted")
+    owner_or_admin = document.owner_id == user.id or policy.allows(user, "administer", "document", document)
     if owner_or_admin:
         return Rights(read=True, edit=True, manage=True)
     if document.state == "deleted":

@@ -6,8 +6,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import audit
-from ..auth import is_system_admin
+from .. import audit, policy
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import User, utcnow
 from . import crypto
@@ -16,17 +15,16 @@ from .objects import keyring
 
 
 def require_system_admin(user: User) -> None:
-    if not is_system_admin(user):
-        raise Forbidden(_("Only system administrators may do this."))
+    policy.authorize(user, "maintain", "library", message=_("Only system administrators may do this."))
 
 
 def require_taxonomy_admin(user: User) -> None:
-    if not (is_system_admin(user) or "platform_admin" in user.groups):
-        raise Forbidden(_("Only the platform management department may edit business types."))
+    policy.authorize(user, "edit", "business_type",
+                     message=_("Only the platform management department may edit business types."))
 
 
 def clearances(s: Session, admin: User) -> list[tuple[User, int]]:
-    require_system_admin(admin)
+    policy.authorize(admin, "set", "clearance", message=_("Only system administrators may do this."))
     granted = dict(s.execute(select(UserClearance.user_id, UserClearance.level)).all())
     users = s.scalars(select(User).where(User.active.is_(True)).order_by(User.username)).all()
     return [(u, granted.get(u.id, DEFAULT_CLEARANCE)) for u in users]
@@ -35,7 +33,7 @@ def clearances(s: Session, admin: User) -> list[tuple[User, int]]:
 def set_clearance(s: Session, admin: User, username: str, level_label: str) -> tuple[User, int]:
     """Grant a clearance. Nobody sets their own: a system administrator does not reach 核心机密
     (or any level) by granting it to themselves."""
-    require_system_admin(admin)
+    policy.authorize(admin, "set", "clearance", message=_("Only system administrators may do this."))
     if level_label not in LEVELS:
         raise Invalid(_("Invalid field: %(fields)s", fields="level"),
                       [{"field": "level", "message": "/".join(LEVELS)}])

@@ -20,8 +20,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from .. import audit
-from ..auth import is_admin_of
+from .. import audit, policy
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import Department, User, utcnow
 from . import access, search
@@ -119,7 +118,7 @@ def read_metadata(s: Session, user: User, form: dict[str, str], base: Metadata |
         if department is None:
             errors.append({"field": "department", "message": _("unknown department")})
         elif department.id != department_id and department.id != user.department_id \
-                and not is_admin_of(user, department.id):
+                and not policy.covers_department(user, "administer", "document", department.id):
             errors.append({"field": "department", "message": _("only your own department")})
         else:
             department_id = department.id

@@ -121,7 +121,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-from . import account, apply, home, notifications, requests, security, settings, supervise, tasks  # noqa: E402  (the areas use the helpers above)
+from . import account, apply, home, notifications, policy, requests, security, settings, supervise, tasks  # noqa: E402  (the areas use the helpers above)
 
-for _area in (account, security, home, tasks, requests, apply, notifications, settings, supervise):
+for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise):
     bp.register_blueprint(_area.bp)

@@ -1,7 +1,7 @@
 """An instance's diagram on a page (issue 6): the BPMN XML it runs, and which elements to mark.
 
 The XML is served by each page area's own route, after that area's visibility check (signed-in
-users: `instances.visible_to`; applicants: their tracking code); static/src/viewer.js draws it.
+users: `instances.visible_instance`; applicants: their tracking code); static/src/viewer.js draws it.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Starting a process, following my requests, and the printable record of a finished one.
 
-Starting calls `instances.start` like the API; what a person may see is `instances.visible_to`,
+Starting calls `instances.start` like the API; what a person may see is `policy.scope_filter` (through `instances.visible_instance`),
 the API's rule.
 """
 from __future__ import annotations
@@ -11,7 +11,6 @@ from sqlalchemy import func, select
 
 from .. import db
 from .. import instances as units
-from ..errors import NotFound
 from ..models import OpenTask, ProcessDefinition, ProcessInstance
 from . import diagram, signed_in, timeline
 
@@ -70,14 +69,7 @@ def mine():
 
 
 def _visible(instance_id: int) -> ProcessInstance:
-    query = select(ProcessInstance).where(ProcessInstance.id == instance_id)
-    visible = units.visible_to(g.user)
-    if visible is not None:
-        query = query.where(visible)
-    row = db.session().scalar(query)
-    if row is None:
-        raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
-    return row
+    return units.visible_instance(db.session(), g.user, instance_id)
 
 
 @bp.get("/requests/<int:instance_id>")

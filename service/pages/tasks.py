@@ -10,10 +10,10 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import auth, db, drafts, inbox
+from .. import db, drafts, inbox
 from .. import instances as units
 from ..api import views
-from ..errors import Forbidden, InvalidForm, NotFound
+from ..errors import Forbidden, InvalidForm
 from ..models import OpenTask, ProcessInstance, User, utcnow
 from . import diagram, fields, safe_next, signed_in, timeline
 
@@ -62,11 +62,7 @@ def _full_names(s, ids) -> dict[int, str]:
 
 def _visible_task(task_id: str) -> OpenTask:
     """The task, if the user may work on it (as the API decides); otherwise it does not exist for them."""
-    user = g.user
-    task = units.open_task(db.session(), task_id)
-    if not units.may_complete(user, task) and not auth.is_system_admin(user):
-        raise NotFound(_("Task not found or already completed."))
-    return task
+    return units.visible_task(db.session(), g.user, task_id)
 
 
 @bp.route("/<string:task_id>", methods=["GET", "POST"])

@@ -5,12 +5,12 @@ from datetime import datetime
 
 from engine import clock
 
+from .. import policy
 from ..models import User
 from ..services import ServiceFailure, current_unit, service
 from .departments import responsible_department_problem
 
 # Who may record an inspection problem: the inspectors, and the supervision group (R-SUP-1).
-RECORDERS = frozenset({"inspector", "supervisor"})
 SEVERITIES = ("low", "medium", "high")
 
 
@@ -50,7 +50,7 @@ def register_rectification(params: dict, context: dict) -> dict:
             raise ServiceFailure(f"rectification request refused: {problem}")
     else:
         recorder = s.get(User, unit.actor_id) if unit.actor_id else None
-        if recorder is None or not (recorder.groups & RECORDERS):
+        if recorder is None or not policy.allows(recorder, "record", "finding"):
             return {"status": "forbidden", "problem": "只有检查员或监督小组成员可以登记检查发现的问题。"}
         if problem:
             return {"status": "invalid", "problem": problem}

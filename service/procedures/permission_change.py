@@ -10,8 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from .. import audit, notifications
-from ..auth import is_admin_of
+from .. import audit, notifications, policy
 from ..documents.access import clearance
 from ..documents.models import Document, level_name
 from ..models import AuthToken, Group, OpenTask, ProcessInstance, TaskCandidate, User, UserGroup, utcnow
@@ -22,7 +21,7 @@ REQUESTABLE_ROLES = ("user", "dept_admin")
 # Groups that follow from an office rather than a request: the platform management department's
 # membership is set up by the system administrators, dept_head follows Department.head_id. A change
 # request neither grants nor removes them.
-UNREQUESTABLE_GROUPS = frozenset({"platform_admin", "dept_head"})
+UNREQUESTABLE_GROUPS = policy.OFFICE_GROUPS
 RUNNING = ("running", "error")
 
 
@@ -37,7 +36,7 @@ def _problem(s: Session, requester: User | None, params: dict) -> tuple[str | No
     """Why the request may not go ahead (in Chinese: it is shown to the requester), or None."""
     username = str(params.get("target_username") or "").strip()
     target = s.scalar(select(User).where(User.username == username)) if username else None
-    if target is None or requester is None or not is_admin_of(requester, target.department_id):
+    if target is None or requester is None or not policy.allows(requester, "manage", "user", target):
         # One answer for both, so a request does not reveal who exists in other departments.
         return f"用户 {username or '(空)'} 不存在或不属于您管理的部门:只能为本部门的用户申请变更或注销。", None
     if requester.id == target.id:
@@ -55,6 +54,9 @@ def _problem(s: Session, requester: User | None, params: dict) -> tuple[str | No
         refused = sorted(groups - known) + sorted(groups & UNREQUESTABLE_GROUPS)
         if refused:
             return f"不能通过本流程授予功能权限:{'、'.join(refused)}。", target
+        beyond = policy.may_grant(requester, role, groups)
+        if beyond:  # nobody grants more than they hold (R-SEC-7)
+            return f"您无权授予:{'、'.join(beyond)}(只能授予您有权管理的角色和功能组)。", target
     elif params.get("change_type") != "deactivate":
         return "请选择变更类型(权限变更或账号注销)。", target
     return None, target

@@ -10,7 +10,7 @@ from sqlalchemy import select
 
 from engine import clock
 
-from .. import audit
+from .. import audit, policy
 from ..models import Department, Notification, ProcessInstance, User
 from ..services import ServiceFailure, current_unit, service
 
@@ -18,7 +18,6 @@ from ..services import ServiceFailure, current_unit, service
 # this module while indicators is still half-initialised.
 from . import indicators as _indicators
 
-STARTERS = frozenset({"supervisor"})  # groups that may start an assessment by hand (R-SUP-4 spot checks)
 BELOW_BAR = ("rectify", "criticise")  # DMN outcomes that require a rectification (R-SUP-5)
 OUTCOME_NAMES = {"commend": "通报表扬", "pass": "达标", "rectify": "限期整改", "criticise": "通报批评并限期整改"}
 INDICATOR_NAMES = {"usage_rate": "平台使用率", "timeliness_rate": "文件处理及时率", "approval_pass_rate": "流程审批通过率"}
@@ -35,7 +34,7 @@ def check_assessment_start(params: dict, context: dict) -> dict:
     if row is None or row.started_by is None:
         return {"status": "timer", "period": period, "problem": ""}
     user = s.get(User, row.started_by)
-    if user is not None and user.active and user.groups & STARTERS:
+    if user is not None and user.active and policy.allows(user, "start", "quarterly_assessment"):
         return {"status": "manual", "period": period, "problem": ""}
     return {"status": "refused", "period": period, "problem": "只有监督小组成员可以发起季度考核。"}
 

@@ -34,6 +34,7 @@ MATRIX = {
     ("POST", "/api/v1/users/{user}/password-reset"): ({}, {A: 401, U: 403, O: 403, S: 200, X: 200}),
     ("GET", "/api/v1/departments"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/users"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/policy"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("POST", "/api/v1/messages"): ({"name": "nobody_waits"}, {A: 401, U: 403, O: 403, S: 403, X: 404}),
     ("GET", "/api/v1/notifications"): (None, _all(200)),
     ("POST", "/api/v1/notifications/999999/read"): ({}, _all(404)),
@@ -78,6 +79,9 @@ MATRIX = {
     ("POST", "/api/v1/documents/{document}/shares"): ({"username": "fin_head", "permission": "read"},
                                                       {A: 401, U: 201, O: 404, S: 201, X: 201}),
     ("DELETE", "/api/v1/documents/{document}/shares/999999"): (None, {A: 401, U: 404, O: 404, S: 404, X: 404}),
+    # {document} is 内部, within everyone's clearance: nobody needs to break the glass for it.
+    ("POST", "/api/v1/documents/{document}/break-glass"): ({"reason": "紧急"},
+                                                          {A: 401, U: 403, O: 403, S: 403, X: 409}),
     ("GET", "/api/v1/documents/clearances"): (None, {A: 401, U: 403, O: 403, S: 403, X: 200}),
     ("PUT", "/api/v1/documents/clearances/clerk"): ({"level": "秘密"}, {A: 401, U: 403, O: 403, S: 403, X: 200}),
     ("GET", "/api/v1/documents/business-types"): (None, _all(200)),

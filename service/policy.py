@@ -1,0 +1,197 @@
+"""Authorisation as one table (R-ACC-3, R-SEC-7): who may do what to which resource, in which scope.
+
+A row names a holder (a role, a functional group, or `anyone` signed in), an action, a resource
+type and a scope: `own` (what the caller owns or takes part in), `department` (their own
+department's) or `all`. A caller's rights are the union of the rows their role and groups match.
+
+`authorize` checks one action (and one object); `scope_filter` gives the SQL condition that lists
+exactly the objects `authorize` would admit, so lists and lookups cannot disagree. API routes,
+pages and services call these two instead of testing roles and groups themselves.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from flask_babel import gettext as _
+from sqlalchemy import and_, false, inspect, or_, select, true
+from sqlalchemy.orm import object_session
+
+from .errors import Forbidden, NotFound
+from .inbox import offered_to
+from .models import ROLES, InstanceStep, OpenTask, ProcessInstance, User
+
+OWN, DEPARTMENT, ALL = "own", "department", "all"
+SCOPES = (OWN, DEPARTMENT, ALL)
+ANYONE = "anyone"
+
+
+@dataclass(frozen=True)
+class Rule:
+    holder: str  # "anyone", "role:<role>" or "group:<code>"
+    action: str
+    resource: str
+    scope: str
+
+
+def _rules(holder: str, scope: str, *pairs: str) -> tuple[Rule, ...]:
+    return tuple(Rule(holder, *pair.split(" on "), scope) for pair in pairs)
+
+
+SYSTEM_ADMIN, DEPT_ADMIN = "role:system_admin", "role:dept_admin"
+PLATFORM, SUPERVISOR, DESIGNER = "group:platform_admin", "group:supervisor", "group:designer"
+
+RULES: tuple[Rule, ...] = (
+    # Everybody: their own work. Reading a document is not a rule: clearance decides first, and
+    # shares and publication within it (documents/access.py); `administer document` acts within clearance.
+    *_rules(ANYONE, OWN, "read on process_instance", "cancel on process_instance", "read on task",
+            "complete on task"),
+    # Department administrators: their own department's accounts and business data (R-ACC-3).
+    *_rules(DEPT_ADMIN, DEPARTMENT, "read on user", "manage on user", "review on grant",
+            "read on process_instance", "reassign on process_instance", "administer on document"),
+    *_rules(DEPT_ADMIN, ALL, "read on department", "read on policy"),
+    # The platform management department runs the procedures of the whole organisation.
+    *_rules(PLATFORM, ALL, "read on process_instance", "cancel on process_instance",
+            "retry on process_instance", "reassign on process_instance", "deliver on message",
+            "deploy on process_definition", "edit on business_type", "read on policy", "start on permission_review",
+            "review on grant"),
+    # Supervision (R-SUP-4): spot-check assessments; supervisors and inspectors record findings.
+    *_rules(SUPERVISOR, ALL, "read on process_instance", "start on quarterly_assessment", "record on finding"),
+    *_rules("group:inspector", ALL, "record on finding"),
+    *_rules(DESIGNER, ALL, "deploy on process_definition"),
+    # System administrators: configuration and maintenance. Documents above their clearance stay
+    # closed (mandatory access control); `break_glass` opens one for a while, audited.
+    *_rules(SYSTEM_ADMIN, ALL, "read on user", "manage on user", "read on department", "read on policy",
+            "read on process_instance", "cancel on process_instance", "retry on process_instance",
+            "reassign on process_instance", "read on task", "list_all on task", "deliver on message",
+            "deploy on process_definition", "administer on document", "break_glass on document",
+            "set on clearance", "edit on business_type", "maintain on library", "start on permission_review",
+            "review on grant"),
+)
+
+# Nobody grants more than they hold: the roles and groups each holder may hand out (R-SEC-7).
+# Office groups (dept_head follows the department's head, platform_admin is set up by the system
+# administrators) are granted by no procedure.
+GRANTABLE_ROLES = {SYSTEM_ADMIN: ("user", "dept_admin"), DEPT_ADMIN: ("user", "dept_admin")}
+GRANTABLE_GROUPS = {
+    SYSTEM_ADMIN: ("designer", "inspector", "supervisor", "confidentiality_officer"),
+    DEPT_ADMIN: ("designer", "inspector"),
+}
+OFFICE_GROUPS = frozenset({"platform_admin", "dept_head"})
+
+
+@dataclass(frozen=True)
+class Resource:
+    """How a resource type is scoped: the department and ownership conditions over its table."""
+
+    model: type
+    department: Callable[[User], object] | None = None
+    own: Callable[[User], object] | None = None
+
+
+def _instance_own(user: User):
+    acted = select(InstanceStep.instance_id).where(InstanceStep.user_id == user.id)
+    assigned = select(OpenTask.instance_id).where(or_(OpenTask.id.in_(offered_to(user)), OpenTask.assignee_id == user.id))
+    return or_(ProcessInstance.started_by == user.id, ProcessInstance.id.in_(acted), ProcessInstance.id.in_(assigned))
+
+
+def _task_own(user: User):
+    return or_(OpenTask.assignee_id == user.id, and_(OpenTask.assignee_id.is_(None), OpenTask.id.in_(offered_to(user))))
+
+
+def _document_resource() -> Resource:
+    from .documents.models import Document  # the library imports this module
+
+    return Resource(Document, department=lambda u: Document.department_id == u.department_id,
+                    own=lambda u: Document.owner_id == u.id)
+
+
+RESOURCES: dict[str, Callable[[], Resource]] = {
+    "user": lambda: Resource(User, department=lambda u: User.department_id == u.department_id,
+                             own=lambda u: User.id == u.id),
+    "grant": lambda: Resource(User, department=lambda u: User.department_id == u.department_id),
+    "process_instance": lambda: Resource(ProcessInstance,
+                                         department=lambda u: ProcessInstance.department_id == u.department_id,
+                                         own=_instance_own),
+    "task": lambda: Resource(OpenTask, own=_task_own),
+    "document": _document_resource,
+}
+
+
+def holders(user: User) -> set[str]:
+    return {ANYONE, f"role:{user.role}"} | {f"group:{code}" for code in user.groups}
+
+
+def scopes(user: User, action: str, resource: str) -> set[str]:
+    mine = holders(user)
+    return {r.scope for r in RULES if r.action == action and r.resource == resource and r.holder in mine}
+
+
+def scope_filter(user: User, action: str, resource: str):
+    """A WHERE clause over the resource's table: the objects `user` may `action`."""
+    granted = scopes(user, action, resource)
+    if ALL in granted:
+        return true()
+    spec = RESOURCES[resource]()
+    clauses = [getattr(spec, scope)(user) for scope in (DEPARTMENT, OWN)
+               if scope in granted and getattr(spec, scope) is not None]
+    return or_(*clauses) if clauses else false()
+
+
+def _in_scope(user: User, action: str, resource: str, obj) -> bool:
+    spec = RESOURCES[resource]()
+    (key,) = inspect(spec.model).primary_key
+    s = object_session(obj)
+    return s.scalar(select(key).where(key == inspect(obj).identity[0], scope_filter(user, action, resource))) is not None
+
+
+def widest(user: User, action: str, resource: str) -> str | None:
+    """The widest scope `user` holds for the action, or None."""
+    granted = scopes(user, action, resource)
+    return next((scope for scope in (ALL, DEPARTMENT, OWN) if scope in granted), None)
+
+
+def covers_department(user: User, action: str, resource: str, department_id: int | None) -> bool:
+    """May `user` act on the resources of this department as a whole (e.g. file a document there)?"""
+    granted = scopes(user, action, resource)
+    return ALL in granted or (DEPARTMENT in granted and department_id == user.department_id)
+
+
+def allows(user: User, action: str, resource: str, obj=None) -> bool:
+    granted = scopes(user, action, resource)
+    if not granted:
+        return False
+    if obj is None or ALL in granted:
+        return True
+    return _in_scope(user, action, resource, obj)
+
+
+def authorize(user: User, action: str, resource: str, obj=None, *, hide: bool = False,
+              message: str | None = None) -> User:
+    """Raise unless `user` may `action` the resource (type, or `obj`). With `hide`, a refusal is
+    "not found", for callers who must not learn that the object exists."""
+    if allows(user, action, resource, obj):
+        return user
+    if hide:
+        raise NotFound(message or _("Not found."))
+    raise Forbidden(message or _("You are not allowed to do this."))
+
+
+def may_grant(granter: User | None, role: str | None = None, groups: set[str] | frozenset[str] = frozenset()) -> list[str]:
+    """What of `role` and `groups` `granter` may not hand out (empty: all of it). `None` is the
+    installer (CLI), who may grant everything."""
+    if granter is None:
+        return []
+    mine = holders(granter)
+    roles = {r for h in mine for r in GRANTABLE_ROLES.get(h, ())}
+    grantable = {g for h in mine for g in GRANTABLE_GROUPS.get(h, ())}
+    refused = [] if role is None or role in roles else [role]
+    return refused + sorted(set(groups) - grantable)
+
+
+def table() -> dict:
+    """The rules as rows, for the read-only view (GET /api/v1/policy) and the documentation."""
+    rows = [{"holder": r.holder, "action": r.action, "resource": r.resource, "scope": r.scope} for r in RULES]
+    grants = [{"holder": h, "roles": list(GRANTABLE_ROLES.get(h, ())), "groups": list(GRANTABLE_GROUPS.get(h, ()))}
+              for h in sorted(set(GRANTABLE_ROLES) | set(GRANTABLE_GROUPS))]
+    return {"rules": rows, "grants": grants, "roles": list(ROLES), "scopes": list(SCOPES)}
