@@ -21,6 +21,7 @@ from engine.runtime import Instance, Step
 from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
 from . import audit, forms, notifications, performers, scheduler
+from .documents import attachments
 from .errors import Conflict, Forbidden, NotFound
 from .models import (
     DeploymentFile,
@@ -142,6 +143,7 @@ def complete(s: Session, user: User, task_id: str, data: dict[str, Any]) -> Outc
         raise Forbidden(_("This task is not assigned to you."))
     schema = form_schema(s, task)
     forms.validate(schema, data, task.approval)
+    attachments.check(s, user, schema, data)
     row = _load(s, task.instance_id)
     if row.state not in ("running", "error"):
         raise Conflict(_("The process instance is %(state)s.", state=row.state))

@@ -18,11 +18,11 @@ from sqlalchemy import func, select
 
 from .. import audit, db
 from ..api.documents import _allow_large_body, documents_out, filtered, shares_out, versions_out
-from ..documents import access, administration, library, lifecycle, search, sharing
+from ..documents import access, administration, attachments, library, lifecycle, search, sharing
 from ..documents.models import CORE_SECRET, LEVELS, Document
 from ..errors import ApiError, Invalid
 from ..models import Department
-from . import PLATFORM_TZ, signed_in
+from . import PLATFORM_TZ, safe_next, signed_in
 from .fields import Field
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")
@@ -112,9 +112,26 @@ def upload():
             values = getattr(e, "submitted", {}) or {}
         else:
             flash(_("Uploaded: %(title)s.", title=title), "success")
+            back = request.args.get("next")
+            if back:  # from a task form's document field: back there, with the new document chosen
+                back = safe_next(back)
+                return redirect(f"{back}{'&' if '?' in back else '?'}attach={document_id}", 303)
             return redirect(url_for(".detail", document_id=document_id), 303)
     return render_template("documents_upload.html", fields=_upload_fields(values, errors),
-                           form_error=errors.get("_form")), status
+                           form_error=errors.get("_form"),
+                           back=safe_next(request.args["next"]) if request.args.get("next") else None), status
+
+
+@bp.app_template_global()
+def attached_documents(ids: list[int]) -> list[attachments.Attached]:
+    """Attached documents as the signed-in reader may see them (title or withheld)."""
+    return attachments.for_reader(db.session(), g.user, list(ids))
+
+
+@bp.app_template_global()
+def attachable_documents(ids: list[int]) -> list[attachments.Attached]:
+    """What the signed-in user may attach, plus what is already chosen."""
+    return attachments.choices(db.session(), g.user, list(ids))
 
 
 def _field(name: str, label: str, widget: str, values: dict, errors: dict, required: bool = False,

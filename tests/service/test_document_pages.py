@@ -20,8 +20,9 @@ UPLOAD_ACTION = re.compile(r'action="(/documents/upload\?csrf_token=[^"]+)"')
 VERSION_ACTION = re.compile(r'action="(/documents/\d+/versions\?csrf_token=[^"]+)"')
 
 
-def upload_through_page(b, data: bytes = "平台运维值班记录。\n".encode(), filename: str = "note.txt", **fields):
-    page = text(b.get("/documents/upload"))
+def upload_through_page(b, data: bytes = "平台运维值班记录。\n".encode(), filename: str = "note.txt",
+                        action_from: str = "/documents/upload", **fields):
+    page = text(b.get(action_from))
     action = UPLOAD_ACTION.search(page).group(1).replace("&amp;", "&")
     form = {"title": "值班记录", "abstract": "十一月的值班记录", "keywords": "值班,运维", "security_level": "内部"}
     form.update(fields)
