@@ -224,8 +224,11 @@ def _act(document_id: int, form: str, action, done: str):
     except ApiError as e:
         if e.status == 404:
             raise
-        values = getattr(e, "submitted", None) or request.form.to_dict()
-        values.pop("csrf_token", None)
+        values = getattr(e, "submitted", None)
+        if values is None:
+            # Never request.form on a multipart body (it would spool the file in plaintext).
+            values = {} if request.mimetype == "multipart/form-data" else request.form.to_dict()
+        values = {k: v for k, v in values.items() if k != "csrf_token"}
         return _render_detail(document_id, _field_errors(e), form, values, e.status)
     flash(done, "success")
     return redirect(url_for(".detail", document_id=document_id), 303)
