@@ -77,3 +77,43 @@ def test_upload_search_and_share_read_only_in_the_browser(server, browser):
     colleague.shot("doc-05-colleague-reads")
     colleague.check_accessibility("the document page, read only")
     assert not clerk.problems and not colleague.problems, clerk.problems + colleague.problems
+
+
+def test_a_task_form_uploads_and_attaches_a_document_without_losing_what_was_typed(server, browser):
+    """The publication form's document field: upload in a dialog, the new document is chosen, the
+    reason typed before is still there; the request then links the document."""
+    clerk = Person(browser, server, "clerk")
+    clerk.sign_in("clerk")
+    clerk.page.wait_for_url(server + "/")
+    page = clerk.page
+    clerk.goto("/start")
+    page.get_by_role("form", name="文件发布", exact=True).get_by_role("button", name="发起").click()
+    page.wait_for_url(re.compile(r".*/tasks/[0-9a-f-]{36}$"))
+    task_url = page.url
+    page.get_by_role("textbox", name="发布说明", exact=True).fill("请发布到全平台")
+    page.get_by_role("radio", name="全平台").check()
+    page.get_by_role("link", name="为此项上传新文件").click()
+    dialog = page.get_by_role("dialog", name="上传文件")
+    dialog.get_by_role("textbox", name="标题", exact=True).fill("安全管理制度")
+    dialog.get_by_role("textbox", name="摘要", exact=True).fill("平台安全管理制度全文")
+    dialog.get_by_role("textbox", name="关键词", exact=True).fill("安全，制度")
+    dialog.get_by_role("combobox", name="密级", exact=True).select_option("内部")
+    clerk.shot("doc-06-upload-dialog")
+    clerk.check_accessibility("the upload dialog on a task page")
+    dialog.locator("#f-file").set_input_files(files=[{
+        "name": "制度.txt", "mimeType": "text/plain", "buffer": "第一条 为加强平台安全管理,制定本制度。\n".encode()}])
+    dialog.get_by_role("button", name="上传", exact=True).click()
+    chosen = page.get_by_role("radio", name=re.compile("安全管理制度"))
+    chosen.wait_for()
+    assert chosen.is_checked()
+    assert page.url == task_url  # never left the task
+    assert page.get_by_role("textbox", name="发布说明", exact=True).input_value() == "请发布到全平台"
+    clerk.shot("doc-07-document-chosen")
+    page.get_by_role("button", name="提交").click()
+    page.wait_for_url(server + "/tasks")
+
+    clerk.goto("/requests")
+    page.get_by_role("link", name=re.compile("文件发布 #")).first.click()
+    page.get_by_role("link", name="安全管理制度").wait_for()
+    clerk.shot("doc-08-request-links-the-document")
+    assert not clerk.problems, clerk.problems
