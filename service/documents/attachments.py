@@ -41,18 +41,30 @@ def ids(value: Any) -> list[int]:
     return [v for v in values if isinstance(v, int) and not isinstance(v, bool) and v > 0]
 
 
+def _fields(schema: dict, data: Any, prefix: str = ""):
+    """(path, node, value) of every document field in `data`, repeating sections included."""
+    if not isinstance(data, dict):
+        return
+    for name, node in (schema.get("properties") or {}).items():
+        if not isinstance(node, dict) or node.get("readOnly") or name not in data:
+            continue
+        if kind(node) is not None:
+            yield prefix + name, node, data[name]
+        elif node.get("type") == "array" and isinstance(node.get("items"), dict) and isinstance(data[name], list):
+            for i, row in enumerate(data[name]):
+                yield from _fields(node["items"], row, f"{prefix}{name}.{i}.")
+
+
 def check(s: Session, user: User, schema: dict, data: dict) -> None:
     """Refuse a submission that attaches a document its submitter may not read, naming the field."""
     errors = []
-    for name, node in (schema.get("properties") or {}).items():
-        if kind(node) is None or node.get("readOnly") or name not in data:
-            continue
-        for document_id in ids(data[name]):
+    for path, node, value in _fields(schema, data):
+        for document_id in ids(value):
             document = s.get(Document, document_id)
             if document is None or document.state == "deleted" or not access.rights(s, user, document).read:
-                errors.append({"field": name, "message": _(
+                errors.append({"field": path, "message": _(
                     "%(field)s: document %(id)s does not exist or you may not read it",
-                    field=node.get("title") or name, id=document_id)})
+                    field=node.get("title") or path, id=document_id)})
     if errors:
         raise InvalidForm(_("Invalid field: %(fields)s", fields=", ".join(dict.fromkeys(e["field"] for e in errors))),
                           errors)

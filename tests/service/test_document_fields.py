@@ -21,6 +21,9 @@ FORM = {
     "properties": {
         "summary": {"type": "string", "title": "说明"},
         "attachments": {"type": "array", "title": "附件", "format": "documents", "items": {"type": "integer"}},
+        "parts": {"type": "array", "title": "分项", "items": {"type": "object", "properties": {
+            "name": {"type": "string", "title": "名称"},
+            "file": {"type": "integer", "format": "document", "title": "分项文件"}}}},
     },
 }
 DIAGRAM = BPMN.replace("business_trip", "report_with_files").replace("出差登记", "报送材料") \
@@ -67,6 +70,11 @@ def test_attach_readable_documents_refuse_others_and_withhold_titles(login, brow
                               ("attachments", str(mine["id"])), ("attachments", str(foreign["id"]))])
     assert r.status_code == 422
     assert re.search(r'id="f-attachments-error">.*附件', text(r))
+    # Inside a repeating section too.
+    r = clerk.post(task_url, [("summary", "本周材料"), ("parts.present", "1"), ("parts.0.name", "第一部分"),
+                              ("parts.0.file", str(foreign["id"]))])
+    assert r.status_code == 422
+    assert re.search(r'id="f-parts-0-file-error">.*分项文件', text(r))
     r = clerk.post(task_url, [("summary", "本周材料"), ("attachments.present", "1"),
                               ("attachments", str(mine["id"])), ("attachments", str(new_id))])
     assert r.status_code == 302, text(r)
