@@ -49,7 +49,7 @@ DEMO_USERS = [
 @click.option("--demo", is_flag=True, help="Also create a demo organisation with one user per role.")
 def init(demo: bool) -> None:
     """Create or migrate the database and deploy the built-in process models."""
-    from . import definitions, migrate, org
+    from . import definitions, migrate, org, scheduler
     from .models import User
 
     app = _app()
@@ -59,6 +59,7 @@ def init(demo: bool) -> None:
         s = _session(app)
         org.ensure_groups(s)
         created = definitions.deploy_directory(s, cfg.process_models_dir, cfg.forms_dir)
+        scheduler.ensure_daily_jobs(s)
         s.commit()
         for d in created:
             click.echo(f"deployed {d.key} version {d.version}")

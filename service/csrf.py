@@ -2,7 +2,8 @@
 
 Each browser session holds one random token; every page form carries it in a hidden field and
 every state-changing request must send it back (form field `csrf_token` or header
-`X-CSRF-Token`). API calls with a bearer token are exempt: a browser never adds that header on
+`X-CSRF-Token`; a multipart upload: the header or `?csrf_token=` in the form's action). API calls
+with a bearer token are exempt: a browser never adds that header on
 its own, so a forged cross-site request cannot carry it. Anonymous API calls without a session
 are exempt too (there is no session to ride on). R-SEC-10.
 """
@@ -37,9 +38,13 @@ def renew() -> None:
 
 def check() -> None:
     expected = session.get(FIELD)
-    # The header first: reading request.form parses a multipart body, which would spool an uploaded
-    # (possibly confidential) file to a plaintext temporary file before the upload code could encrypt it.
-    sent = request.headers.get(HEADER) or request.form.get(FIELD) or ""
+    # Never request.form for a multipart body: parsing it would spool an uploaded (possibly
+    # confidential) file to a plaintext temporary file before the upload code could encrypt it.
+    # An HTML upload form cannot set a header, so it carries the token in its action's query string.
+    if request.mimetype == "multipart/form-data":
+        sent = request.headers.get(HEADER) or request.args.get(FIELD) or ""
+    else:
+        sent = request.headers.get(HEADER) or request.form.get(FIELD) or ""
     if not expected or not hmac.compare_digest(sent.encode(), expected.encode()):
         raise Forbidden(_("The form has expired or did not come from this site. Reload the page and try again."))
 

@@ -21,6 +21,7 @@ from engine.runtime import Instance, Step
 from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
 from . import audit, forms, notifications, performers, policy, scheduler
+from .documents import attachments
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import (
     DeploymentFile,
@@ -157,6 +158,7 @@ def _complete(s: Session, user: User | None, task: OpenTask, data: dict[str, Any
     task_id = task.id
     schema = form_schema(s, task)
     forms.validate(schema, data, task.approval)
+    attachments.check(s, user, schema, data)
     row = _load(s, task.instance_id)
     if row.state not in ("running", "error"):
         raise Conflict(_("The process instance is %(state)s.", state=row.state))

@@ -252,7 +252,7 @@ class ScheduledJob(Base):
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    kind: Mapped[str] = mapped_column(String(16))  # timer | deadline | start
+    kind: Mapped[str] = mapped_column(String(16))  # timer | deadline | start | archive (daily)
     # What the job is about: an instance id, a task id, or "<process key>:<start element>".
     ref: Mapped[str] = mapped_column(String(255))
     due_at: Mapped[datetime] = mapped_column(UTCDateTime)

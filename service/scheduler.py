@@ -1,4 +1,5 @@
-"""Due work: instance timers, task deadlines and timer start events (R-WF-2, R-SEC-9, R-SUP-4).
+"""Due work: instance timers, task deadlines, timer start events (R-WF-2, R-SEC-9, R-SUP-4) and the
+platform's daily jobs (document archiving, R-DOC-3).
 
 Every due thing is a row in `scheduled_jobs`. `run_due` claims one due row at a time inside the
 transaction that does its work: on PostgreSQL with SELECT … FOR UPDATE SKIP LOCKED, so several
@@ -11,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
-from datetime import datetime
+from datetime import datetime, time, timedelta, timezone
 
 from flask import Flask
 from sqlalchemy import delete, select
@@ -25,6 +26,13 @@ from .models import OpenTask, ProcessInstance, ScheduledJob
 
 log = logging.getLogger("inkless.scheduler")
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+# Daily jobs: kind → ref. One row each (unique kind + ref), fired at DAILY_AT platform time (China
+# Standard Time, like the regulation) and then moved to the next day, in the transaction that does
+# the work: however many workers run, a day's job fires once.
+DAILY_JOBS = {"archive": "documents"}
+DAILY_AT = time(2, 0)
+PLATFORM_TZ = timezone(timedelta(hours=8))
 
 
 def _upsert(s: Session, kind: str, ref: str, due_at: datetime | None) -> None:
@@ -60,6 +68,22 @@ def schedule_start_timers(s: Session, key: str, process) -> None:
         due = first_fire(timer)
         if due is not None:
             s.add(ScheduledJob(kind="start", ref=f"{key}:{timer.element_id}", due_at=due))
+
+
+def next_daily(after: datetime) -> datetime:
+    """The first DAILY_AT (platform time) strictly after `after`, in UTC."""
+    local = after.astimezone(PLATFORM_TZ)
+    due = datetime.combine(local.date(), DAILY_AT, tzinfo=PLATFORM_TZ)
+    if due <= local:
+        due += timedelta(days=1)
+    return due.astimezone(timezone.utc)
+
+
+def ensure_daily_jobs(s: Session) -> None:
+    """Schedule each daily job that has no row yet (on `inkless init`; an existing row keeps its time)."""
+    for kind, ref in DAILY_JOBS.items():
+        if s.scalar(select(ScheduledJob.id).where(ScheduledJob.kind == kind, ScheduledJob.ref == ref)) is None:
+            s.add(ScheduledJob(kind=kind, ref=ref, due_at=next_daily(clock.now())))
 
 
 def _claim(s: Session, now: datetime, skip: set[int]) -> ScheduledJob | None:
@@ -155,6 +179,15 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
             s.delete(job)
         else:
             job.due_at = nxt
+        return True
+    if job.kind == "archive":
+        from .documents import lifecycle
+
+        # The policy age applies to documents as of today; audited per document, actor "system".
+        lifecycle.archive_due(s, None)
+        job.fired += 1
+        # After an outage, one run catches up every day missed: the cut-off is computed from now.
+        job.due_at = next_daily(clock.now())
         return True
     s.delete(job)
     return True

@@ -45,7 +45,7 @@ def _names(s: Session, model, ids, attr: str = "code") -> dict:
     return dict(s.execute(select(model.id, getattr(model, attr)).where(model.id.in_(ids))).all())
 
 
-def _documents_out(s: Session, documents: list[Document], rights: dict | None = None, ranks: dict | None = None) -> list[dict]:
+def documents_out(s: Session, documents: list[Document], rights: dict | None = None, ranks: dict | None = None) -> list[dict]:
     departments = _names(s, Department, [d.department_id for d in documents])
     types = _names(s, BusinessType, [d.business_type_id for d in documents])
     owners = _names(s, User, [d.owner_id for d in documents], "username")
@@ -78,7 +78,7 @@ def _documents_out(s: Session, documents: list[Document], rights: dict | None = 
     return out
 
 
-def _versions_out(s: Session, versions: list[DocumentVersion]) -> list[dict]:
+def versions_out(s: Session, versions: list[DocumentVersion]) -> list[dict]:
     departments = _names(s, Department, [v.department_id for v in versions])
     types = _names(s, BusinessType, [v.business_type_id for v in versions])
     users = _names(s, User, [v.created_by for v in versions], "username")
@@ -93,7 +93,7 @@ def _versions_out(s: Session, versions: list[DocumentVersion]) -> list[dict]:
     } for v in versions]
 
 
-def _share_out(s: Session, rows: list[DocumentShare]) -> list[dict]:
+def shares_out(s: Session, rows: list[DocumentShare]) -> list[dict]:
     users = _names(s, User, [r.user_id for r in rows] + [r.created_by for r in rows], "username")
     departments = _names(s, Department, [r.department_id for r in rows])
     return [{"id": r.id, "username": users.get(r.user_id), "department": departments.get(r.department_id),
@@ -101,7 +101,7 @@ def _share_out(s: Session, rows: list[DocumentShare]) -> list[dict]:
              "created_at": r.created_at} for r in rows]
 
 
-def _filtered(s: Session, user: User, args: dict):
+def filtered(s: Session, user: User, args: dict):
     state = args["state"]
     query = select(Document).where(access.readable(s, user, include_deleted=state == "deleted"))
     if state == "current":
@@ -152,13 +152,13 @@ class Documents(MethodView):
         document date, state (`deleted` = the trash), mine, shared with me, published."""
         user = auth.current_user()
         with db.unit_of_work() as s:
-            query = _filtered(s, user, args)
+            query = filtered(s, user, args)
             total = s.scalar(select(func.count()).select_from(query.subquery()))
             rows = s.scalars(query.order_by(Document.updated_at.desc(), Document.id.desc())
                              .limit(args["limit"]).offset(args["offset"])).all()
             audit.record(s, "documents_listed", "document", None, actor_id=user.id,
                          detail={"documents": [d.id for d in rows], "filters": _plain(args)})
-            return {"items": _documents_out(s, rows), "total": total}
+            return {"items": documents_out(s, rows), "total": total}
 
     @blp.doc(requestBody=schemas.UPLOAD_BODY)
     @blp.response(201, schemas.DocumentOut)
@@ -169,7 +169,7 @@ class Documents(MethodView):
         _allow_large_body()
         with db.unit_of_work() as s:
             document = library.upload(s, user, request.stream, request.content_type)
-            return _documents_out(s, [document], {document.id: access.rights(s, user, document)})[0]
+            return documents_out(s, [document], {document.id: access.rights(s, user, document)})[0]
 
 
 @blp.route("/search")
@@ -184,7 +184,7 @@ class Search(MethodView):
             matches = search.matches(s, args["q"])
             rows, total, ranks = [], 0, {}
             if matches is not None:
-                query = _filtered(s, user, args).join(matches, matches.c.document_id == Document.id)
+                query = filtered(s, user, args).join(matches, matches.c.document_id == Document.id)
                 total = s.scalar(select(func.count()).select_from(query.subquery()))
                 found = s.execute(query.add_columns(matches.c.rank).order_by(matches.c.rank, Document.id.desc())
                                   .limit(args["limit"]).offset(args["offset"])).all()
@@ -192,7 +192,7 @@ class Search(MethodView):
                 ranks = {d.id: rank for d, rank in found}
             audit.record(s, "documents_searched", "document", None, actor_id=user.id,
                          detail={"q": args["q"], "documents": [d.id for d in rows]})
-            return {"items": _documents_out(s, rows, ranks=ranks), "total": total}
+            return {"items": documents_out(s, rows, ranks=ranks), "total": total}
 
 
 def _plain(args: dict) -> dict:
@@ -207,7 +207,7 @@ class DocumentResource(MethodView):
         user = auth.current_user()
         with db.unit_of_work() as s:
             document, rights = library.view(s, user, document_id)
-            return _documents_out(s, [document], {document.id: rights})[0]
+            return documents_out(s, [document], {document.id: rights})[0]
 
     @blp.response(200, schemas.DocumentOut)
     def delete(self, document_id):
@@ -215,7 +215,7 @@ class DocumentResource(MethodView):
         user = auth.current_user()
         with db.unit_of_work() as s:
             document = lifecycle.delete(s, user, document_id)
-            return _documents_out(s, [document])[0]
+            return documents_out(s, [document])[0]
 
 
 @blp.route("/<int:document_id>/undelete")
@@ -226,7 +226,7 @@ class Undelete(MethodView):
         user = auth.current_user()
         with db.unit_of_work() as s:
             document = lifecycle.undelete(s, user, document_id)
-            return _documents_out(s, [document])[0]
+            return documents_out(s, [document])[0]
 
 
 @blp.route("/<int:document_id>/versions")
@@ -237,7 +237,7 @@ class Versions(MethodView):
         user = auth.current_user()
         with db.unit_of_work() as s:
             document, versions = library.history(s, user, document_id)
-            return {"document_id": document.id, "items": _versions_out(s, versions)}
+            return {"document_id": document.id, "items": versions_out(s, versions)}
 
     @blp.doc(requestBody=schemas.VERSION_BODY)
     @blp.response(201, schemas.VersionOut)
@@ -248,7 +248,7 @@ class Versions(MethodView):
         _allow_large_body()
         with db.unit_of_work() as s:
             version = library.add_version(s, user, document_id, request.stream, request.content_type)
-            return _versions_out(s, [version])[0]
+            return versions_out(s, [version])[0]
 
 
 @blp.route("/<int:document_id>/content")
@@ -308,7 +308,7 @@ class Restore(MethodView):
         user = auth.current_user()
         with db.unit_of_work() as s:
             version = library.restore(s, user, document_id, number, body.get("change_note"))
-            return _versions_out(s, [version])[0]
+            return versions_out(s, [version])[0]
 
 
 @blp.route("/<int:document_id>/shares")
@@ -318,7 +318,7 @@ class Shares(MethodView):
         """Who the document is shared with (owner and department administrators)."""
         user = auth.current_user()
         with db.unit_of_work() as s:
-            return {"items": _share_out(s, sharing.shares(s, user, document_id))}
+            return {"items": shares_out(s, sharing.shares(s, user, document_id))}
 
     @blp.arguments(schemas.ShareIn)
     @blp.response(201, schemas.ShareOut)
@@ -330,7 +330,7 @@ class Shares(MethodView):
             row = sharing.share(s, user, document_id, username=body.get("username"),
                                 department=body.get("department"), permission=body["permission"],
                                 expires_at=body.get("expires_at"))
-            return _share_out(s, [row])[0]
+            return shares_out(s, [row])[0]
 
 
 @blp.route("/<int:document_id>/shares/<int:share_id>")

@@ -21,7 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from .. import audit, policy
-from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..errors import ApiError, Conflict, Forbidden, Invalid, NotFound
 from ..models import Department, User, utcnow
 from . import access, search
 from .models import (
@@ -218,8 +218,10 @@ def upload(s: Session, user: User, stream: BinaryIO, content_type: str | None) -
         meta = read_metadata(s, user, incoming.fields, None)
         s.commit()
         prepared = prepare(incoming, pending, meta.security_level)
-    except BaseException:
+    except BaseException as e:
         discard(incoming)
+        if isinstance(e, ApiError):
+            e.submitted = incoming.fields  # so a page can show the form again as it was filled in
         raise
     document = Document(owner_id=user.id, current_version=1)
     meta.apply(document)
@@ -280,8 +282,10 @@ def add_version(s: Session, user: User, document_id: int, stream: BinaryIO, cont
             prepared = None
             file_name, ctype = current.file_name, current.content_type
             words, text_note = words_of(s, s.get(StoredObject, current.object_id), ctype, meta.security_level)
-    except BaseException:
+    except BaseException as e:
         discard(incoming)
+        if isinstance(e, ApiError):
+            e.submitted = incoming.fields  # so a page can show the form again as it was filled in
         raise
     document = s.get(Document, document_id, populate_existing=True,
                      with_for_update=s.bind.dialect.name == "postgresql")

@@ -121,7 +121,19 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-from . import account, apply, home, notifications, policy, requests, security, settings, supervise, tasks  # noqa: E402  (the areas use the helpers above)
+from . import (  # noqa: E402  (the areas use the helpers above)
+    account,
+    apply,
+    documents,
+    home,
+    notifications,
+    policy,
+    requests,
+    security,
+    settings,
+    supervise,
+    tasks,
+)
 
-for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise):
+for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents):
     bp.register_blueprint(_area.bp)

@@ -6,6 +6,8 @@ The conventions follow react-jsonschema-form, which designers already know: `tit
 `ui:widget` picks textarea / radio / checkboxes / select, `ui:order` the order (`*` for the rest),
 `readOnly` or `ui:readonly` shows a value without letting it be edited. Field names in HTML are
 the dotted paths the validator reports (`members.0.name`), so an error lands next to its field.
+Document fields (`"format": "document"` on an integer, `"format": "documents"` on an array of
+integers; service/documents/attachments.py) become a picker of the documents the user may read.
 """
 from __future__ import annotations
 
@@ -16,6 +18,8 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
+from ..documents import attachments
+
 MAX_ROWS = 50  # repeating sections: more rows than this in one submission are ignored
 
 
@@ -24,7 +28,7 @@ class Field:
     name: str
     label: str
     widget: str  # text | email | tel | textarea | number | date | select | radio | checkboxes | multiselect
-    #              | checkbox | readonly | rows
+    #              | checkbox | readonly | rows | documents
     value: Any = None
     required: bool = False
     help: list[str] = field(default_factory=list)
@@ -121,6 +125,12 @@ def _field(name: str, node: dict, ui: dict, required: bool, value: Any, errors: 
     options = ui.get("ui:options") or {}
     widget = ui.get("ui:widget")
     kind = node.get("type")
+    documents = attachments.kind(node)
+    if documents:
+        f.widget = "documents"
+        f.value = attachments.ids(value)
+        f.attrs.update(many=documents == attachments.MANY, readonly=bool(node.get("readOnly") or ui.get("ui:readonly")))
+        return f
     if node.get("readOnly") or ui.get("ui:readonly"):
         f.widget = "readonly"
         f.options = choices(node.get("items", {}) if kind == "array" else node)
@@ -247,6 +257,14 @@ class Label:
     title: str
     choices: dict[str, str] = field(default_factory=dict)
     parts: dict[str, Label] = field(default_factory=dict)  # arrays of objects: the item's fields
+    documents: bool = False  # a document field: its ids are shown as links, resolved per reader
+
+
+@dataclass
+class DocumentIds:
+    """Documents in submitted data; the page resolves them for its reader (title or withheld)."""
+
+    ids: list[int]
 
 
 def _label(name: str, node: dict) -> Label:
@@ -254,7 +272,7 @@ def _label(name: str, node: dict) -> Label:
     if not isinstance(target, dict):
         target = {}
     parts = {k: _label(k, v) for k, v in (target.get("properties") or {}).items() if isinstance(v, dict)}
-    return Label(str(node.get("title") or name), dict(choices(target)), parts)
+    return Label(str(node.get("title") or name), dict(choices(target)), parts, attachments.kind(node) is not None)
 
 
 def labels(schemas: list[dict]) -> dict[str, Label]:
@@ -267,7 +285,8 @@ def labels(schemas: list[dict]) -> dict[str, Label]:
     return out
 
 
-def describe(data: dict, known: dict[str, Label], skip: set[str] = frozenset()) -> list[tuple[str, str]]:
+def describe(data: dict, known: dict[str, Label], skip: set[str] = frozenset()) -> list[tuple[str, str | DocumentIds]]:
     """(label, value) pairs for the fields of `data` that a form names, in the order forms list them."""
-    return [(label.title, display_value(data[name], label)) for name, label in known.items()
-            if name in data and name not in skip]
+    return [(label.title, DocumentIds(attachments.ids(data[name])) if label.documents
+             else display_value(data[name], label))
+            for name, label in known.items() if name in data and name not in skip]

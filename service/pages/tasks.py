@@ -103,6 +103,7 @@ def task_page(task_id: str):
     if task.approval:
         ui.update(DECISION_UI)
     form_fields = fields.build(shape["form"], ui, values, errors)
+    _attach_uploaded(form_fields)
     decision_names = set(DECISION_UI) if task.approval else set()
     for f in form_fields:
         if f.name == "opinion" and task.approval:
@@ -131,6 +132,16 @@ def _keep_draft(task: OpenTask, intent: str):
     flash(_("Draft saved; it is kept until the task is completed.") if intent == "draft"
           else _("Draft discarded."), "success")
     return redirect(url_for(".task_page", task_id=task.id))
+
+
+def _attach_uploaded(form_fields: list[fields.Field]) -> None:
+    """Back from uploading a document for a document field (`?field=…&attach=id`): choose it there."""
+    name, attach = request.args.get("field"), request.args.get("attach", type=int)
+    if request.method != "GET" or not name or not attach:
+        return
+    for f in _walk(form_fields):
+        if f.name == name and f.widget == "documents" and not f.attrs.get("readonly"):
+            f.value = list(dict.fromkeys([*f.value, attach])) if f.attrs.get("many") else [attach]
 
 
 def _walk(items: list[fields.Field]):

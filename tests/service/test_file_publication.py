@@ -171,13 +171,14 @@ def test_core_secret_and_foreign_documents_are_refused_at_submission(login):
     assert task["element_id"] == "amend_submission"
     assert author.get(f"/api/v1/tasks/{task['id']}").get_json()["data"]["return_reason"] == "核心机密文件不得发布或共享。"
 
+    # A document the author may not read is refused by the form's document field (attachments.check),
+    # naming the field, before the procedure sees it.
     foreign = uploaded(login("fin_head"), b"finance only")
-    _complete(author, task, {"action": "resubmit", "document_id": foreign["id"], "audience": "all",
-                             "reason": "换一份"})
-    task = _only_task(author, instance_id)
-    reason = author.get(f"/api/v1/tasks/{task['id']}").get_json()["data"]["return_reason"]
-    assert reason == f"文件 {foreign['id']} 不存在或您无权查看。"
-    result = _complete(author, task, {"action": "withdraw", "document_id": foreign["id"], "audience": "all",
+    r = author.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {
+        "action": "resubmit", "document_id": foreign["id"], "audience": "all", "reason": "换一份"}})
+    assert r.status_code == 422 and [d["field"] for d in r.get_json()["details"]] == ["document_id"]
+    assert "文件编号" in r.get_json()["details"][0]["message"]
+    result = _complete(author, task, {"action": "withdraw", "document_id": core["id"], "audience": "all",
                                       "reason": "撤回"})
     assert "end_withdrawn" in result["completed_elements"]
 
