@@ -174,6 +174,8 @@ class OpenTask(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When someone took the task (claim); copied to the history row for waiting times (R-WF-4).
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     data: Mapped[dict] = mapped_column(JSON, default=dict)
 
     candidates: Mapped[list[TaskCandidate]] = relationship(cascade="all, delete-orphan", lazy="selectin")
@@ -195,14 +197,24 @@ class InstanceStep(Base):
     """Append-only history of completed elements (who, when, decision, opinion) — R-WF-2, R-SEC-10."""
 
     __tablename__ = "instance_steps"
+    # Element statistics (R-WF-4) and indicators (R-SUP-3) read steps by process version and
+    # completion time; docs/architecture.md "Dashboards at scale".
+    __table_args__ = (Index("ix_instance_steps_definition_completed", "definition_id", "completed_at"),
+                      Index("ix_instance_steps_completed_user", "completed_at", "user_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)
+    # The instance's process version, copied so statistics need no join to process_instances.
+    definition_id: Mapped[int | None] = mapped_column(
+        ForeignKey("process_definitions.id", name="fk_instance_steps_definition"))
     element_id: Mapped[str] = mapped_column(String(128))
     name: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(64))
     task_id: Mapped[str] = mapped_column(String(36))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # A user task's life: ready (open task created), claimed (if anyone claimed it), completed.
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     decision: Mapped[str | None] = mapped_column(String(16))
     opinion: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,382 @@
+"""Analytics for supervisors and administrators: element statistics of a process (R-WF-4) and the
+four indicators over time (R-SUP-3), with who may see which department.
+
+Element statistics are computed from `instance_steps` (the history), per element and per process
+version, over steps *completed* in a period. Definitions (docs/analytics.md):
+
+- duration = completed_at − started_at (the user task became ready → it was completed);
+- waiting  = claimed_at − started_at, only for tasks someone claimed before completing them
+  (`waited` counts them); a task completed without a claim has no waiting time;
+- median and p90 interpolate linearly between the two nearest ranks (PostgreSQL's
+  percentile_cont, numpy's default);
+- returns = approval decisions "return" on the element; re-entries = completions of the element
+  beyond the first in one instance (loops back to it), both counted in the period.
+
+Only steps with a ready time (user tasks recorded since it was kept) take part. Durations are
+computed in SQL as seconds and aggregated in Python per element, so one code path serves SQLite
+and PostgreSQL. The indicators themselves are `service.procedures.indicators.compute`; this module
+chooses periods, filters departments and lists the records behind a number.
+"""
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from flask_babel import gettext as _
+from sqlalchemy import Float, String, and_, cast, literal_column, select
+from sqlalchemy.orm import Session
+
+from engine import clock
+
+from .auth import is_system_admin
+from .errors import Forbidden, Invalid, NotFound
+from .models import (
+    AuditEvent,
+    Department,
+    InstanceStep,
+    Notification,
+    ProcessDefinition,
+    ProcessInstance,
+    User,
+)
+from .procedures.indicators import CST, Period, compute, quarter
+
+INDICATORS = ("usage_rate", "timeliness_rate", "approval_pass_rate", "security_incident_rate")
+ALL_DEPARTMENTS_GROUPS = {"supervisor", "platform_admin"}
+_MONTH = re.compile(r"^(\d{4})-(\d{2})$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+BOTTLENECKS = 5
+
+
+# -- who may see what ---------------------------------------------------------------------------
+
+def scope(user: User) -> int | None:
+    """None: every department (system admin, supervision group, platform admins); otherwise the
+    one department a department administrator may see. Anyone else is refused."""
+    if is_system_admin(user) or user.groups & ALL_DEPARTMENTS_GROUPS:
+        return None
+    if user.role == "dept_admin":
+        return user.department_id
+    raise Forbidden(_("Only supervisors and administrators may see analytics."))
+
+
+def may_see(user: User) -> bool:
+    try:
+        scope(user)
+    except Forbidden:
+        return False
+    return True
+
+
+# -- periods ------------------------------------------------------------------------------------
+
+def month(label: str) -> Period:
+    match = _MONTH.match(label or "")
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        raise ValueError(label)
+    year, m = int(match.group(1)), int(match.group(2))
+    start = datetime(year, m, 1, tzinfo=CST)
+    end = datetime(year + (m == 12), m % 12 + 1, 1, tzinfo=CST)
+    return Period(label, f"{year}年{m}月", start, end)
+
+
+def month_of(moment: datetime) -> Period:
+    local = moment.astimezone(CST)
+    return month(f"{local.year}-{local.month:02d}")
+
+
+def period(args: dict, now: datetime | None = None) -> Period:
+    """`period` = '2026-Q4' or '2026-11', or `start`/`end` ISO dates (Beijing midnights, end
+    exclusive); default the current quarter so far."""
+    now = now or clock.now()
+    label = str(args.get("period") or "").strip()
+    start, end = str(args.get("start") or "").strip(), str(args.get("end") or "").strip()
+    if start or end:
+        if not (_DATE.match(start) and _DATE.match(end)) or start >= end:
+            raise Invalid(_("Give a start and an end date (YYYY-MM-DD), the start first."),
+                          [{"field": "start" if not _DATE.match(start) else "end",
+                            "message": _("Give a start and an end date (YYYY-MM-DD), the start first.")}])
+        begin = datetime.fromisoformat(start).replace(tzinfo=CST)
+        finish = datetime.fromisoformat(end).replace(tzinfo=CST)
+        chosen = Period(f"{start}/{end}", f"{start} – {end}", begin, finish)
+    elif label:
+        try:
+            chosen = month(label) if _MONTH.match(label) else quarter(label)
+        except ValueError:
+            message = _("'%(value)s' is not a period such as 2026-Q4 or 2026-11.", value=label)
+            raise Invalid(message, [{"field": "period", "message": message}]) from None
+    else:
+        chosen = quarter(f"{now.astimezone(CST).year}-Q{(now.astimezone(CST).month - 1) // 3 + 1}")
+    if chosen.start > now:
+        message = _("The period %(label)s has not begun yet.", label=chosen.label)
+        raise Invalid(message, [{"field": "period", "message": message}])
+    return chosen  # a period still running simply has no records after now
+
+
+def recent(grain: str, count: int, now: datetime | None = None) -> list[Period]:
+    """The last `count` months or quarters up to the current one, oldest first."""
+    now = now or clock.now()
+    out: list[Period] = []
+    moment = now
+    for _i in range(count):
+        p = month_of(moment) if grain == "month" else quarter(
+            f"{moment.astimezone(CST).year}-Q{(moment.astimezone(CST).month - 1) // 3 + 1}")
+        out.append(p)
+        moment = p.start - timedelta(microseconds=1)
+    return out[::-1]
+
+
+# -- element statistics (R-WF-4) ----------------------------------------------------------------
+
+def percentile(ordered: list[float], q: float) -> float | None:
+    """Linear interpolation between closest ranks (percentile_cont); `ordered` is sorted."""
+    if not ordered:
+        return None
+    position = (len(ordered) - 1) * q
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+@dataclass
+class ElementStats:
+    count: int = 0
+    mean: float | None = None
+    median: float | None = None
+    p90: float | None = None
+    waited: int = 0
+    wait_mean: float | None = None
+    wait_median: float | None = None
+    wait_p90: float | None = None
+    returns: int = 0
+    reentries: int = 0
+
+
+@dataclass
+class _Acc:
+    durations: list[float] = field(default_factory=list)
+    waits: list[float] = field(default_factory=list)
+    returns: int = 0
+    visits: dict[int, int] = field(default_factory=dict)  # instance id → completions
+
+    def add(self, instance_id: int, duration: float, wait: float | None, decision: str | None) -> None:
+        self.durations.append(max(0.0, duration))
+        if wait is not None:
+            self.waits.append(max(0.0, wait))
+        self.returns += decision == "return"
+        self.visits[instance_id] = self.visits.get(instance_id, 0) + 1
+
+    def stats(self) -> ElementStats:
+        d, w = sorted(self.durations), sorted(self.waits)
+        r = lambda v: None if v is None else round(v, 3)  # noqa: E731 - seconds to the millisecond
+        return ElementStats(
+            count=len(d), mean=r(sum(d) / len(d)) if d else None, median=r(percentile(d, 0.5)),
+            p90=r(percentile(d, 0.9)), waited=len(w), wait_mean=r(sum(w) / len(w)) if w else None,
+            wait_median=r(percentile(w, 0.5)), wait_p90=r(percentile(w, 0.9)),
+            returns=self.returns, reentries=sum(n - 1 for n in self.visits.values()))
+
+
+def seconds_between(later, earlier, dialect: str):
+    """Seconds from `earlier` to `later` as a float column (NULL if either is NULL)."""
+    if dialect == "postgresql":
+        return literal_column(f"extract(epoch from ({_col(later)} - {_col(earlier)}))", Float)
+    return literal_column(f"(julianday({_col(later)}) - julianday({_col(earlier)})) * 86400.0", Float)
+
+
+def _col(column) -> str:
+    return f"{column.table.name}.{column.name}"
+
+
+def element_stats(s: Session, key: str, version: int | None, chosen: Period, department_id: int | None) -> dict:
+    """Statistics per element over all chosen versions, and per element per version."""
+    query = select(ProcessDefinition.id, ProcessDefinition.version).where(ProcessDefinition.key == key)
+    if version is not None:
+        query = query.where(ProcessDefinition.version == version)
+    definitions = dict(s.execute(query).all())
+    if not definitions:
+        raise NotFound(_("Process '%(key)s' is not deployed.", key=key))
+    dialect = s.bind.dialect.name
+    rows = (select(InstanceStep.element_id, InstanceStep.name, InstanceStep.definition_id, InstanceStep.instance_id,
+                   InstanceStep.decision,
+                   seconds_between(InstanceStep.completed_at, InstanceStep.started_at, dialect),
+                   seconds_between(InstanceStep.claimed_at, InstanceStep.started_at, dialect))
+            .where(InstanceStep.definition_id.in_(list(definitions)), InstanceStep.started_at.is_not(None),
+                   InstanceStep.completed_at >= chosen.start.astimezone(UTC),
+                   InstanceStep.completed_at < chosen.end.astimezone(UTC)))
+    if department_id is not None:
+        rows = rows.join(ProcessInstance, and_(ProcessInstance.id == InstanceStep.instance_id,
+                                               ProcessInstance.department_id == department_id))
+    overall: dict[str, _Acc] = {}
+    per_version: dict[tuple[str, int], _Acc] = {}
+    names: dict[str, str] = {}
+    for element_id, name, definition_id, instance_id, decision, duration, wait in s.execute(rows):
+        names.setdefault(element_id, name or element_id)
+        overall.setdefault(element_id, _Acc()).add(instance_id, float(duration), wait, decision)
+        per_version.setdefault((element_id, definitions[definition_id]), _Acc()).add(
+            instance_id, float(duration), wait, decision)
+    stats = {e: acc.stats() for e, acc in overall.items()}
+    slowest = max((st.mean or 0.0 for st in stats.values()), default=0.0)
+    elements = {}
+    for element_id, st in sorted(stats.items()):
+        heat = round((st.mean or 0.0) / slowest, 3) if slowest else 0.0
+        elements[element_id] = {
+            "name": names[element_id], "heat": heat, "label": duration_label(st.mean),
+            "title": _("%(name)s: %(count)s done, mean %(mean)s, median %(median)s, p90 %(p90)s",
+                       name=names[element_id], count=st.count, mean=duration_label(st.mean),
+                       median=duration_label(st.median), p90=duration_label(st.p90)),
+            "stats": asdict(st),
+            "versions": {str(v): asdict(acc.stats()) for (e, v), acc in sorted(per_version.items()) if e == element_id},
+        }
+    bottlenecks = sorted(elements, key=lambda e: (-(stats[e].mean or 0.0), e))[:BOTTLENECKS]
+    return {
+        "process_key": key, "versions": sorted(definitions.values()),
+        "period": period_json(chosen), "elements": elements, "bottlenecks": bottlenecks,
+    }
+
+
+def duration_label(value: float | None) -> str:
+    """A duration for a badge or a table cell: '45 s', '12 min', '3.5 h', '2.1 d'."""
+    if value is None:
+        return "—"
+    if value < 60:
+        return _("%(n)s s", n=f"{value:.0f}")
+    if value < 3600:
+        return _("%(n)s min", n=f"{value / 60:.0f}")
+    if value < 86400:
+        return _("%(n)s h", n=f"{value / 3600:.1f}")
+    return _("%(n)s d", n=f"{value / 86400:.1f}")
+
+
+def period_json(p: Period) -> dict:
+    return {"label": p.label, "name": p.name, "start": p.start.isoformat(), "end": p.end.isoformat()}
+
+
+# -- indicators (R-SUP-3) -----------------------------------------------------------------------
+
+def indicators(s: Session, chosen: Period, department_id: int | None) -> dict:
+    """The indicators per department (with people) and, for viewers of every department, the platform."""
+    figures = compute(s, chosen.start, chosen.end)
+    departments = figures.departments
+    if department_id is not None:
+        code = s.scalar(select(Department.code).where(Department.id == department_id))
+        departments = {code: departments[code]} if code in departments else {}
+    return {"period": period_json(chosen), "departments": departments,
+            "platform": figures.platform if department_id is None else None}
+
+
+def trend(s: Session, grain: str, count: int, department_id: int | None) -> dict:
+    """Each indicator per department (and the platform) for the last `count` months or quarters."""
+    periods = recent(grain, count)
+    series: dict[str, dict[str, list]] = {name: {} for name in INDICATORS}
+    for i, p in enumerate(periods):
+        result = indicators(s, p, department_id)
+        rows = dict(result["departments"])
+        if result["platform"] is not None:
+            rows["*"] = result["platform"]
+        for code, figures in rows.items():
+            for name in INDICATORS:
+                series[name].setdefault(code, [None] * len(periods))[i] = figures[name]
+    return {"grain": grain, "periods": [period_json(p) for p in periods], "series": series}
+
+
+def table_rows(result: dict) -> list[dict]:
+    """One row per department, then one per person: the export's and the page table's rows."""
+    rows = []
+    for code, d in result["departments"].items():
+        rows.append({"level": "department", "department": code, "name": d["name"], "username": "",
+                     **{k: d[k] for k in INDICATORS}, "active_users": d["active_users"],
+                     "due_tasks": d["due_tasks"], "late_tasks": d["late_tasks"] + d["overdue_open_tasks"],
+                     "approval_decisions": d["approval_decisions"], "security_incidents": d["security_incidents"],
+                     "reference_score": d["reference_score"]})
+    for code, d in result["departments"].items():
+        for username, p in sorted(d["people"].items()):
+            rows.append({"level": "person", "department": code, "name": p["full_name"], "username": username,
+                         "usage_rate": 1.0 if p["used"] else 0.0, "timeliness_rate": p["timeliness_rate"],
+                         "approval_pass_rate": p["approval_pass_rate"], "security_incident_rate": None,
+                         "active_users": 1, "due_tasks": p["due_tasks"],
+                         "late_tasks": p["late_tasks"] + p["overdue_open_tasks"],
+                         "approval_decisions": p["approval_decisions"],
+                         "security_incidents": p["security_incidents"], "reference_score": None})
+    return rows
+
+
+# -- drill-down: the records behind a number ----------------------------------------------------
+
+DRILLS = ("late", "returned", "incidents")
+
+
+def records(s: Session, kind: str, chosen: Period, department_id: int | None, limit: int = 500) -> list[dict]:
+    """late: tasks counted late for timeliness (completed after the overdue flag, or flagged and
+    still open at the end); returned: approval decisions 'return' or 'reject'; incidents: sandbox
+    refusals and sign-in failure bursts are in the audit log, so here: instances with a refusal."""
+    start, end = chosen.start.astimezone(UTC), chosen.end.astimezone(UTC)
+    if kind == "late":
+        flagged = (select(AuditEvent.object_id.label("task_id"), AuditEvent.at.label("flagged_at"))
+                   .where(AuditEvent.action == "task_overdue", AuditEvent.object_type == "task", AuditEvent.at < end)
+                   .subquery())
+        query = (select(InstanceStep.instance_id, InstanceStep.element_id, InstanceStep.name, InstanceStep.task_id,
+                        InstanceStep.completed_at, flagged.c.flagged_at, User.username, ProcessInstance.process_key)
+                 .join(flagged, flagged.c.task_id == InstanceStep.task_id)
+                 .join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+                 .outerjoin(User, User.id == InstanceStep.user_id)
+                 .where(InstanceStep.completed_at >= start, InstanceStep.completed_at < end,
+                        flagged.c.flagged_at <= InstanceStep.completed_at))
+        if department_id is not None:
+            query = query.where(User.department_id == department_id)
+        done = [{"instance_id": r[0], "element_id": r[1], "name": r[2], "task_id": r[3],
+                 "completed_at": r[4].isoformat(), "flagged_at": r[5].isoformat(), "who": r[6], "process_key": r[7]}
+                for r in s.execute(query.order_by(InstanceStep.completed_at).limit(limit))]
+        done = list({r["task_id"]: r for r in done}.values())  # a task flagged twice is one record
+        still_open = (select(AuditEvent.object_id, AuditEvent.at, AuditEvent.detail)
+                      .where(AuditEvent.action == "task_overdue", AuditEvent.object_type == "task",
+                             AuditEvent.at >= start, AuditEvent.at < end)
+                      .where(~select(InstanceStep.id).where(InstanceStep.task_id == AuditEvent.object_id,
+                                                            InstanceStep.completed_at < end).exists()))
+        if department_id is not None:
+            notified = (select(Notification.task_id).join(User, User.id == Notification.user_id)
+                        .where(Notification.kind == "overdue", User.department_id == department_id))
+            still_open = still_open.where(AuditEvent.object_id.in_(notified))
+        opened = [{"instance_id": (d or {}).get("instance"), "element_id": (d or {}).get("element"), "name": None,
+                   "task_id": task_id, "completed_at": None, "flagged_at": at.isoformat(), "who": None,
+                   "process_key": None}
+                  for task_id, at, d in s.execute(still_open.order_by(AuditEvent.at).limit(limit))]
+        return done + opened
+    if kind == "returned":
+        query = (select(InstanceStep.instance_id, InstanceStep.element_id, InstanceStep.name, InstanceStep.task_id,
+                        InstanceStep.completed_at, InstanceStep.decision, User.username, ProcessInstance.process_key)
+                 .join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+                 .outerjoin(User, User.id == ProcessInstance.started_by)
+                 .where(InstanceStep.decision.in_(("return", "reject")),
+                        InstanceStep.completed_at >= start, InstanceStep.completed_at < end))
+        if department_id is not None:
+            query = query.where(ProcessInstance.department_id == department_id)
+        return [{"instance_id": r[0], "element_id": r[1], "name": r[2], "task_id": r[3],
+                 "completed_at": r[4].isoformat(), "decision": r[5], "who": r[6], "process_key": r[7]}
+                for r in s.execute(query.order_by(InstanceStep.completed_at).limit(limit))]
+    if kind == "incidents":
+        query = select(ProcessInstance.id, ProcessInstance.process_key, ProcessInstance.incidents, User.username).outerjoin(
+            User, User.id == ProcessInstance.started_by).where(ProcessInstance.started_at < end)
+        if department_id is not None:
+            query = query.where(ProcessInstance.department_id == department_id)
+        out = []
+        # Incidents are a JSON list on the instance; only instances with one are worth reading.
+        refused = cast(ProcessInstance.incidents, String).like('%"forbidden"%')
+        for instance_id, key, incidents, who in s.execute(query.where(refused).order_by(ProcessInstance.id)):
+            for incident in incidents or []:
+                at = _aware(incident.get("at"))
+                if incident.get("kind") == "forbidden" and at is not None and start <= at < end:
+                    out.append({"instance_id": instance_id, "element_id": incident.get("element"), "name": None,
+                                "task_id": None, "completed_at": at.isoformat(), "who": who, "process_key": key,
+                                "message": incident.get("message")})
+        return out[:limit]
+    message = _("'%(value)s' is not one of: %(choices)s.", value=kind, choices=", ".join(DRILLS))
+    raise Invalid(message, [{"field": "kind", "message": message}])
+
+
+def _aware(value) -> datetime | None:
+    try:
+        moment = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
