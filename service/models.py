@@ -200,7 +200,8 @@ class InstanceStep(Base):
     # Element statistics (R-WF-4) and indicators (R-SUP-3) read steps by process version and
     # completion time; docs/architecture.md "Dashboards at scale".
     __table_args__ = (Index("ix_instance_steps_definition_completed", "definition_id", "completed_at"),
-                      Index("ix_instance_steps_completed_user", "completed_at", "user_id"))
+                      Index("ix_instance_steps_completed_user", "completed_at", "user_id"),
+                      Index("ix_instance_steps_task", "task_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)

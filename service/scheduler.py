@@ -156,6 +156,11 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
         else:
             job.due_at = nxt
         return True
+    if job.kind == "digest":
+        from . import digest
+
+        digest.fire(s, job)
+        return True
     s.delete(job)
     return True
 
@@ -172,10 +177,24 @@ def _lock_instance(s: Session, instance_id: int) -> ProcessInstance | None:
     return s.scalar(query)
 
 
+def ensure_daily_jobs(app: Flask) -> None:
+    """Jobs every platform has (the supervisors' daily digest), created when a scheduler starts."""
+    from . import digest
+
+    s = app.extensions["inkless.db"]()
+    try:
+        with app.app_context():
+            digest.ensure_job(s)
+        s.commit()
+    finally:
+        s.close()
+
+
 def start_background(app: Flask, interval: float = 1.0):
     """APScheduler inside a process (`inkless serve` and `inkless worker`)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    ensure_daily_jobs(app)
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(run_due, "interval", seconds=interval, args=[app], max_instances=1, coalesce=True,
                       id="inkless-run-due")

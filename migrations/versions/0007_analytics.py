@@ -27,10 +27,12 @@ def upgrade() -> None:
     with op.batch_alter_table("instance_steps") as batch_op:
         batch_op.create_index("ix_instance_steps_definition_completed", ["definition_id", "completed_at"])
         batch_op.create_index("ix_instance_steps_completed_user", ["completed_at", "user_id"])
+        batch_op.create_index("ix_instance_steps_task", ["task_id"])
 
 
 def downgrade() -> None:
     with op.batch_alter_table("instance_steps") as batch_op:
+        batch_op.drop_index("ix_instance_steps_task")
         batch_op.drop_index("ix_instance_steps_completed_user")
         batch_op.drop_index("ix_instance_steps_definition_completed")
         batch_op.drop_constraint("fk_instance_steps_definition", type_="foreignkey")
