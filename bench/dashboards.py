@@ -18,7 +18,9 @@ task times; about 10 history rows per instance. 3 % of the `sign` tasks were fla
 Timed (median of --runs after one warm-up, each in a fresh session):
   overview    open tasks of one process grouped by element (count, overdue)
   elements    service.analytics.element_stats for one process, all versions, one quarter
-  indicators  service.procedures.indicators.compute for one quarter, and for one month
+  indicators  service.procedures.indicators.compute for one quarter, and for one month (what a
+              snapshot refresh costs), and what the dashboard reads: service.analytics.indicators
+              and .trend served from the snapshots
 """
 from __future__ import annotations
 
@@ -191,7 +193,8 @@ def generate(engine, instances: int, seed: int = 7) -> dict:
             task_id = str(uuid.uuid4())
             row = {"instance_id": instance_id, "definition_id": definition, "element_id": element, "name": element,
                    "kind": "UserTask" if element in USER_TASKS else "ScriptTask", "task_id": task_id,
-                   "user_id": None, "started_at": None, "claimed_at": None, "decision": None}
+                   "user_id": None, "started_at": None, "claimed_at": None, "decision": None,
+                   "duration_s": None, "wait_s": None}
             if element in USER_TASKS:
                 mean, wait = USER_TASKS[element]
                 ready = clock
@@ -199,6 +202,8 @@ def generate(engine, instances: int, seed: int = 7) -> dict:
                 row.update(user_id=users[rnd.randrange(len(users))][0], started_at=ready)
                 if wait and rnd.random() < 0.6:
                     row["claimed_at"] = min(clock, ready + timedelta(seconds=rnd.expovariate(1 / wait)))
+                    row["wait_s"] = (row["claimed_at"] - ready).total_seconds()
+                row["duration_s"] = (clock - ready).total_seconds()
                 if element == "review":
                     row["decision"] = decisions[min(review_no, len(decisions) - 1)]
                     review_no += 1
@@ -303,10 +308,19 @@ def main() -> None:
             s, "purchase", None, q, None),
         "elements: one department's view, 2026-Q3": lambda s: analytics.element_stats(
             s, "purchase", None, q, s.scalar(select(Department.id).where(Department.code == "D03"))),
-        "indicators: all departments and people, 2026-Q3": lambda s: compute(s, q.start, q.end),
-        "indicators: all departments and people, 2026-08": lambda s: compute(s, month.start, month.end),
+        "indicators computed: all departments and people, 2026-Q3": lambda s: compute(s, q.start, q.end),
+        "indicators computed: all departments and people, 2026-08": lambda s: compute(s, month.start, month.end),
+        "indicators served (snapshot), 2026-Q3": lambda s: analytics.indicators(s, q, None),
+        "indicators served (snapshot), 2026-08, one department": lambda s: analytics.indicators(
+            s, month, s.scalar(select(Department.id).where(Department.code == "D03"))),
+        "trend served: 12 months of snapshots": lambda s: analytics.trend(s, "month", 12, None),
     }
     with app.test_request_context("/bench"):
+        # What the scheduler's snapshot job does in the background (timed once, not per request).
+        with factory() as s:
+            began = time.perf_counter()
+            analytics.refresh_snapshots(s, limit=16)
+            print(f"snapshots refreshed (16 periods) in {time.perf_counter() - began:.1f} s")
         for name, work in cases.items():
             median, samples = timed(factory, args.runs, work)
             print(f"{name:58s} median {median:8.1f} ms   min {min(samples):8.1f}   max {max(samples):8.1f}")

@@ -12,20 +12,21 @@ version, over steps *completed* in a period. Definitions (docs/analytics.md):
 - returns = approval decisions "return" on the element; re-entries = completions of the element
   beyond the first in one instance (loops back to it), both counted in the period.
 
-Only steps with a ready time (user tasks recorded since it was kept) take part. Durations are
-computed in SQL as seconds and aggregated in Python per element, so one code path serves SQLite
-and PostgreSQL. The indicators themselves are `service.procedures.indicators.compute`; this module
+Only steps with a ready time (user tasks recorded since it was kept) take part. Each history row
+carries its duration and waiting time in seconds (written with the row); they are read with one
+indexed range query and aggregated in Python per element, one code path for SQLite and PostgreSQL. The indicators themselves are `service.procedures.indicators.compute`; this module
 chooses periods, filters departments and lists the records behind a number.
 """
 from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import Float, String, and_, cast, literal_column, select
+from sqlalchemy import String, and_, cast, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -35,6 +36,7 @@ from .errors import Forbidden, Invalid, NotFound
 from .models import (
     AuditEvent,
     Department,
+    IndicatorSnapshot,
     InstanceStep,
     Notification,
     ProcessDefinition,
@@ -153,39 +155,18 @@ class ElementStats:
     reentries: int = 0
 
 
-@dataclass
-class _Acc:
-    durations: list[float] = field(default_factory=list)
-    waits: list[float] = field(default_factory=list)
-    returns: int = 0
-    visits: dict[int, int] = field(default_factory=dict)  # instance id → completions
-
-    def add(self, instance_id: int, duration: float, wait: float | None, decision: str | None) -> None:
-        self.durations.append(max(0.0, duration))
-        if wait is not None:
-            self.waits.append(max(0.0, wait))
-        self.returns += decision == "return"
-        self.visits[instance_id] = self.visits.get(instance_id, 0) + 1
-
-    def stats(self) -> ElementStats:
-        d, w = sorted(self.durations), sorted(self.waits)
-        r = lambda v: None if v is None else round(v, 3)  # noqa: E731 - seconds to the millisecond
-        return ElementStats(
-            count=len(d), mean=r(sum(d) / len(d)) if d else None, median=r(percentile(d, 0.5)),
-            p90=r(percentile(d, 0.9)), waited=len(w), wait_mean=r(sum(w) / len(w)) if w else None,
-            wait_median=r(percentile(w, 0.5)), wait_p90=r(percentile(w, 0.9)),
-            returns=self.returns, reentries=sum(n - 1 for n in self.visits.values()))
-
-
-def seconds_between(later, earlier, dialect: str):
-    """Seconds from `earlier` to `later` as a float column (NULL if either is NULL)."""
-    if dialect == "postgresql":
-        return literal_column(f"extract(epoch from ({_col(later)} - {_col(earlier)}))", Float)
-    return literal_column(f"(julianday({_col(later)}) - julianday({_col(earlier)})) * 86400.0", Float)
-
-
-def _col(column) -> str:
-    return f"{column.table.name}.{column.name}"
+def _stats(rows: list) -> ElementStats:
+    """rows: (instance id, decision, duration, wait) of one element (one version, or all)."""
+    durations = sorted([r[2] for r in rows])
+    waits = sorted([r[3] for r in rows if r[3] is not None])
+    r3 = lambda v: None if v is None else round(v, 3)  # noqa: E731 - seconds to the millisecond
+    return ElementStats(
+        count=len(durations), mean=r3(sum(durations) / len(durations)) if durations else None,
+        median=r3(percentile(durations, 0.5)), p90=r3(percentile(durations, 0.9)),
+        waited=len(waits), wait_mean=r3(sum(waits) / len(waits)) if waits else None,
+        wait_median=r3(percentile(waits, 0.5)), wait_p90=r3(percentile(waits, 0.9)),
+        returns=sum(1 for r in rows if r[1] == "return"),
+        reentries=len(rows) - len({r[0] for r in rows}))
 
 
 def element_stats(s: Session, key: str, version: int | None, chosen: Period, department_id: int | None) -> dict:
@@ -196,26 +177,25 @@ def element_stats(s: Session, key: str, version: int | None, chosen: Period, dep
     definitions = dict(s.execute(query).all())
     if not definitions:
         raise NotFound(_("Process '%(key)s' is not deployed.", key=key))
-    dialect = s.bind.dialect.name
     rows = (select(InstanceStep.element_id, InstanceStep.name, InstanceStep.definition_id, InstanceStep.instance_id,
-                   InstanceStep.decision,
-                   seconds_between(InstanceStep.completed_at, InstanceStep.started_at, dialect),
-                   seconds_between(InstanceStep.claimed_at, InstanceStep.started_at, dialect))
-            .where(InstanceStep.definition_id.in_(list(definitions)), InstanceStep.started_at.is_not(None),
+                   InstanceStep.decision, InstanceStep.duration_s, InstanceStep.wait_s)
+            .where(InstanceStep.definition_id.in_(list(definitions)), InstanceStep.duration_s.is_not(None),
                    InstanceStep.completed_at >= chosen.start.astimezone(UTC),
                    InstanceStep.completed_at < chosen.end.astimezone(UTC)))
     if department_id is not None:
         rows = rows.join(ProcessInstance, and_(ProcessInstance.id == InstanceStep.instance_id,
                                                ProcessInstance.department_id == department_id))
-    overall: dict[str, _Acc] = {}
-    per_version: dict[tuple[str, int], _Acc] = {}
+    # One pass to group the rows (the only per-row Python); the rest is sorting and summing lists.
+    groups: dict[tuple[str, int], list] = {}
     names: dict[str, str] = {}
     for element_id, name, definition_id, instance_id, decision, duration, wait in s.execute(rows):
-        names.setdefault(element_id, name or element_id)
-        overall.setdefault(element_id, _Acc()).add(instance_id, float(duration), wait, decision)
-        per_version.setdefault((element_id, definitions[definition_id]), _Acc()).add(
-            instance_id, float(duration), wait, decision)
-    stats = {e: acc.stats() for e, acc in overall.items()}
+        group = groups.get((element_id, definition_id))
+        if group is None:
+            group = groups[(element_id, definition_id)] = []
+            names.setdefault(element_id, name or element_id)
+        group.append((instance_id, decision, duration, wait))
+    per_version = {(e, definitions[d]): _stats(g) for (e, d), g in groups.items()}
+    stats = {e: _stats([r for (e2, _d), g in groups.items() if e2 == e for r in g]) for e in names}
     slowest = max((st.mean or 0.0 for st in stats.values()), default=0.0)
     elements = {}
     for element_id, st in sorted(stats.items()):
@@ -226,7 +206,7 @@ def element_stats(s: Session, key: str, version: int | None, chosen: Period, dep
                        name=names[element_id], count=st.count, mean=duration_label(st.mean),
                        median=duration_label(st.median), p90=duration_label(st.p90)),
             "stats": asdict(st),
-            "versions": {str(v): asdict(acc.stats()) for (e, v), acc in sorted(per_version.items()) if e == element_id},
+            "versions": {str(v): asdict(st) for (e, v), st in sorted(per_version.items()) if e == element_id},
         }
     bottlenecks = sorted(elements, key=lambda e: (-(stats[e].mean or 0.0), e))[:BOTTLENECKS]
     return {
@@ -254,15 +234,76 @@ def period_json(p: Period) -> dict:
 
 # -- indicators (R-SUP-3) -----------------------------------------------------------------------
 
+# Snapshots: computing the indicators reads every history row of the period (a second or more
+# with a year of data), so dashboards read a stored result. One for a running period serves for
+# FRESH; one taken after its period ended serves a day (the figures of a closed period move only
+# when people change department or leave). The scheduler refreshes the recent ones (SNAPSHOT job).
+FRESH = timedelta(minutes=15)
+FINAL = timedelta(days=1)
+REFRESH_EVERY = timedelta(minutes=5)
+REFRESH_PER_RUN = 3  # each refresh holds a transaction; spread a cold start over several runs
+SNAPSHOT_JOB = ("snapshots", "indicators")  # scheduled_jobs (kind, ref)
+
+
+def _fresh(snapshot: IndicatorSnapshot, chosen: Period, now: datetime) -> bool:
+    age = now - snapshot.computed_at
+    return age < (FINAL if snapshot.computed_at >= chosen.end else FRESH)
+
+
+def _snapshot(s: Session, chosen: Period) -> IndicatorSnapshot | None:
+    return s.scalar(select(IndicatorSnapshot).where(IndicatorSnapshot.period_start == chosen.start,
+                                                    IndicatorSnapshot.period_end == chosen.end))
+
+
+def _recompute(s: Session, chosen: Period, now: datetime) -> dict:
+    result = compute(s, chosen.start, chosen.end)
+    figures = {"departments": result.departments, "platform": result.platform}
+    try:
+        with s.begin_nested():
+            row = _snapshot(s, chosen)
+            if row is None:
+                s.add(IndicatorSnapshot(period_start=chosen.start, period_end=chosen.end, computed_at=now,
+                                        figures=figures))
+            else:
+                row.figures, row.computed_at = figures, now
+        s.commit()
+    except IntegrityError:  # another request stored the same period first
+        s.rollback()
+    return figures
+
+
+def figures(s: Session, chosen: Period) -> tuple[dict, datetime]:
+    """The indicators of a period from a fresh snapshot, or computed now (and stored)."""
+    now = clock.now()
+    snapshot = _snapshot(s, chosen)
+    if snapshot is not None and _fresh(snapshot, chosen, now):
+        return snapshot.figures, snapshot.computed_at
+    return _recompute(s, chosen, now), now
+
+
+def refresh_snapshots(s: Session, limit: int = REFRESH_PER_RUN) -> list[str]:
+    """Recompute the stale snapshots of the last 12 months and 4 quarters, running periods first."""
+    now = clock.now()
+    stale = []
+    for p in recent("month", 12) + recent("quarter", 4):
+        snapshot = _snapshot(s, p)
+        if snapshot is None or not _fresh(snapshot, p, now):
+            stale.append(p)
+    stale.sort(key=lambda p: p.end <= now)  # running periods (end in the future) first
+    for p in stale[:limit]:
+        _recompute(s, p, now)
+    return [p.label for p in stale[:limit]]
+
+
 def indicators(s: Session, chosen: Period, department_id: int | None) -> dict:
     """The indicators per department (with people) and, for viewers of every department, the platform."""
-    figures = compute(s, chosen.start, chosen.end)
-    departments = figures.departments
+    result, computed_at = figures(s, chosen)
+    departments = result["departments"]
     if department_id is not None:
         code = s.scalar(select(Department.code).where(Department.id == department_id))
         departments = {code: departments[code]} if code in departments else {}
-    return {"period": period_json(chosen), "departments": departments,
-            "platform": figures.platform if department_id is None else None}
+    return {"period": period_json(chosen), "computed_at": computed_at.isoformat(), "departments": departments,
+            "platform": result["platform"] if department_id is None else None}
 
 
 def trend(s: Session, grain: str, count: int, department_id: int | None) -> dict:

@@ -5,7 +5,8 @@ tasks and the instances stopped by an incident, with the oldest few named in its
 It is one row in `scheduled_jobs` (kind `digest`), claimed like every other job (SKIP LOCKED on
 PostgreSQL, the write lock on SQLite) and moved to the next morning in the same transaction that
 sends, so any number of workers send it once a day; after an outage it is sent once, not once per
-missed day. `ensure_job` creates the row when a scheduler starts (`inkless serve`, `inkless worker`).
+missed day. `scheduler.ensure_builtin_jobs` creates the row when a scheduler starts (`inkless serve`,
+`inkless worker`).
 """
 from __future__ import annotations
 
@@ -14,7 +15,6 @@ from datetime import datetime, timedelta
 
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -35,17 +35,6 @@ def next_due(after: datetime) -> datetime:
     if due <= local:
         due += timedelta(days=1)
     return due.astimezone(after.tzinfo)
-
-
-def ensure_job(s: Session) -> None:
-    """Schedule the digest unless it is; safe when several schedulers start at once."""
-    if s.scalar(select(ScheduledJob.id).where(ScheduledJob.kind == KIND, ScheduledJob.ref == REF)) is not None:
-        return
-    try:
-        with s.begin_nested():
-            s.add(ScheduledJob(kind=KIND, ref=REF, due_at=next_due(clock.now())))
-    except IntegrityError:
-        pass  # another scheduler created it first
 
 
 def fire(s: Session, job: ScheduledJob) -> int:

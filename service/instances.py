@@ -377,11 +377,14 @@ def _persist(s: Session, row: ProcessInstance, instance: Instance, actor: User |
 
 
 def _history_row(row: ProcessInstance, step: Step, meta: dict, life: tuple) -> InstanceStep:
+    started, claimed = life
     return InstanceStep(
         instance_id=row.id,
         definition_id=row.definition_id,
-        started_at=life[0],
-        claimed_at=life[1],
+        started_at=started,
+        claimed_at=claimed,
+        duration_s=(step.completed_at - started).total_seconds() if started else None,
+        wait_s=(claimed - started).total_seconds() if started and claimed else None,
         element_id=step.element_id,
         name=step.name,
         kind=step.kind,

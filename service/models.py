@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -217,6 +218,10 @@ class InstanceStep(Base):
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Seconds ready → completed and ready → claimed, fixed when the step is written, so element
+    # statistics over a year of history read numbers instead of computing them per row.
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    wait_s: Mapped[float | None] = mapped_column(Float)
     decision: Mapped[str | None] = mapped_column(String(16))
     opinion: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict | None] = mapped_column(JSON)
@@ -277,3 +282,18 @@ class Notification(Base):
     task_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IndicatorSnapshot(Base):
+    """The four indicators of one period as computed at `computed_at` (R-SUP-3): the dashboards
+    read these instead of aggregating a year of history per request; service.analytics keeps them
+    fresh (docs/architecture.md, "Dashboards at scale")."""
+
+    __tablename__ = "indicator_snapshots"
+    __table_args__ = (UniqueConstraint("period_start", "period_end", name="uq_indicator_snapshots_period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    figures: Mapped[dict] = mapped_column(JSON)  # {"departments": {...}, "platform": {...}}

@@ -15,7 +15,7 @@ from datetime import datetime
 
 from flask import Flask
 from sqlalchemy import delete, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -161,6 +161,12 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
 
         digest.fire(s, job)
         return True
+    if job.kind == "snapshots":
+        from . import analytics
+
+        analytics.refresh_snapshots(s)  # commits after each period: SQLite's write lock is not held long
+        job.due_at = clock.now() + analytics.REFRESH_EVERY
+        return True
     s.delete(job)
     return True
 
@@ -177,14 +183,26 @@ def _lock_instance(s: Session, instance_id: int) -> ProcessInstance | None:
     return s.scalar(query)
 
 
-def ensure_daily_jobs(app: Flask) -> None:
-    """Jobs every platform has (the supervisors' daily digest), created when a scheduler starts."""
-    from . import digest
+def ensure_job(s: Session, kind: str, ref: str, due_at: datetime) -> None:
+    """Create a recurring job unless it exists; safe when several schedulers start at once."""
+    if s.scalar(select(ScheduledJob.id).where(ScheduledJob.kind == kind, ScheduledJob.ref == ref)) is not None:
+        return
+    try:
+        with s.begin_nested():
+            s.add(ScheduledJob(kind=kind, ref=ref, due_at=due_at))
+    except IntegrityError:
+        pass  # another scheduler created it first
+
+
+def ensure_builtin_jobs(app: Flask) -> None:
+    """Jobs every platform has, created when a scheduler starts: the supervisors' daily digest
+    and the refresh of the indicator snapshots the dashboards read."""
+    from . import analytics, digest
 
     s = app.extensions["inkless.db"]()
     try:
-        with app.app_context():
-            digest.ensure_job(s)
+        ensure_job(s, digest.KIND, digest.REF, digest.next_due(clock.now()))
+        ensure_job(s, *analytics.SNAPSHOT_JOB, clock.now())
         s.commit()
     finally:
         s.close()
@@ -194,7 +212,7 @@ def start_background(app: Flask, interval: float = 1.0):
     """APScheduler inside a process (`inkless serve` and `inkless worker`)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    ensure_daily_jobs(app)
+    ensure_builtin_jobs(app)
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(run_due, "interval", seconds=interval, args=[app], max_instances=1, coalesce=True,
                       id="inkless-run-due")

@@ -1,10 +1,12 @@
 """Optimisation statistics per BPMN element (R-WF-4) and the indicator dashboard's data, exports and
-drill-down (R-SUP-3), through the HTTP API; numbers worked out by hand in the comments."""
+drill-down (R-SUP-3), through the HTTP API and the pages; numbers worked out by hand in the comments."""
 from __future__ import annotations
 
 import csv
 import io
+import re
 from datetime import UTC, datetime, timedelta
+from html import unescape
 
 import pytest
 from openpyxl import load_workbook
@@ -14,6 +16,7 @@ from service import audit, definitions
 from service.models import Department, InstanceStep, ProcessDefinition, ProcessInstance, User
 from tests.service.diagrams import script_process
 from tests.service.flows import complete, only_task
+from tests.service.test_pages import Browser
 
 
 def z(*args) -> datetime:
@@ -56,7 +59,7 @@ class History:
             instance_id=row.id, definition_id=row.definition_id, element_id=element, name=element.title(),
             kind="UserTask", task_id=f"t{row.id}-{element}-{completed.timestamp()}", user_id=user.id,
             started_at=started, claimed_at=started + timedelta(seconds=wait) if wait is not None else None,
-            completed_at=completed, decision=decision))
+            completed_at=completed, decision=decision, duration_s=seconds, wait_s=wait))
 
 
 @pytest.fixture
@@ -244,3 +247,89 @@ def test_export_csv_and_xlsx_hold_the_dashboard_numbers(decisions, login):
     assert fin[header.index("审批决定数")] == 1
     people = [row for row in table if row[0] == "person"]
     assert {row[3] for row in people} >= {"clerk", "fin_head"}
+
+
+def test_dashboards_read_snapshots_that_the_scheduler_keeps_fresh(app, decisions, login, frozen):
+    """Dashboards at scale (docs/architecture.md): a closed period's figures are served from a
+    snapshot for a day, a running period's for 15 minutes; the scheduler refreshes them."""
+    from service.models import IndicatorSnapshot
+    from service.scheduler import ensure_builtin_jobs, run_due
+
+    sup = login("supervisor")
+    first = sup.get("/api/v1/analytics/indicators", query_string={"period": "2026-11"}).get_json()
+    with app.test_request_context():
+        s = app.extensions["inkless.db"]()
+        h = History(s, "stats")
+        h.step(h.instance(1, "OFFICE"), "review", z(2026, 11, 20), 60, decision="approve")
+        s.commit()
+        s.close()
+    again = sup.get("/api/v1/analytics/indicators", query_string={"period": "2026-11"}).get_json()
+    assert again["departments"]["OFFICE"]["approval_decisions"] == 3
+    assert again["computed_at"] == first["computed_at"]
+    frozen.advance(days=1)
+    later = sup.get("/api/v1/analytics/indicators", query_string={"period": "2026-11"}).get_json()
+    assert later["departments"]["OFFICE"]["approval_decisions"] == 4
+
+    ensure_builtin_jobs(app)
+    run_due(app)
+    with app.test_request_context():
+        s = app.extensions["inkless.db"]()
+        stored = s.scalars(select(IndicatorSnapshot)).all()
+        s.close()
+    labels = {(row.period_start, row.period_end) for row in stored}
+    assert len(stored) == 1 + 3  # November's from the request, and three refreshed by the job
+    assert (z(2026, 11, 30, 16), z(2026, 12, 31, 16)) in labels  # the running month first
+    assert (z(2026, 9, 30, 16), z(2026, 12, 31, 16)) in labels  # and the running quarter
+
+
+# -- the pages ------------------------------------------------------------------------------------
+
+def _text(r) -> str:
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", r.get_data(as_text=True))))
+
+
+def test_dashboard_table_exports_and_drill_down(app, decisions):
+    browser = Browser(app)
+    browser.sign_in("supervisor")
+    r = browser.get("/analytics?period=2026-11")
+    assert r.status_code == 200
+    page = r.get_data(as_text=True)
+    assert 'href="/analytics"' in browser.get("/").get_data(as_text=True)  # in the navigation
+    row = re.search(r'<tr data-department="OFFICE">(.*?)</tr>', page, re.S).group(1)
+    assert "33.3%" in row  # approval pass rate 1/3
+    assert "/api/v1/analytics/indicators/export?format=xlsx&amp;period=2026-11" in page
+    assert 'data-trend="/api/v1/analytics/indicators/trend?grain=month&amp;count=12"' in page
+    assert "build/charts.js" in page
+    late = browser.get("/analytics/records?kind=late&period=2026-11")
+    assert late.status_code == 200 and "clerk" in _text(late)
+    assert "style=" not in page and "<script>" not in page  # the strict CSP: nothing inline
+
+
+def test_department_admin_sees_only_their_department_and_users_nothing(app, decisions):
+    admin = Browser(app)
+    admin.sign_in("fin_admin")
+    page = admin.get("/analytics?period=2026-11").get_data(as_text=True)
+    assert 'data-department="FIN"' in page and 'data-department="OFFICE"' not in page
+    clerk = Browser(app)
+    clerk.sign_in("clerk")
+    assert clerk.get("/analytics").status_code == 403
+    assert clerk.get("/analytics/optimise").status_code == 403
+    assert 'href="/analytics"' not in clerk.get("/").get_data(as_text=True)
+
+
+def test_optimisation_page_heatmap_bottlenecks_and_versions(app, history):
+    browser = Browser(app)
+    browser.sign_in("office_admin")
+    r = browser.get("/analytics/optimise?process=stats&period=2026-Q4")
+    assert r.status_code == 200
+    page = r.get_data(as_text=True)
+    assert 'data-overlays="/api/v1/analytics/elements?process_key=stats&amp;period=2026-Q4"' in page
+    assert 'data-bpmn-viewer="/api/v1/process-definitions/stats/xml?version=2"' in page
+    bottlenecks = re.search(r'<ol id="bottlenecks">(.*?)</ol>', page, re.S).group(1)
+    assert bottlenecks.index("Review") < bottlenecks.index("Prepare")
+    prepare = re.search(r'<tr data-element="prepare">(.*?)</tr>', page, re.S).group(1)
+    cells = re.findall(r"<td>(.*?)</td>", prepare)
+    assert cells[:5] == ["7", "3 分钟", "2 分钟", "6 分钟", "3"]  # 188.6 s, 120 s, 384 s; 3 claimed
+    assert 'id="version-table"' in page
+    one = browser.get("/analytics/optimise?process=stats&period=2026-Q4&version=1").get_data(as_text=True)
+    assert 'id="version-table"' not in one

@@ -8,7 +8,7 @@ from sqlalchemy import select
 
 from service import digest
 from service.models import Notification, OpenTask, ScheduledJob, User
-from service.scheduler import ensure_daily_jobs, run_due
+from service.scheduler import ensure_builtin_jobs, run_due
 from tests.service.test_analytics import History, _deploy
 
 
@@ -49,8 +49,8 @@ def test_digest_reaches_each_supervisor_once_a_day(app, org, login, frozen):
                        name="准备", overdue=True, due_at=frozen.current - timedelta(hours=2)))
         s.commit()
         s.close()
-    ensure_daily_jobs(app)
-    ensure_daily_jobs(app)  # a second scheduler starting changes nothing
+    ensure_builtin_jobs(app)
+    ensure_builtin_jobs(app)  # a second scheduler starting changes nothing
 
     # 2026-12-01 09:00 Beijing: today's 08:00 has passed, the first digest is tomorrow morning.
     _two_workers(app)
@@ -73,7 +73,7 @@ def test_digest_reaches_each_supervisor_once_a_day(app, org, login, frozen):
 
 
 def test_after_an_outage_the_digest_is_sent_once_not_per_missed_day(app, org, frozen):
-    ensure_daily_jobs(app)
+    ensure_builtin_jobs(app)
     frozen.advance(days=5)
     _two_workers(app)
     _two_workers(app)
