@@ -30,12 +30,15 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import clock
+from engine.errors import InvalidDiagram
+from engine.loader import parse_xml
 
 from .auth import is_system_admin
 from .errors import Forbidden, Invalid, NotFound
 from .models import (
     AuditEvent,
     Department,
+    DeploymentFile,
     IndicatorSnapshot,
     InstanceStep,
     Notification,
@@ -171,13 +174,17 @@ def _stats(rows: list) -> ElementStats:
 
 def element_stats(s: Session, key: str, version: int | None, chosen: Period, department_id: int | None) -> dict:
     """Statistics per element over all chosen versions, and per element per version."""
-    query = select(ProcessDefinition.id, ProcessDefinition.version).where(ProcessDefinition.key == key)
+    query = select(ProcessDefinition.id, ProcessDefinition.version, ProcessDefinition.deployment_id).where(
+        ProcessDefinition.key == key).order_by(ProcessDefinition.version)
     if version is not None:
         query = query.where(ProcessDefinition.version == version)
-    definitions = dict(s.execute(query).all())
-    if not definitions:
+    chosen_definitions = s.execute(query).all()
+    if not chosen_definitions:
         raise NotFound(_("Process '%(key)s' is not deployed.", key=key))
-    rows = (select(InstanceStep.element_id, InstanceStep.name, InstanceStep.definition_id, InstanceStep.instance_id,
+    definitions = {d.id: d.version for d in chosen_definitions}
+    names = element_names(s, [d.deployment_id for d in chosen_definitions])
+    # Only columns of the covering index: SQLite and PostgreSQL answer from the index alone.
+    rows = (select(InstanceStep.element_id, InstanceStep.definition_id, InstanceStep.instance_id,
                    InstanceStep.decision, InstanceStep.duration_s, InstanceStep.wait_s)
             .where(InstanceStep.definition_id.in_(list(definitions)), InstanceStep.duration_s.is_not(None),
                    InstanceStep.completed_at >= chosen.start.astimezone(UTC),
@@ -187,15 +194,15 @@ def element_stats(s: Session, key: str, version: int | None, chosen: Period, dep
                                                ProcessInstance.department_id == department_id))
     # One pass to group the rows (the only per-row Python); the rest is sorting and summing lists.
     groups: dict[tuple[str, int], list] = {}
-    names: dict[str, str] = {}
-    for element_id, name, definition_id, instance_id, decision, duration, wait in s.execute(rows):
+    for element_id, definition_id, instance_id, decision, duration, wait in s.execute(rows):
         group = groups.get((element_id, definition_id))
         if group is None:
             group = groups[(element_id, definition_id)] = []
-            names.setdefault(element_id, name or element_id)
         group.append((instance_id, decision, duration, wait))
     per_version = {(e, definitions[d]): _stats(g) for (e, d), g in groups.items()}
-    stats = {e: _stats([r for (e2, _d), g in groups.items() if e2 == e for r in g]) for e in names}
+    elements_seen = {e for e, _d in groups}
+    stats = {e: _stats([r for (e2, _d), g in groups.items() if e2 == e for r in g]) for e in elements_seen}
+    names = {e: names.get(e) or e for e in elements_seen}
     slowest = max((st.mean or 0.0 for st in stats.values()), default=0.0)
     elements = {}
     for element_id, st in sorted(stats.items()):
@@ -213,6 +220,22 @@ def element_stats(s: Session, key: str, version: int | None, chosen: Period, dep
         "process_key": key, "versions": sorted(definitions.values()),
         "period": period_json(chosen), "elements": elements, "bottlenecks": bottlenecks,
     }
+
+
+def element_names(s: Session, deployment_ids: list[int]) -> dict[str, str]:
+    """Element id → name from the diagrams (later deployments win), for tables and badges."""
+    names: dict[str, str] = {}
+    for (content,) in s.execute(select(DeploymentFile.content).where(
+            DeploymentFile.deployment_id.in_(deployment_ids), DeploymentFile.kind == "bpmn")
+            .order_by(DeploymentFile.deployment_id)):
+        try:
+            root = parse_xml(content, "deployment")
+        except InvalidDiagram:
+            continue
+        for element in root.iter():
+            if isinstance(element.tag, str) and element.get("id") and element.get("name"):
+                names[element.get("id")] = element.get("name")
+    return names
 
 
 def duration_label(value: float | None) -> str:
@@ -255,30 +278,39 @@ def _snapshot(s: Session, chosen: Period) -> IndicatorSnapshot | None:
                                                     IndicatorSnapshot.period_end == chosen.end))
 
 
-def _recompute(s: Session, chosen: Period, now: datetime) -> dict:
+def _recompute(s: Session, chosen: Period, now: datetime) -> tuple[dict, dict]:
     result = compute(s, chosen.start, chosen.end)
-    figures = {"departments": result.departments, "platform": result.platform}
+    figures = {"departments": {code: {k: v for k, v in d.items() if k != "people"}
+                               for code, d in result.departments.items()}, "platform": result.platform}
+    people = {code: d["people"] for code, d in result.departments.items()}
     try:
         with s.begin_nested():
             row = _snapshot(s, chosen)
             if row is None:
                 s.add(IndicatorSnapshot(period_start=chosen.start, period_end=chosen.end, computed_at=now,
-                                        figures=figures))
+                                        figures=figures, people=people))
             else:
-                row.figures, row.computed_at = figures, now
+                row.figures, row.people, row.computed_at = figures, people, now
         s.commit()
     except IntegrityError:  # another request stored the same period first
         s.rollback()
-    return figures
+    return figures, people
 
 
-def figures(s: Session, chosen: Period) -> tuple[dict, datetime]:
-    """The indicators of a period from a fresh snapshot, or computed now (and stored)."""
+def figures(s: Session, chosen: Period, with_people: bool = True) -> tuple[dict, datetime]:
+    """The indicators of a period from a fresh snapshot, or computed now (and stored); with
+    `with_people` each department carries its people as in `compute`."""
     now = clock.now()
     snapshot = _snapshot(s, chosen)
     if snapshot is not None and _fresh(snapshot, chosen, now):
-        return snapshot.figures, snapshot.computed_at
-    return _recompute(s, chosen, now), now
+        result, computed_at = snapshot.figures, snapshot.computed_at
+        people = snapshot.people if with_people else {}
+    else:
+        (result, people), computed_at = _recompute(s, chosen, now), now
+    if with_people:
+        result = {**result, "departments": {code: {**d, "people": people.get(code, {})}
+                                            for code, d in result["departments"].items()}}
+    return result, computed_at
 
 
 def refresh_snapshots(s: Session, limit: int = REFRESH_PER_RUN) -> list[str]:
@@ -295,9 +327,9 @@ def refresh_snapshots(s: Session, limit: int = REFRESH_PER_RUN) -> list[str]:
     return [p.label for p in stale[:limit]]
 
 
-def indicators(s: Session, chosen: Period, department_id: int | None) -> dict:
+def indicators(s: Session, chosen: Period, department_id: int | None, with_people: bool = True) -> dict:
     """The indicators per department (with people) and, for viewers of every department, the platform."""
-    result, computed_at = figures(s, chosen)
+    result, computed_at = figures(s, chosen, with_people)
     departments = result["departments"]
     if department_id is not None:
         code = s.scalar(select(Department.code).where(Department.id == department_id))
@@ -311,7 +343,7 @@ def trend(s: Session, grain: str, count: int, department_id: int | None) -> dict
     periods = recent(grain, count)
     series: dict[str, dict[str, list]] = {name: {} for name in INDICATORS}
     for i, p in enumerate(periods):
-        result = indicators(s, p, department_id)
+        result = indicators(s, p, department_id, with_people=False)
         rows = dict(result["departments"])
         if result["platform"] is not None:
             rows["*"] = result["platform"]

@@ -200,7 +200,8 @@ class InstanceStep(Base):
     __tablename__ = "instance_steps"
     # Element statistics (R-WF-4) and indicators (R-SUP-3) read steps by process version and
     # completion time; docs/architecture.md "Dashboards at scale".
-    __table_args__ = (Index("ix_instance_steps_definition_completed", "definition_id", "completed_at"),
+    __table_args__ = (Index("ix_instance_steps_definition_completed", "definition_id", "completed_at", "element_id",
+                            "duration_s", "wait_s", "instance_id", "decision"),
                       Index("ix_instance_steps_completed_user", "completed_at", "user_id"),
                       Index("ix_instance_steps_task", "task_id"))
 
@@ -296,4 +297,6 @@ class IndicatorSnapshot(Base):
     period_start: Mapped[datetime] = mapped_column(UTCDateTime)
     period_end: Mapped[datetime] = mapped_column(UTCDateTime)
     computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    figures: Mapped[dict] = mapped_column(JSON)  # {"departments": {...}, "platform": {...}}
+    figures: Mapped[dict] = mapped_column(JSON)  # {"departments": {code: {…}}, "platform": {…}}
+    # {department code: {username: {…}}}: loaded only when asked for (the trend does not need it)
+    people: Mapped[dict] = mapped_column(JSON, deferred=True)
