@@ -164,8 +164,10 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
     if job.kind == "snapshots":
         from . import analytics
 
-        analytics.refresh_snapshots(s)  # commits after each period: SQLite's write lock is not held long
+        # Moved on first: refresh_snapshots commits after each period (SQLite's write lock is not
+        # held long), and that first commit must already tell other workers the job is not due.
         job.due_at = clock.now() + analytics.REFRESH_EVERY
+        analytics.refresh_snapshots(s)
         return True
     s.delete(job)
     return True
