@@ -46,7 +46,7 @@ from .models import (
     ProcessInstance,
     User,
 )
-from .procedures.indicators import CST, Period, compute, quarter
+from .procedures.indicators import CST, Period, compute, quarter, quarter_of
 
 INDICATORS = ("usage_rate", "timeliness_rate", "approval_pass_rate", "security_incident_rate")
 ALL_DEPARTMENTS_GROUPS = {"supervisor", "platform_admin"}
@@ -99,12 +99,15 @@ def period(args: dict, now: datetime | None = None) -> Period:
     label = str(args.get("period") or "").strip()
     start, end = str(args.get("start") or "").strip(), str(args.get("end") or "").strip()
     if start or end:
-        if not (_DATE.match(start) and _DATE.match(end)) or start >= end:
-            raise Invalid(_("Give a start and an end date (YYYY-MM-DD), the start first."),
-                          [{"field": "start" if not _DATE.match(start) else "end",
-                            "message": _("Give a start and an end date (YYYY-MM-DD), the start first.")}])
-        begin = datetime.fromisoformat(start).replace(tzinfo=CST)
-        finish = datetime.fromisoformat(end).replace(tzinfo=CST)
+        message = _("Give a start and an end date (YYYY-MM-DD), the start first.")
+        try:
+            if not (_DATE.match(start) and _DATE.match(end)) or start >= end:
+                raise ValueError(start, end)
+            begin = datetime.fromisoformat(start).replace(tzinfo=CST)
+            finish = datetime.fromisoformat(end).replace(tzinfo=CST)
+        except ValueError:
+            field = "end" if _DATE.match(start) and _valid_date(start) else "start"
+            raise Invalid(message, [{"field": field, "message": message}]) from None
         chosen = Period(f"{start}/{end}", f"{start} – {end}", begin, finish)
     elif label:
         try:
@@ -113,11 +116,19 @@ def period(args: dict, now: datetime | None = None) -> Period:
             message = _("'%(value)s' is not a period such as 2026-Q4 or 2026-11.", value=label)
             raise Invalid(message, [{"field": "period", "message": message}]) from None
     else:
-        chosen = quarter(f"{now.astimezone(CST).year}-Q{(now.astimezone(CST).month - 1) // 3 + 1}")
+        chosen = quarter_of(now)
     if chosen.start > now:
         message = _("The period %(label)s has not begun yet.", label=chosen.label)
         raise Invalid(message, [{"field": "period", "message": message}])
     return chosen  # a period still running simply has no records after now
+
+
+def _valid_date(value: str) -> bool:
+    try:
+        datetime.fromisoformat(value)
+    except ValueError:
+        return False
+    return True
 
 
 def recent(grain: str, count: int, now: datetime | None = None) -> list[Period]:
@@ -126,8 +137,7 @@ def recent(grain: str, count: int, now: datetime | None = None) -> list[Period]:
     out: list[Period] = []
     moment = now
     for _i in range(count):
-        p = month_of(moment) if grain == "month" else quarter(
-            f"{moment.astimezone(CST).year}-Q{(moment.astimezone(CST).month - 1) // 3 + 1}")
+        p = month_of(moment) if grain == "month" else quarter_of(moment)
         out.append(p)
         moment = p.start - timedelta(microseconds=1)
     return out[::-1]

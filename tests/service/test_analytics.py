@@ -136,6 +136,14 @@ def test_element_statistics_by_department_and_role(history, login):
     assert login("clerk").get("/api/v1/analytics/elements", query_string=args).status_code == 403
     bad = login("supervisor").get("/api/v1/analytics/elements", query_string={**args, "period": "2026-13"})
     assert bad.status_code == 422 and bad.get_json()["details"][0]["field"] == "period"
+    for dates, field in ((("2026-02-30", "2026-03-01"), "start"), (("2026-11-01", "2026-11-31"), "end"),
+                         (("2026-11-05", "2026-11-01"), "end")):
+        r = login("supervisor").get("/api/v1/analytics/elements",
+                                    query_string={"process_key": "stats", "start": dates[0], "end": dates[1]})
+        assert r.status_code == 422 and r.get_json()["details"][0]["field"] == field, dates
+    days = login("supervisor").get("/api/v1/analytics/elements",
+                                   query_string={"process_key": "stats", "start": "2026-11-10", "end": "2026-11-11"})
+    assert days.get_json()["elements"]["prepare"]["stats"]["count"] == 8  # Beijing days: 10:00 on the 10th
     missing = login("supervisor").get("/api/v1/analytics/elements", query_string={"process_key": "nothing"})
     assert missing.status_code == 404
 
