@@ -199,6 +199,9 @@ def element_stats(s: Session, key: str, version: int | None, chosen: Period, dep
             .where(InstanceStep.definition_id.in_(list(definitions)), InstanceStep.duration_s.is_not(None),
                    InstanceStep.completed_at >= chosen.start.astimezone(UTC),
                    InstanceStep.completed_at < chosen.end.astimezone(UTC)))
+    # Sorted by SQL (C, on the index's rows), so each group arrives in order and sorting it again
+    # in Python is a linear check.
+    rows = rows.order_by(InstanceStep.element_id, InstanceStep.duration_s)
     if department_id is not None:
         rows = rows.join(ProcessInstance, and_(ProcessInstance.id == InstanceStep.instance_id,
                                                ProcessInstance.department_id == department_id))
