@@ -68,6 +68,7 @@ async function draw(container) {
       .map((code) => ({ name: code === "*" ? labels["*"] || code : names[code] || code, values: series[code] }));
     const chart = echarts.init(el, null, { renderer: "canvas" });
     chart.setOption({
+      animation: false, // the picture is final at once (and screenshots show it)
       aria: { enabled: true },
       tooltip: { trigger: "axis", valueFormatter: (v) => format(v, percent) },
       legend: { type: "scroll", bottom: 0 },
