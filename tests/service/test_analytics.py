@@ -341,3 +341,29 @@ def test_optimisation_page_heatmap_bottlenecks_and_versions(app, history):
     assert 'id="version-table"' in page
     one = browser.get("/analytics/optimise?process=stats&period=2026-Q4&version=1").get_data(as_text=True)
     assert 'id="version-table"' not in one
+
+
+def test_export_defuses_formulas_and_drill_down_lists_sandbox_refusals(app, decisions, login):
+    """A name that a spreadsheet would run as a formula is exported as text; a sandbox refusal
+    recorded on an instance is listed behind the security indicator (R-SUP-3)."""
+    with app.test_request_context():
+        s = app.extensions["inkless.db"]()
+        clerk = s.scalar(select(User).where(User.username == "clerk"))
+        clerk.full_name = '=HYPERLINK("http://evil")'
+        row = s.scalar(select(ProcessInstance).where(ProcessInstance.department_id == clerk.department_id))
+        row.incidents = [{"element": "review", "kind": "forbidden", "line": 1, "message": "import os",
+                          "at": z(2026, 11, 15).isoformat()},
+                         {"element": "review", "kind": "script", "line": 1, "message": "1/0",
+                          "at": z(2026, 11, 16).isoformat()}]
+        s.commit()
+        s.close()
+    sup = login("supervisor")
+    r = sup.get("/api/v1/analytics/indicators/export", query_string={"period": "2026-11", "format": "csv"})
+    rows = list(csv.reader(io.StringIO(r.data.decode("utf-8-sig"))))
+    assert ["person", "OFFICE", '\'=HYPERLINK("http://evil")', "clerk"] == next(
+        row for row in rows if row[3] == "clerk")[:4]
+    refusals = sup.get("/api/v1/analytics/indicators/records",
+                       query_string={"kind": "incidents", "period": "2026-11"}).get_json()["items"]
+    assert [(i["element_id"], i["message"]) for i in refusals] == [("review", "import os")]
+    assert login("fin_admin").get("/api/v1/analytics/indicators/records",
+                                  query_string={"kind": "incidents", "period": "2026-11"}).get_json()["items"] == []
