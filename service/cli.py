@@ -116,9 +116,10 @@ def worker(interval: float, once: bool) -> None:
     """Fire due timers, deadlines and timer start events (several workers may run at once)."""
     import time
 
-    from .scheduler import run_due
+    from .scheduler import ensure_builtin_jobs, run_due
 
     app = _app()
+    ensure_builtin_jobs(app)
     if once:
         click.echo(f"fired {run_due(app)}")
         return

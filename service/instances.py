@@ -191,6 +191,7 @@ def claim(s: Session, user: User, task_id: str, release: bool = False) -> OpenTa
         if task.assignee_id != user.id:
             raise Forbidden(_("This task is not assigned to you."))
         task.assignee_id = None
+        task.claimed_at = None
     else:
         if task.assignee_id == user.id:
             return task
@@ -199,6 +200,7 @@ def claim(s: Session, user: User, task_id: str, release: bool = False) -> OpenTa
         if not may_complete(user, task):
             raise Forbidden(_("This task is not assigned to you."))
         task.assignee_id = user.id
+        task.claimed_at = utcnow()
     audit.record(s, "task_released" if release else "task_claimed", "task", task_id, actor_id=user.id)
     return task
 
@@ -397,9 +399,12 @@ def _persist(s: Session, row: ProcessInstance, instance: Instance, actor: User |
              step_meta: dict[str, dict] | None = None, final_state: str | None = None) -> None:
     cfg = current_app.config["INKLESS"]
     step_meta = step_meta or {}
+    # A user task's ready and claim times live on its open task, which is about to be dropped.
+    lives = {t.id: (t.created_at, t.claimed_at) for t in s.scalars(select(OpenTask).where(
+        OpenTask.id.in_([st.task_id for st in instance.steps])))} if instance.steps else {}
     for step in instance.steps:
         meta = step_meta.get(step.task_id, {})
-        s.add(_history_row(row.id, step, meta))
+        s.add(_history_row(row, step, meta, lives.get(step.task_id, (None, None))))
     row.engine_state = instance.dumps(keep_history=cfg.keep_history)
     row.serializer_version = codec.serializer_version()
     now = utcnow()
@@ -426,9 +431,15 @@ def _persist(s: Session, row: ProcessInstance, instance: Instance, actor: User |
         _route_outbox(s, events, row)
 
 
-def _history_row(instance_id: int, step: Step, meta: dict) -> InstanceStep:
+def _history_row(row: ProcessInstance, step: Step, meta: dict, life: tuple) -> InstanceStep:
+    started, claimed = life
     return InstanceStep(
-        instance_id=instance_id,
+        instance_id=row.id,
+        definition_id=row.definition_id,
+        started_at=started,
+        claimed_at=claimed,
+        duration_s=(step.completed_at - started).total_seconds() if started else None,
+        wait_s=(claimed - started).total_seconds() if started and claimed else None,
         element_id=step.element_id,
         name=step.name,
         kind=step.kind,

@@ -6,6 +6,7 @@ from datetime import datetime
 from sqlalchemy import (
     JSON,
     Boolean,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -187,6 +188,8 @@ class OpenTask(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
+    # When someone took the task (claim); copied to the history row for waiting times (R-WF-4).
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     data: Mapped[dict] = mapped_column(JSON, default=dict)
 
     candidates: Mapped[list[TaskCandidate]] = relationship(cascade="all, delete-orphan", lazy="selectin")
@@ -208,15 +211,31 @@ class InstanceStep(Base):
     """Append-only history of completed elements (who, when, decision, opinion) — R-WF-2, R-SEC-10."""
 
     __tablename__ = "instance_steps"
+    # Element statistics (R-WF-4) and indicators (R-SUP-3) read steps by process version and
+    # completion time; docs/architecture.md "Dashboards at scale".
+    __table_args__ = (Index("ix_instance_steps_definition_completed", "definition_id", "completed_at", "element_id",
+                            "duration_s", "wait_s", "instance_id", "decision"),
+                      Index("ix_instance_steps_completed_user", "completed_at", "user_id"),
+                      Index("ix_instance_steps_task", "task_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)
+    # The instance's process version, copied so statistics need no join to process_instances.
+    definition_id: Mapped[int | None] = mapped_column(
+        ForeignKey("process_definitions.id", name="fk_instance_steps_definition"))
     element_id: Mapped[str] = mapped_column(String(128))
     name: Mapped[str | None] = mapped_column(String(255))
     kind: Mapped[str] = mapped_column(String(64))
     task_id: Mapped[str] = mapped_column(String(36))
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+    # A user task's life: ready (open task created), claimed (if anyone claimed it), completed.
+    started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    claimed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    # Seconds ready → completed and ready → claimed, fixed when the step is written, so element
+    # statistics over a year of history read numbers instead of computing them per row.
+    duration_s: Mapped[float | None] = mapped_column(Float)
+    wait_s: Mapped[float | None] = mapped_column(Float)
     decision: Mapped[str | None] = mapped_column(String(16))
     opinion: Mapped[str | None] = mapped_column(Text)
     data: Mapped[dict | None] = mapped_column(JSON)
@@ -277,6 +296,23 @@ class Notification(Base):
     task_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class IndicatorSnapshot(Base):
+    """The four indicators of one period as computed at `computed_at` (R-SUP-3): the dashboards
+    read these instead of aggregating a year of history per request; service.analytics keeps them
+    fresh (docs/architecture.md, "Dashboards at scale")."""
+
+    __tablename__ = "indicator_snapshots"
+    __table_args__ = (UniqueConstraint("period_start", "period_end", name="uq_indicator_snapshots_period"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    period_start: Mapped[datetime] = mapped_column(UTCDateTime)
+    period_end: Mapped[datetime] = mapped_column(UTCDateTime)
+    computed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    figures: Mapped[dict] = mapped_column(JSON)  # {"departments": {code: {…}}, "platform": {…}}
+    # {department code: {username: {…}}}: loaded only when asked for (the trend does not need it)
+    people: Mapped[dict] = mapped_column(JSON, deferred=True)
 
 
 # The workspace's own tables, registered with the metadata alongside these.

@@ -42,6 +42,10 @@ def notify_task(s: Session, task: OpenTask, kind: str) -> int:
 
 
 def sentence(kind: str, title: str) -> str:
+    if kind == "digest":
+        from . import digest
+
+        return digest.sentence(title)
     messages = {
         "task": _("New task: %(title)s", title=title),
         "returned": _("Returned to you for amendment: %(title)s", title=title),

@@ -16,7 +16,7 @@ from datetime import datetime, time, timedelta, timezone
 
 from flask import Flask
 from sqlalchemy import delete, select
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from engine import clock
@@ -189,6 +189,19 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
         # After an outage, one run catches up every day missed: the cut-off is computed from now.
         job.due_at = next_daily(clock.now())
         return True
+    if job.kind == "digest":
+        from . import digest
+
+        digest.fire(s, job)
+        return True
+    if job.kind == "snapshots":
+        from . import analytics
+
+        # Moved on first: refresh_snapshots commits after each period (SQLite's write lock is not
+        # held long), and that first commit must already tell other workers the job is not due.
+        job.due_at = clock.now() + analytics.REFRESH_EVERY
+        analytics.refresh_snapshots(s)
+        return True
     s.delete(job)
     return True
 
@@ -205,10 +218,36 @@ def _lock_instance(s: Session, instance_id: int) -> ProcessInstance | None:
     return s.scalar(query)
 
 
+def ensure_job(s: Session, kind: str, ref: str, due_at: datetime) -> None:
+    """Create a recurring job unless it exists; safe when several schedulers start at once."""
+    if s.scalar(select(ScheduledJob.id).where(ScheduledJob.kind == kind, ScheduledJob.ref == ref)) is not None:
+        return
+    try:
+        with s.begin_nested():
+            s.add(ScheduledJob(kind=kind, ref=ref, due_at=due_at))
+    except IntegrityError:
+        pass  # another scheduler created it first
+
+
+def ensure_builtin_jobs(app: Flask) -> None:
+    """Jobs every platform has, created when a scheduler starts: the supervisors' daily digest
+    and the refresh of the indicator snapshots the dashboards read."""
+    from . import analytics, digest
+
+    s = app.extensions["inkless.db"]()
+    try:
+        ensure_job(s, digest.KIND, digest.REF, digest.next_due(clock.now()))
+        ensure_job(s, *analytics.SNAPSHOT_JOB, clock.now())
+        s.commit()
+    finally:
+        s.close()
+
+
 def start_background(app: Flask, interval: float = 1.0):
     """APScheduler inside a process (`inkless serve` and `inkless worker`)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
+    ensure_builtin_jobs(app)
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(run_due, "interval", seconds=interval, args=[app], max_instances=1, coalesce=True,
                       id="inkless-run-due")

@@ -5,6 +5,7 @@ from flask import Flask
 from flask_smorest import Api
 
 from . import (
+    analytics,
     auth,
     definitions,
     documents,
@@ -30,6 +31,6 @@ def init_app(app: Flask) -> Api:
     )
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (auth, definitions, instances, tasks, messages, notifications, org, policy, documents, supervision):
+    for module in (auth, definitions, instances, tasks, messages, notifications, org, policy, documents, supervision, analytics):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     return api

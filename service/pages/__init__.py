@@ -123,6 +123,7 @@ def init_app(app: Flask) -> None:
 
 from . import (  # noqa: E402  (the areas use the helpers above)
     account,
+    analytics,
     apply,
     documents,
     home,
@@ -135,5 +136,5 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     tasks,
 )
 
-for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents):
+for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics):
     bp.register_blueprint(_area.bp)

@@ -91,6 +91,12 @@ MATRIX = {
     ("POST", "/api/v1/documents/archive"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 200}),
     ("POST", "/api/v1/documents/purge"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 200}),
     ("POST", "/api/v1/documents/keys/rotate"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 200}),
+    # Analytics (R-WF-4, R-SUP-3): supervisors, platform and system admins; a department admin for their own.
+    ("GET", "/api/v1/analytics/elements"): (None, {A: 401, U: 403, O: 422, S: 422, X: 422}),
+    ("GET", "/api/v1/analytics/indicators"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/analytics/indicators/trend"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/analytics/indicators/records"): (None, {A: 401, U: 403, O: 422, S: 422, X: 422}),
+    ("GET", "/api/v1/analytics/indicators/export"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
 }
 
 # Routes that answer everyone by design.
