@@ -33,7 +33,7 @@ from engine import clock
 from engine.errors import InvalidDiagram
 from engine.loader import parse_xml
 
-from .auth import is_system_admin
+from . import policy
 from .errors import Forbidden, Invalid, NotFound
 from .models import (
     AuditEvent,
@@ -49,7 +49,6 @@ from .models import (
 from .procedures.indicators import CST, Period, compute, quarter, quarter_of
 
 INDICATORS = ("usage_rate", "timeliness_rate", "approval_pass_rate", "security_incident_rate")
-ALL_DEPARTMENTS_GROUPS = {"supervisor", "platform_admin"}
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 BOTTLENECKS = 5
@@ -60,9 +59,10 @@ BOTTLENECKS = 5
 def scope(user: User) -> int | None:
     """None: every department (system admin, supervision group, platform admins); otherwise the
     one department a department administrator may see. Anyone else is refused."""
-    if is_system_admin(user) or user.groups & ALL_DEPARTMENTS_GROUPS:
+    widest = policy.widest(user, "read", "analytics")
+    if widest == policy.ALL:
         return None
-    if user.role == "dept_admin":
+    if widest == policy.DEPARTMENT:
         return user.department_id
     raise Forbidden(_("Only supervisors and administrators may see analytics."))
 

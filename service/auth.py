@@ -302,17 +302,3 @@ def is_system_admin(user: User) -> bool:
 def is_admin_of(user: User, department_id: int | None) -> bool:
     """R-ACC-3: a department administrator acts only within their own department."""
     return is_system_admin(user) or (user.role == "dept_admin" and user.department_id == department_id)
-
-
-def require_admin() -> User:
-    user = current_user()
-    if user.role not in ("dept_admin", "system_admin"):
-        raise Forbidden(_("Only administrators may do this."))
-    return user
-
-
-def require_any(*, roles: tuple[str, ...] = (), groups: tuple[str, ...] = ()) -> User:
-    user = current_user()
-    if user.role in roles or user.groups & set(groups):
-        return user
-    raise Forbidden(_("You are not allowed to do this."))

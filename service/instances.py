@@ -359,6 +359,7 @@ def move_back(s: Session, user: User, instance_id: int, element_id: str, reason:
     came after it is discarded (open tasks, deadlines, incidents). History keeps everything and
     gains a "moved_back" row naming the step, the actor and the reason; the audit log too."""
     row = _load(s, instance_id)
+    policy.authorize(user, "move_back", "process_instance", row)
     if row.state not in ("running", "error"):
         raise Conflict(_("The process instance is %(state)s.", state=row.state))
     instance = _engine_instance(s, row)

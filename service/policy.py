@@ -50,13 +50,17 @@ RULES: tuple[Rule, ...] = (
     *_rules(DEPT_ADMIN, DEPARTMENT, "read on user", "manage on user", "review on grant",
             "read on process_instance", "reassign on process_instance", "administer on document"),
     *_rules(DEPT_ADMIN, ALL, "read on department", "read on policy"),
+    # Watching processes and the indicators (R-SUP-1, R-SUP-3): a department administrator, their
+    # department's; supervision and the platform, everything.
+    *_rules(DEPT_ADMIN, DEPARTMENT, "supervise on process_instance", "read on analytics"),
     # The platform management department runs the procedures of the whole organisation.
     *_rules(PLATFORM, ALL, "read on process_instance", "cancel on process_instance",
             "retry on process_instance", "reassign on process_instance", "deliver on message",
             "deploy on process_definition", "edit on business_type", "read on policy", "start on permission_review",
-            "review on grant"),
+            "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics"),
     # Supervision (R-SUP-4): spot-check assessments; supervisors and inspectors record findings.
-    *_rules(SUPERVISOR, ALL, "read on process_instance", "start on quarterly_assessment", "record on finding"),
+    *_rules(SUPERVISOR, ALL, "read on process_instance", "start on quarterly_assessment", "record on finding",
+            "supervise on process_instance", "read on analytics"),
     *_rules("group:inspector", ALL, "record on finding"),
     *_rules(DESIGNER, ALL, "deploy on process_definition"),
     # System administrators: configuration and maintenance. Documents above their clearance stay
@@ -66,7 +70,7 @@ RULES: tuple[Rule, ...] = (
             "reassign on process_instance", "read on task", "list_all on task", "deliver on message",
             "deploy on process_definition", "administer on document", "break_glass on document",
             "set on clearance", "edit on business_type", "maintain on library", "start on permission_review",
-            "review on grant"),
+            "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics"),
 )
 
 # Nobody grants more than they hold: the roles and groups each holder may hand out (R-SEC-7).

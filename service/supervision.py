@@ -18,7 +18,7 @@ from flask_babel import gettext as _
 from sqlalchemy import Text, and_, case, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from . import auth
+from . import auth, policy
 from .errors import Forbidden, NotFound
 from .models import Department, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User, utcnow
 from .workflows import process_for
@@ -33,19 +33,19 @@ CONTAINERS = ("SubWorkflowTask", "CallActivity", "MultiInstanceTask")
 
 
 def sees_everything(user: User) -> bool:
-    return user.role == "system_admin" or bool(user.groups & {"supervisor", "platform_admin"})
+    return policy.widest(user, "supervise", "process_instance") == policy.ALL
 
 
 def may_supervise(user: User) -> bool:
-    return sees_everything(user) or user.role == "dept_admin"
+    return policy.widest(user, "supervise", "process_instance") is not None
 
 
 def scope(user: User):
     """The filter on process_instances for what `user` supervises (None: everything)."""
     if sees_everything(user):
         return None
-    if user.role == "dept_admin":
-        return ProcessInstance.department_id == user.department_id
+    if may_supervise(user):
+        return policy.scope_filter(user, "supervise", "process_instance")
     raise Forbidden(_("Only supervisors and administrators may see the supervision views."))
 
 
@@ -55,18 +55,11 @@ def _scoped(query, user: User):
 
 
 def rights(user: User, row: ProcessInstance) -> set[str]:
-    """The admin actions `user` may take on `row` now, by the API's rules: retrying, cancelling and
-    moving back are for system and platform administrators; reassigning also for the
-    administrator of the instance's department."""
+    """The admin actions `user` may take on `row` now, by the permission table (service/policy.py)."""
     if row.state not in OPEN_STATES:
         return set()
-    platform = auth.is_system_admin(user) or "platform_admin" in user.groups
-    out = {"cancel", "move_back"} if platform else set()
-    if platform and row.state == "error":
-        out.add("retry")
-    if platform or auth.is_admin_of(user, row.department_id):
-        out.add("reassign")
-    return out
+    actions = ["cancel", "move_back", "reassign"] + (["retry"] if row.state == "error" else [])
+    return {action for action in actions if policy.allows(user, action, "process_instance", row)}
 
 
 def sees_data(s: Session, user: User, row: ProcessInstance) -> bool:
