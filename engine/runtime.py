@@ -36,6 +36,8 @@ _templates = SandboxedEnvironment(autoescape=False)
 def _template(source: str):
     """Compiled once per instruction text: compiling costs more than rendering."""
     return _templates.from_string(source)
+# Step kinds done by people (SpiffWorkflow's spec class names): the ones with an open task.
+PEOPLE_KINDS = ("UserTask", "ManualTask")
 _ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
 
 

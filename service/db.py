@@ -9,6 +9,7 @@ from flask import Flask, current_app, g
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
+from sqlalchemy.orm.util import identity_key
 
 
 class Base(DeclarativeBase):
@@ -57,6 +58,11 @@ def session() -> Session:
     if "db_session" not in g:
         g.db_session = current_app.extensions["inkless.db"]()
     return g.db_session
+
+
+def in_session(s: Session, model, ident):
+    """The `model` row with primary key `ident` if this session already holds it, else None (no query)."""
+    return s.identity_map.get(identity_key(model, ident))
 
 
 @contextmanager

@@ -12,15 +12,16 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy import delete, func, insert, inspect, select
+from sqlalchemy.orm import Session, joinedload
 
 from engine import clock, codec
 from engine.errors import MessageNotCaught, TaskNotFound, TaskNotReady
-from engine.runtime import Instance, Step
+from engine.runtime import PEOPLE_KINDS, Instance, Step
 from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
 from . import audit, forms, notifications, performers, policy, scheduler
+from .db import in_session
 from .documents import attachments
 from .errors import Conflict, Forbidden, Invalid, NotFound
 from .models import (
@@ -30,12 +31,11 @@ from .models import (
     ProcessDefinition,
     ProcessInstance,
     TaskCandidate,
-    TaskDraft,
     User,
     utcnow,
 )
 from .services import UnitContext, current_unit
-from .workflows import process_for, script_engine
+from .workflows import deployment_of, process_for, script_engine
 
 
 @dataclass
@@ -102,8 +102,7 @@ def _load(s: Session, instance_id: int, for_update: bool = True) -> ProcessInsta
 
 
 def _engine_instance(s: Session, row: ProcessInstance) -> Instance:
-    definition = s.get(ProcessDefinition, row.definition_id)
-    process = process_for(s, definition.deployment_id, row.process_key)
+    process = process_for(s, deployment_of(s, row.definition_id), row.process_key)
     return Instance.load(process, row.engine_state, script_engine())
 
 
@@ -113,7 +112,7 @@ def may_complete(user: User, task: OpenTask) -> bool:
 
 
 def open_task(s: Session, task_id: str) -> OpenTask:
-    task = s.get(OpenTask, str(task_id))
+    task = s.get(OpenTask, str(task_id), options=[joinedload(OpenTask.candidates)])
     if task is None:
         raise NotFound(_("Task not found or already completed."))
     return task
@@ -123,9 +122,8 @@ def form_schema(s: Session, task: OpenTask) -> dict:
     text = None
     if task.form:
         instance = s.get(ProcessInstance, task.instance_id)
-        definition = s.get(ProcessDefinition, instance.definition_id)
         text = s.scalar(select(DeploymentFile.content).where(
-            DeploymentFile.deployment_id == definition.deployment_id,
+            DeploymentFile.deployment_id == deployment_of(s, instance.definition_id),
             DeploymentFile.kind == "form", DeploymentFile.name == task.form))
     return forms.task_schema(text, task.approval)
 
@@ -144,7 +142,7 @@ def complete_for_applicant(s: Session, task_id: str, data: dict[str, Any]) -> Ou
 
 
 def _task_to_complete(s: Session, task_id: str) -> OpenTask:
-    task = s.get(OpenTask, str(task_id))
+    task = s.get(OpenTask, str(task_id), options=[joinedload(OpenTask.candidates)])
     if task is None:
         # Completed tasks leave the projection; say so plainly if the task ever existed.
         done = s.scalar(select(InstanceStep.id).where(InstanceStep.task_id == str(task_id)).limit(1))
@@ -400,12 +398,17 @@ def _persist(s: Session, row: ProcessInstance, instance: Instance, actor: User |
              step_meta: dict[str, dict] | None = None, final_state: str | None = None) -> None:
     cfg = current_app.config["INKLESS"]
     step_meta = step_meta or {}
-    # A user task's ready and claim times live on its open task, which is about to be dropped.
-    lives = {t.id: (t.created_at, t.claimed_at) for t in s.scalars(select(OpenTask).where(
-        OpenTask.id.in_([st.task_id for st in instance.steps])))} if instance.steps else {}
-    for step in instance.steps:
-        meta = step_meta.get(step.task_id, {})
-        s.add(_history_row(row, step, meta, lives.get(step.task_id, (None, None))))
+    had_timer_job = scheduler.has_timer_job(row)
+    if instance.steps:
+        # A user task's ready and claim times live on its open task, which is about to be dropped;
+        # the task being completed is already in the session, so this usually reads nothing.
+        lives = _task_lives(s, [st.task_id for st in instance.steps if st.kind in PEOPLE_KINDS])
+        # One (executemany) INSERT; nothing in the unit reads the new rows' ids. It autoflushes
+        # first, so rows added before (move_back's "moved_back") keep their place in the history.
+        # render_nulls keeps every row's column list the same, so the rows are one batch.
+        s.execute(insert(InstanceStep).execution_options(render_nulls=True),
+                  [_history_row(row, step, step_meta.get(step.task_id, {}), lives.get(step.task_id, (None, None)))
+                   for step in instance.steps])
     row.engine_state = instance.dumps(keep_history=cfg.keep_history)
     row.serializer_version = codec.serializer_version()
     now = utcnow()
@@ -425,43 +428,65 @@ def _persist(s: Session, row: ProcessInstance, instance: Instance, actor: User |
     row.waiting_messages = [] if row.state in ("completed", "cancelled") else instance.waiting_messages()
     row.next_timer_at = None if row.state in ("completed", "cancelled") else instance.next_timer_due()
     _sync_open_tasks(s, row, instance if row.state in ("running", "error") else None)
-    scheduler.sync_instance(s, row)
+    scheduler.sync_instance(s, row, had_timer_job)
     s.flush()
     if instance.outbox:
         events, instance.outbox = instance.outbox, []
         _route_outbox(s, events, row)
 
 
-def _history_row(row: ProcessInstance, step: Step, meta: dict, life: tuple) -> InstanceStep:
+def _task_lives(s: Session, task_ids: list[str]) -> dict[str, tuple]:
+    """(ready, claimed) times of the open tasks behind these steps: from the session, else one query."""
+    lives, missing = {}, []
+    for task_id in task_ids:
+        task = in_session(s, OpenTask, task_id)
+        if task is not None:
+            lives[task_id] = (task.created_at, task.claimed_at)
+        else:
+            missing.append(task_id)
+    if missing:
+        lives.update({t.id: (t.created_at, t.claimed_at) for t in s.execute(
+            select(OpenTask.id, OpenTask.created_at, OpenTask.claimed_at).where(OpenTask.id.in_(missing)))})
+    return lives
+
+
+def _history_row(row: ProcessInstance, step: Step, meta: dict, life: tuple) -> dict:
     started, claimed = life
-    return InstanceStep(
-        instance_id=row.id,
-        definition_id=row.definition_id,
-        started_at=started,
-        claimed_at=claimed,
-        duration_s=(step.completed_at - started).total_seconds() if started else None,
-        wait_s=(claimed - started).total_seconds() if started and claimed else None,
-        element_id=step.element_id,
-        name=step.name,
-        kind=step.kind,
-        task_id=step.task_id,
-        user_id=meta.get("user_id"),
-        completed_at=step.completed_at,
-        decision=meta.get("decision"),
-        opinion=meta.get("opinion"),
-        data=meta.get("data"),
-    )
+    return {
+        "instance_id": row.id,
+        "definition_id": row.definition_id,
+        "started_at": started,
+        "claimed_at": claimed,
+        "duration_s": (step.completed_at - started).total_seconds() if started else None,
+        "wait_s": (claimed - started).total_seconds() if started and claimed else None,
+        "element_id": step.element_id,
+        "name": step.name,
+        "kind": step.kind,
+        "task_id": step.task_id,
+        "user_id": meta.get("user_id"),
+        "completed_at": step.completed_at,
+        "decision": meta.get("decision"),
+        "opinion": meta.get("opinion"),
+        "data": meta.get("data"),
+    }
 
 
 def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None) -> None:
     ready = {t.id: t for t in instance.user_tasks()} if instance is not None else {}
-    existing = set(s.scalars(select(OpenTask.id).where(OpenTask.instance_id == row.id)))
-    gone = existing - set(ready)
+    existing = dict(s.execute(select(OpenTask.id, OpenTask.due_at).where(OpenTask.instance_id == row.id)).all())
+    gone = set(existing) - set(ready)
     if gone:
-        s.execute(delete(TaskDraft).where(TaskDraft.task_id.in_(gone)))  # a finished task's drafts go with it
-        s.execute(delete(TaskCandidate).where(TaskCandidate.task_id.in_(gone)))
+        # task_candidates and task_drafts rows go with their task (ON DELETE CASCADE; SQLite has
+        # foreign_keys=ON). The session forgets the candidates it holds, as it does the tasks, so a
+        # new candidate row that gets a freed id is not mistaken for the old one.
+        for task_id in gone:
+            task = in_session(s, OpenTask, task_id)
+            if task is not None and "candidates" not in inspect(task).unloaded:
+                for candidate in task.candidates:
+                    s.expunge(candidate)
         s.execute(delete(OpenTask).where(OpenTask.id.in_(gone)))
-        scheduler.drop_deadlines(s, gone)
+        # Only a task with a due date has a deadline job (see below).
+        scheduler.drop_deadlines(s, {task_id for task_id in gone if existing[task_id] is not None})
     initiator = s.get(User, row.started_by) if row.started_by else None
     for task_id, view in ready.items():
         if task_id in existing:
@@ -485,8 +510,10 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None
         task.candidates = [TaskCandidate(user_id=u) for u in sorted(who.users)] + [
             TaskCandidate(group_code=g) for g in sorted(who.groups)]
         s.add(task)
-        s.flush()
-        scheduler.sync_deadline(s, task.id, task.due_at)
+        if task.due_at is not None:
+            # A task new to the projection has no job yet (its id is new, or its job was dropped
+            # when it left), so only a due date needs one.
+            scheduler.sync_deadline(s, task.id, task.due_at)
         returned = view.data.get("decision") == "return"
         notifications.notify_task(s, task, "returned" if returned else "task")
 

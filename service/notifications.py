@@ -11,9 +11,10 @@ from email.message import EmailMessage
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import insert, or_, select
+from sqlalchemy.orm import Session, lazyload
 
+from .db import in_session
 from .models import Notification, OpenTask, User, UserGroup
 
 log = logging.getLogger("inkless.notifications")
@@ -25,17 +26,28 @@ def recipients(s: Session, task: OpenTask) -> list[User]:
         return [user] if user and user.active else []
     user_ids = {c.user_id for c in task.candidates if c.user_id}
     groups = {c.group_code for c in task.candidates if c.group_code}
-    if groups:
-        user_ids |= set(s.scalars(select(UserGroup.user_id).where(UserGroup.group_code.in_(groups))))
-    if not user_ids:
+    if not user_ids and not groups:
         return []
-    return list(s.scalars(select(User).where(User.id.in_(user_ids), User.active.is_(True))))
+    known = [in_session(s, User, user_id) for user_id in sorted(user_ids)]
+    if not groups and all(known):
+        # Named people already in this session (typically the initiator, who is often the caller).
+        return [user for user in known if user.active]
+    # One query for named users and group members; their groups are not needed here, so the
+    # User.group_links selectin (a second query) waits until something reads them.
+    who = User.id.in_(user_ids)
+    if groups:
+        who = or_(who, User.id.in_(select(UserGroup.user_id).where(UserGroup.group_code.in_(groups))))
+    query = select(User).where(who, User.active.is_(True)).options(lazyload(User.group_links)).order_by(User.id)
+    return list(s.scalars(query))
 
 
 def notify_task(s: Session, task: OpenTask, kind: str) -> int:
     people = recipients(s, task)
-    for user in people:
-        s.add(Notification(user_id=user.id, kind=kind, title=task.name, instance_id=task.instance_id, task_id=task.id))
+    if people:
+        # One (executemany) INSERT for all recipients; nothing reads the rows back in this unit.
+        s.execute(insert(Notification), [
+            {"user_id": user.id, "kind": kind, "title": task.name, "instance_id": task.instance_id,
+             "task_id": task.id} for user in people])
     if people and current_app.config["INKLESS"].smtp_host:
         _mail(people, kind, task.name)
     return len(people)

@@ -91,6 +91,9 @@ class Resource:
     model: type
     department: Callable[[User], object] | None = None
     own: Callable[[User], object] | None = None
+    # The `own` condition evaluated on a loaded object, where that needs no query (the same rule
+    # as `own`; a test checks the two agree): saves a round trip on the hot path of every step.
+    own_loaded: Callable[[User, object], bool] | None = None
 
 
 def _instance_own(user: User):
@@ -101,6 +104,13 @@ def _instance_own(user: User):
 
 def _task_own(user: User):
     return or_(OpenTask.assignee_id == user.id, and_(OpenTask.assignee_id.is_(None), OpenTask.id.in_(offered_to(user))))
+
+
+def _task_own_loaded(user: User, task: OpenTask) -> bool | None:
+    if "candidates" in inspect(task).unloaded:
+        return None  # not loaded: ask the database
+    return task.assignee_id == user.id or (task.assignee_id is None and any(
+        c.user_id == user.id or (c.group_code is not None and c.group_code in user.groups) for c in task.candidates))
 
 
 def _document_resource() -> Resource:
@@ -117,7 +127,7 @@ RESOURCES: dict[str, Callable[[], Resource]] = {
     "process_instance": lambda: Resource(ProcessInstance,
                                          department=lambda u: ProcessInstance.department_id == u.department_id,
                                          own=_instance_own),
-    "task": lambda: Resource(OpenTask, own=_task_own),
+    "task": lambda: Resource(OpenTask, own=_task_own, own_loaded=_task_own_loaded),
     "document": _document_resource,
 }
 
@@ -167,6 +177,11 @@ def allows(user: User, action: str, resource: str, obj=None) -> bool:
         return False
     if obj is None or ALL in granted:
         return True
+    spec = RESOURCES[resource]()
+    if granted == {OWN} and spec.own_loaded is not None:
+        answer = spec.own_loaded(user, obj)
+        if answer is not None:
+            return answer
     return _in_scope(user, action, resource, obj)
 
 

@@ -47,9 +47,18 @@ def _upsert(s: Session, kind: str, ref: str, due_at: datetime | None) -> None:
         job.due_at = due_at
 
 
-def sync_instance(s: Session, row: ProcessInstance) -> None:
-    """Keep the instance's timer job in step with its next timer (called on every persist)."""
-    _upsert(s, "timer", str(row.id), row.next_timer_at if row.state == "running" else None)
+def has_timer_job(row: ProcessInstance) -> bool:
+    """Whether the instance's last persist left it a timer job (`sync_instance` keeps exactly this)."""
+    return row.state == "running" and row.next_timer_at is not None
+
+
+def sync_instance(s: Session, row: ProcessInstance, had_job: bool = True) -> None:
+    """Keep the instance's timer job in step with its next timer (called on every persist).
+    `had_job` False (from `has_timer_job` before the step) skips looking for a job that cannot exist."""
+    due = row.next_timer_at if row.state == "running" else None
+    if due is None and not had_job:
+        return
+    _upsert(s, "timer", str(row.id), due)
 
 
 def sync_deadline(s: Session, task_id: str, due_at: datetime | None) -> None:

@@ -18,6 +18,8 @@ from flask_babel import gettext as _
 from sqlalchemy import Text, and_, case, cast, exists, func, or_, select
 from sqlalchemy.orm import Session
 
+from engine.runtime import PEOPLE_KINDS
+
 from . import auth, policy
 from .errors import Forbidden, NotFound
 from .models import Department, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User, utcnow
@@ -28,7 +30,6 @@ LIST_LIMIT = 200
 # Element kinds whose activity is not "an instance waiting here": a boundary event waits beside
 # its task (the task is counted), a start event only while an event subprocess may trigger.
 NOT_A_POSITION = ("BoundaryEvent", "StartEvent")
-PEOPLE = ("UserTask", "ManualTask")
 CONTAINERS = ("SubWorkflowTask", "CallActivity", "MultiInstanceTask")
 
 
@@ -144,7 +145,7 @@ def element_names(s: Session, d: ProcessDefinition) -> dict[str, tuple[str, str]
         for task_spec in spec.task_specs.values():
             kind = type(task_spec).__name__
             # A multi-instance user task has two specs with its id; it is a person's step.
-            if task_spec.bpmn_id and (task_spec.bpmn_id not in out or kind in PEOPLE):
+            if task_spec.bpmn_id and (task_spec.bpmn_id not in out or kind in PEOPLE_KINDS):
                 out[task_spec.bpmn_id] = (task_spec.bpmn_name or task_spec.bpmn_id, kind)
     return out
 
@@ -212,7 +213,7 @@ def _positions(s: Session, user: User, d: ProcessDefinition, names: dict, elemen
                 continue
             # People's steps are counted from the open tasks; a subprocess or multi-instance
             # container that has them inside is shown there rather than twice.
-            if not failed and (kind in PEOPLE or (row.has_tasks and kind.endswith(CONTAINERS))):
+            if not failed and (kind in PEOPLE_KINDS or (row.has_tasks and kind.endswith(CONTAINERS))):
                 continue
             seen.add(eid)
             yield Position(row.id, row.business_key, row.started_at, eid, failed, messages.get(eid))

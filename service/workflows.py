@@ -6,12 +6,13 @@ import threading
 from collections import OrderedDict
 
 from flask import current_app
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from engine.loader import Bundle, load_bundle
 from engine.sandbox import make_script_engine
 
-from .models import Deployment
+from .models import Deployment, ProcessDefinition
 
 
 class _DeploymentCache:
@@ -44,6 +45,16 @@ def bundle_from_files(files, validate: bool = True, forms=None, services=None) -
     if not validate:
         return load_bundle(bpmn, dmn)
     return load_bundle(bpmn, dmn, forms=forms, services=services)
+
+
+def deployment_of(s: Session, definition_id: int) -> int:
+    """The deployment a process definition belongs to. Definitions are never edited or deleted,
+    so the answer is remembered per app: loading an instance then needs no definition query."""
+    known = current_app.extensions.setdefault("inkless.definition_deployments", {})
+    if definition_id not in known:
+        known[definition_id] = s.scalar(select(ProcessDefinition.deployment_id)
+                                        .where(ProcessDefinition.id == definition_id))
+    return known[definition_id]
 
 
 def process_for(s: Session, deployment_id: int, key: str):

@@ -6,15 +6,25 @@ import json
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ..db import in_session
 from ..instances import form_schema
-from ..models import DeploymentFile, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User, utcnow
+from ..models import DeploymentFile, InstanceStep, OpenTask, ProcessInstance, User, utcnow
+from ..workflows import deployment_of
 
 
 def _usernames(s: Session, ids) -> dict[int, str]:
-    ids = {i for i in ids if i}
-    if not ids:
-        return {}
-    return dict(s.execute(select(User.id, User.username).where(User.id.in_(ids))).all())
+    names = {}
+    missing = set()
+    for user_id in {i for i in ids if i}:
+        # Users already in the session (the caller, an instance's initiator) need no query.
+        user = in_session(s, User, user_id)
+        if user is not None:
+            names[user_id] = user.username
+        else:
+            missing.add(user_id)
+    if missing:
+        names.update(s.execute(select(User.id, User.username).where(User.id.in_(missing))).all())
+    return names
 
 
 # Mutations answer with the instance and its most recent steps; GET returns the whole history.
@@ -25,6 +35,23 @@ def completed_elements(s: Session, instance_id: int) -> list[str]:
     first = (select(InstanceStep.element_id, func.min(InstanceStep.id).label("first"))
              .where(InstanceStep.instance_id == instance_id).group_by(InstanceStep.element_id).subquery())
     return list(s.scalars(select(first.c.element_id).order_by(first.c.first)))
+
+
+def _history(s: Session, instance_id: int, limit: int | None) -> list:
+    """The instance's last `limit` steps (all if None), oldest first, with who did them and how many
+    steps there are in all: one statement (the count is an uncorrelated subquery, run once)."""
+    mine = InstanceStep.instance_id == instance_id
+    page = select(InstanceStep.id, InstanceStep.element_id, InstanceStep.name, InstanceStep.kind,
+                  InstanceStep.completed_at, InstanceStep.decision, InstanceStep.opinion,
+                  InstanceStep.user_id).where(mine).order_by(InstanceStep.id.desc())
+    if limit is not None:
+        page = page.limit(limit)
+    page = page.subquery()
+    total = select(func.count()).select_from(InstanceStep).where(mine).scalar_subquery()
+    return s.execute(
+        select(page.c.element_id, page.c.name, page.c.kind, page.c.completed_at, page.c.decision,
+               page.c.opinion, User.username, total.label("total"))
+        .outerjoin(User, User.id == page.c.user_id).order_by(page.c.id)).all()
 
 
 def instance(s: Session, row: ProcessInstance, with_history: bool = True, one_time=None,
@@ -46,15 +73,10 @@ def instance(s: Session, row: ProcessInstance, with_history: bool = True, one_ti
         # completed_elements from one DISTINCT query; history rows (and their JSON) only as many as asked,
         # so a response's cost does not grow with an old instance's history.
         out["completed_elements"] = completed_elements(s, row.id)
-        query = select(InstanceStep).where(InstanceStep.instance_id == row.id)
-        out["history_total"] = s.scalar(select(func.count()).select_from(query.subquery()))
-        if history_limit is not None:
-            steps = list(reversed(s.scalars(query.order_by(InstanceStep.id.desc()).limit(history_limit)).all()))
-        else:
-            steps = s.scalars(query.order_by(InstanceStep.id)).all()
-        names.update(_usernames(s, [st.user_id for st in steps]))
+        steps = _history(s, row.id, history_limit)
+        out["history_total"] = steps[0].total if steps else 0
         out["history"] = [{
-            "element_id": st.element_id, "name": st.name, "kind": st.kind, "user": names.get(st.user_id),
+            "element_id": st.element_id, "name": st.name, "kind": st.kind, "user": st.username,
             "completed_at": st.completed_at, "decision": st.decision, "opinion": st.opinion,
         } for st in steps]
     if one_time is not None:
@@ -93,7 +115,6 @@ def _ui_schema(s: Session, t: OpenTask) -> dict | None:
     if not t.ui_form:
         return None
     row = s.get(ProcessInstance, t.instance_id)
-    definition = s.get(ProcessDefinition, row.definition_id)
     text = s.scalar(select(DeploymentFile.content).where(
-        DeploymentFile.deployment_id == definition.deployment_id, DeploymentFile.name == t.ui_form))
+        DeploymentFile.deployment_id == deployment_of(s, row.definition_id), DeploymentFile.name == t.ui_form))
     return json.loads(text) if text else None

@@ -9,6 +9,7 @@ from sqlalchemy import select
 from engine import clock
 from service.models import AuditEvent, Notification, User
 from tests.service.documents_helpers import API, set_clearance, uploaded
+from tests.service.flows import complete, only_task
 
 
 def _db(app):
@@ -137,3 +138,32 @@ def test_administrators_read_the_table_on_a_page(app, org):
     clerk = Browser(app)
     clerk.sign_in("clerk")
     assert clerk.get("/policy").status_code == 403
+
+
+def test_the_loaded_task_check_agrees_with_the_sql_rule(app, login):
+    """R-ACC-3: `complete on task` decided in Python on a loaded task (the hot path) admits exactly
+    whom the SQL condition admits, for every user, claimed and unclaimed."""
+    from sqlalchemy.orm import selectinload
+
+    from service import policy
+    from service.models import OpenTask
+    from tests.service.test_account_application import APPLICATION
+
+    office_admin = login("office_admin")
+    started = office_admin.post("/api/v1/process-instances", json={"process_key": "account_application"})
+    assert started.status_code == 201, started.get_json()
+    task = only_task(office_admin, instance_id=started.get_json()["id"])
+    complete(office_admin, task, APPLICATION)
+    review = only_task(login("office_head"), instance_id=started.get_json()["id"])
+    for claimed in (False, True):
+        if claimed:
+            assert login("office_head").post(f"/api/v1/tasks/{review['id']}/claim", json={}).status_code == 200
+        with app.app_context():
+            s = _db(app)
+            users = s.scalars(select(User)).all()
+            for row in s.scalars(select(OpenTask).options(selectinload(OpenTask.candidates))).all():
+                for user in users:
+                    fast = policy.allows(user, "complete", "task", row)
+                    slow = policy._in_scope(user, "complete", "task", row)
+                    assert fast == slow, (user.username, row.element_id, claimed)
+            s.close()
