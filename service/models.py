@@ -264,3 +264,8 @@ class Notification(Base):
     task_id: Mapped[str | None] = mapped_column(String(36))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     read_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+# Tables of areas that live in their own package, registered with the metadata here so that
+# Alembic and the schema test know them wherever service.models is imported.
+from .studio import models as _studio_models  # noqa: E402, F401

@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Flask
 from flask_smorest import Api
 
-from . import auth, definitions, documents, instances, messages, notifications, org, tasks
+from . import auth, definitions, documents, instances, messages, notifications, org, studio, tasks
 
 
 def init_app(app: Flask) -> Api:
@@ -19,6 +19,6 @@ def init_app(app: Flask) -> Api:
     )
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (auth, definitions, instances, tasks, messages, notifications, org, documents):
+    for module in (auth, definitions, instances, tasks, messages, notifications, org, documents, studio):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     return api
