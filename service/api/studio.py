@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from .. import auth, db
 from ..errors import Invalid, NotFound
-from ..models import DeploymentFile, ProcessDefinition, ProcessInstance
+from ..models import ProcessDefinition, ProcessInstance
 from ..studio import catalogue, checks, diff, migrate, package, tryit
 from ..studio.models import ProcessModel
 from .schemas import _In
@@ -181,29 +181,14 @@ class Deploy(MethodView):
             return {"key": definition.key, "version": definition.version, "id": definition.id}, 201
 
 
-def _version_xml(s, key: str, model: ProcessModel, which: str | None) -> str:
-    if which in (None, "", "draft"):
-        return model.draft.xml
-    try:
-        number = int(which)
-    except ValueError:
-        raise Invalid(_("The version is invalid."), [{"field": "version", "message": _("a number or 'draft'")}]) from None
-    definition = s.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key,
-                                                          ProcessDefinition.version == number))
-    if definition is None:
-        raise NotFound(_("Version %(v)s of '%(key)s' does not exist.", v=number, key=key))
-    return s.scalar(select(DeploymentFile.content).where(DeploymentFile.deployment_id == definition.deployment_id,
-                                                         DeploymentFile.name == definition.file))
-
-
 @blp.route("/<string:key>/diff")
 class Diff(MethodView):
     def get(self, key):
         """Elements added, removed and changed from version `from` to version `to` (a number or 'draft')."""
         _user, model = _readable(key)
         s = db.session()
-        old = _version_xml(s, key, model, request.args.get("from") or "1")
-        new = _version_xml(s, key, model, request.args.get("to") or "draft")
+        old = catalogue.diagram(s, model, request.args.get("from") or "1")
+        new = catalogue.diagram(s, model, request.args.get("to") or "draft")
         return diff.diff(old, new)
 
 

@@ -100,7 +100,7 @@ def init_app(app: Flask) -> None:
     app.register_blueprint(bp)
 
 
-from . import account, home, requests, tasks  # noqa: E402  (the areas use the helpers above)
+from . import account, home, requests, studio, tasks  # noqa: E402  (the areas use the helpers above)
 
-for _area in (account, home, tasks, requests):
+for _area in (account, home, tasks, requests, studio):
     bp.register_blueprint(_area.bp)

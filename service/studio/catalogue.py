@@ -184,3 +184,19 @@ def save_draft(s: Session, user: User, model: ProcessModel, version: int, change
     draft.updated_at = utcnow()
     s.flush()
     return draft
+
+
+def diagram(s: Session, model: ProcessModel, which: str | None) -> str:
+    """The diagram of deployed version `which` (a number), or of the draft (None, "" or "draft")."""
+    if which in (None, "", "draft"):
+        return model.draft.xml
+    try:
+        number = int(which)
+    except ValueError:
+        raise Invalid(_("The version is invalid."), [{"field": "version", "message": _("a number or 'draft'")}]) from None
+    definition = s.scalar(select(ProcessDefinition).where(ProcessDefinition.key == model.key,
+                                                          ProcessDefinition.version == number))
+    if definition is None:
+        raise NotFound(_("Version %(v)s of '%(key)s' does not exist.", v=number, key=model.key))
+    return s.scalar(select(DeploymentFile.content).where(DeploymentFile.deployment_id == definition.deployment_id,
+                                                         DeploymentFile.name == definition.file))

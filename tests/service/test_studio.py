@@ -217,3 +217,43 @@ def test_form_preview_uses_the_staff_renderer(login):
         "plate": {"type": "string", "title": "车牌号"}, "days": {"type": "integer", "title": "天数"}}}
     html = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={"schema": schema, "ui": {}}).get_json()["html"]
     assert 'name="plate"' in html and "车牌号" in html and 'name="days"' in html and "required" in html
+
+
+def test_studio_pages_for_designers_with_nav_link_and_strict_csp(app, org, login):
+    """The catalogue, modeler, form editor and versions pages; the nav link only for designers."""
+    from tests.service.test_pages import Browser, text
+
+    designer = Browser(app)
+    designer.sign_in("office_admin")
+    assert "流程设计" in text(designer.get("/"))
+    clerk = Browser(app)
+    clerk.sign_in("clerk")
+    assert "流程设计" not in text(clerk.get("/")) and clerk.get("/studio").status_code == 403
+
+    r = designer.post("/studio", {"key": KEY, "name": "用车申请", "category": "行政", "starter_departments": "OFFICE"})
+    assert r.status_code == 302 and r.location.endswith(f"/studio/{KEY}")
+    page = designer.get(f"/studio/{KEY}")
+    html = text(page)
+    assert page.status_code == 200 and "build/modeler.js" in html and 'data-api="/api/v1/studio/car_request"' in html
+    assert "script-src" not in page.headers["Content-Security-Policy"] and "'unsafe-inline'" not in page.headers[
+        "Content-Security-Policy"] and "<script>" not in html
+    listing = text(designer.get("/studio"))
+    assert "用车申请" in listing and "办公室" in listing
+
+    office = login("office_admin")
+    save(office, KEY, 1, xml=sequence(KEY, ("fill", "填写")).replace(
+        'value="initiator" />', 'value="initiator" /><spiffworkflow:property name="formJsonSchemaFilename" value="car.json" />'))
+    assert "car.json" in text(designer.get(f"/studio/{KEY}"))  # a form a task names can be opened
+    form_page = designer.get(f"/studio/{KEY}/forms/car.json")
+    assert form_page.status_code == 200 and "build/form-editor.js" in text(form_page)
+    assert designer.get(f"/studio/{KEY}/forms/bad name.json").status_code == 422
+
+    save(office, KEY, 2, forms={"car.json": '{"type": "object", "properties": {"plate": {"type": "string"}}}'})
+    deploy(office, KEY, 3)
+    save(office, KEY, 3, xml=sequence(KEY, ("fill", "填写"), ("check", "核对")))
+    versions = text(designer.get(f"/studio/{KEY}/versions"))
+    added = versions[versions.index("新增（3）"):versions.index("删除（")]
+    assert "check" in added and "核对" in added
+    r = designer.post(f"/studio/{KEY}/migrate", {"to_version": "1"})
+    assert r.status_code == 302
+    assert "已有 0 个实例迁移到版本 1" in text(designer.get(f"/studio/{KEY}/versions"))
