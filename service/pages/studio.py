@@ -16,10 +16,15 @@ from .. import db
 from ..errors import Invalid
 from ..models import Department, Group, ProcessDefinition, ProcessInstance
 from ..studio import catalogue, diff, migrate
-from . import signed_in
+from . import CSP, signed_in
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 FORM_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,100}\.json$")
+# bpmn-js-properties-panel builds its two containers from HTML with a style attribute
+# ("height: 100%", "flex: none; height: auto"). Exactly those two are allowed, by hash; scripts
+# stay 'self' only.
+MODELER_CSP = CSP + ("; style-src 'self' 'unsafe-hashes' 'sha256-nR5hyLltSjfvi2rqC26RbcredWrJvTaPA1yqPX96jpY=' "
+                     "'sha256-LIWyuNLBDBQuKJLr4mOx2cFEzHX9lM0BrbfcAAzCvSU='")
 
 
 def _labels() -> dict[str, str]:
@@ -78,6 +83,7 @@ def create():
 def modeler(key):
     catalogue.require_designer(g.user)
     model = catalogue.get(db.session(), key)
+    g.csp = MODELER_CSP
     forms = sorted({n for n in model.draft.forms if not n.endswith(".uischema.json")} | _named_forms(model.draft.xml))
     return render_template("studio_modeler.html", model=model, forms=forms, labels=_labels(),
                            editable=catalogue.may_edit(g.user, model))

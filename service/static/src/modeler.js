@@ -52,13 +52,19 @@ async function currentXml() {
   return xml;
 }
 
+function fit() {
+  const canvas = modeler.get("canvas");
+  canvas.zoom("fit-viewport", "auto");
+  canvas.scroll({ dx: 70, dy: 0 }); // clear of the palette on the left
+}
+
 async function load() {
   const { ok, data } = await call("GET", api);
   if (!ok) { say((data && data.message) || labels.load_failed, "error"); return; }
   state.version = data.draft.version;
   state.scenarios = data.draft.scenarios || {};
   await modeler.importXML(data.draft.xml);
-  modeler.get("canvas").zoom("fit-viewport", "auto");
+  fit();
   fillScenarios();
   root.dataset.ready = "true";
 }
@@ -234,7 +240,7 @@ $("upload").addEventListener("change", async () => {
   if (!file) return;
   try {
     const result = await modeler.importXML(await file.text());
-    modeler.get("canvas").zoom("fit-viewport", "auto");
+    fit();
     say(labels.imported + (result.warnings.length ? " (" + result.warnings.length + ")" : ""), "ok");
   } catch (e) {
     say(labels.import_failed + " " + e.message, "error");
