@@ -13,6 +13,7 @@ from .. import db
 from .. import instances as units
 from ..errors import NotFound
 from ..models import OpenTask, ProcessDefinition, ProcessInstance
+from ..studio import catalogue as models_catalogue
 from . import signed_in, timeline
 
 bp = Blueprint("requests", __name__)
@@ -30,7 +31,8 @@ def catalogue():
     definitions = s.scalars(select(ProcessDefinition).join(
         latest, (ProcessDefinition.key == latest.c.key) & (ProcessDefinition.version == latest.c.v))
         .order_by(ProcessDefinition.name, ProcessDefinition.key)).all()
-    return render_template("start.html", definitions=definitions)
+    hidden = models_catalogue.not_startable(s, g.user)
+    return render_template("start.html", definitions=[d for d in definitions if d.key not in hidden])
 
 
 @bp.post("/start/<string:key>")

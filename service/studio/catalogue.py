@@ -44,6 +44,26 @@ def require_editor(user: User, model: ProcessModel) -> User:
     return user
 
 
+def _may_start(user: User, model: ProcessModel) -> bool:
+    groups = set(model.starters.get("groups") or [])
+    departments = set(model.starters.get("departments") or [])
+    if not groups and not departments or user.role == "system_admin":
+        return True
+    return bool(groups & user.groups) or user.department.code in departments
+
+
+def may_start(s: Session, user: User, key: str) -> bool:
+    """Who may start a process by hand: the model's starters (groups or departments); a process
+    outside the catalogue, or one that names nobody, is open to everyone."""
+    model = s.scalar(select(ProcessModel).where(ProcessModel.key == key))
+    return model is None or _may_start(user, model)
+
+
+def not_startable(s: Session, user: User) -> set[str]:
+    """Keys the user may not start (for lists of what can be started)."""
+    return {m.key for m in s.scalars(select(ProcessModel)) if not _may_start(user, m)}
+
+
 def models(s: Session) -> list[ProcessModel]:
     return list(s.scalars(select(ProcessModel).order_by(ProcessModel.category, ProcessModel.key)))
 

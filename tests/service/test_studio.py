@@ -257,3 +257,22 @@ def test_studio_pages_for_designers_with_nav_link_and_strict_csp(app, org, login
     r = designer.post(f"/studio/{KEY}/migrate", {"to_version": "1"})
     assert r.status_code == 302
     assert "已有 0 个实例迁移到版本 1" in text(designer.get(f"/studio/{KEY}/versions"))
+
+
+def test_only_the_chosen_starters_may_start_a_catalogued_process(app, login):
+    """Who may start a model (groups or departments) is enforced when starting, and the start page
+    lists only what the user may start."""
+    from tests.service.test_pages import Browser, text
+
+    office = login("office_admin")
+    create_model(office, KEY, starters={"departments": ["FIN"], "groups": ["supervisor"]})
+    save(office, KEY, 1, xml=sequence(KEY, ("fill", "填写")))
+    deploy(office, KEY, 2)
+    assert login("clerk").post("/api/v1/process-instances", json={"process_key": KEY}).status_code == 403
+    assert login("fin_head").post("/api/v1/process-instances", json={"process_key": KEY}).status_code == 201
+    assert login("supervisor").post("/api/v1/process-instances", json={"process_key": KEY}).status_code == 201
+    clerk, fin = Browser(app), Browser(app)
+    clerk.sign_in("clerk")
+    fin.sign_in("fin_head")
+    assert "用车申请" not in text(clerk.get("/start")) and "用车申请" in text(fin.get("/start"))
+    assert "账号申请" in text(clerk.get("/start"))  # processes outside the catalogue stay open
