@@ -71,7 +71,8 @@ def models(s: Session) -> list[ProcessModel]:
 def get(s: Session, key: str, for_update: bool = False) -> ProcessModel:
     query = select(ProcessModel).where(ProcessModel.key == key)
     if for_update and s.bind.dialect.name == "postgresql":
-        query = query.with_for_update()
+        # OF: the draft is eagerly outer-joined, and PostgreSQL refuses to lock the nullable side.
+        query = query.with_for_update(of=ProcessModel)
     model = s.scalar(query)
     if model is None:
         raise NotFound(_("Process model '%(key)s' does not exist.", key=key))
@@ -129,7 +130,8 @@ def _starters(s: Session, value) -> dict:
 
 def create(s: Session, user: User, fields: dict) -> ProcessModel:
     """A new model owned by the creator's department (a system administrator may name another).
-    A key that is already deployed is adopted: its draft starts as the latest deployed version."""
+    A system administrator may adopt a key that is already deployed: its draft starts as the
+    latest deployed version."""
     require_designer(user)
     key = (fields.get("key") or "").strip()
     if not KEY.match(key):
@@ -145,6 +147,11 @@ def create(s: Session, user: User, fields: dict) -> ProcessModel:
         raise Conflict(_("A process model with key '%(key)s' already exists.", key=key))
     name = (fields.get("name") or "").strip() or key
     deployed = _deployed_files(s, key)
+    if deployed and user.role != "system_admin":
+        # Deployed processes have no owner yet; claiming one would let a department redeploy
+        # another's process. A system administrator decides which department it belongs to.
+        raise Forbidden(_("'%(key)s' is already deployed; a system administrator adds it to the catalogue "
+                          "for the department that owns it.", key=key))
     xml, forms, dmn = deployed if deployed else (blank_diagram(key, name), {}, {})
     model = ProcessModel(key=key, name=name[:255], description=fields.get("description") or "",
                          category=(fields.get("category") or "")[:64], department_id=department_id,

@@ -34,9 +34,24 @@ def _stub_services(results: dict, names) -> dict:
     return {name: stub(name) for name in {*names, *results}}
 
 
+def _shape_problems(scenario: dict) -> list[str]:
+    problems = []
+    for field in ("start", "services", "expect"):
+        if not isinstance(scenario.get(field) or {}, dict):
+            problems.append(_("'%(field)s' must be an object", field=field))
+    steps = scenario.get("steps") or []
+    if not isinstance(steps, list) or not all(
+            isinstance(s, dict) and isinstance(s.get("task"), str) and isinstance(s.get("data") or {}, dict)
+            for s in steps):
+        problems.append(_("'steps' must be a list of {\"task\": element id, \"data\": {…}}"))
+    return problems
+
+
 def _run_locally(files: dict[str, bytes], process_id: str, scenario: dict) -> dict:
     from ..services import HELPERS, SERVICES
 
+    if problems := _shape_problems(scenario):
+        return {"ok": False, "path": [], "waiting": [], "data": {}, "ready": [], "failures": problems}
     bpmn = {n: c for n, c in files.items() if not n.lower().endswith(".dmn")}
     dmn = {n: c for n, c in files.items() if n.lower().endswith(".dmn")}
     failures: list[str] = []

@@ -276,3 +276,16 @@ def test_only_the_chosen_starters_may_start_a_catalogued_process(app, login):
     fin.sign_in("fin_head")
     assert "用车申请" not in text(clerk.get("/start")) and "用车申请" in text(fin.get("/start"))
     assert "账号申请" in text(clerk.get("/start"))  # processes outside the catalogue stay open
+
+
+def test_a_deployed_process_is_adopted_only_by_a_system_admin_and_bad_scenarios_are_named(login):
+    office = login("office_admin")
+    r = office.post("/api/v1/studio", json={"key": "account_application"})
+    assert r.status_code == 403  # else OFFICE could redeploy the platform's account process
+    adopted = create_model(login("sysadmin"), "account_application", department="PLATFORM")
+    assert adopted["department"] == "PLATFORM" and 'id="account_application"' in adopted["draft"]["xml"]
+    assert adopted["deployed_versions"] == [1] and adopted["editable"] is True
+
+    create_model(office, KEY)
+    bad = office.post(f"/api/v1/studio/{KEY}/try", json={"scenario": {"steps": "fill"}})
+    assert bad.status_code == 200 and not bad.get_json()["ok"] and "steps" in bad.get_json()["failures"][0]
