@@ -70,6 +70,7 @@ async function load() {
 }
 
 async function save() {
+  dirty = false;
   const { ok, status, data } = await call("PUT", api + "/draft", { version: state.version, xml: await currentXml() });
   if (ok) {
     state.version = data.version;
@@ -258,6 +259,18 @@ const actions = {
 document.querySelectorAll("[data-action]").forEach((button) => {
   button.addEventListener("click", () => actions[button.dataset.action]());
 });
+
+// Autosave: every 30 s while there are unsaved edits. It sends the version it loaded like any
+// save, so it never overwrites someone else's newer draft (409: the status line says so).
+let dirty = false;
+modeler.on("commandStack.changed", () => { dirty = true; });
+if (root.dataset.editable === "true") {
+  setInterval(async () => {
+    if (!dirty || root.dataset.ready !== "true") return;
+    dirty = false;
+    if (!(await save())) dirty = true;
+  }, 30000);
+}
 
 // Ctrl+S saves (the modeler's own bindings give undo/redo, copy/paste, delete, … on the canvas).
 document.addEventListener("keydown", (event) => {
