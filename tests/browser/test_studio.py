@@ -213,6 +213,22 @@ def test_designer_builds_checks_tries_and_deploys_a_process(server, browser, tmp
     done = _api(server, "GET", f"/api/v1/process-instances/{first['id']}", clerk_token)
     assert (done["state"], done["version"]) == ("completed", 1)
 
+    # The package round trip through the page: download, change the draft, import it back.
+    package = page.request.get(server + f"/api/v1/studio/{KEY}/package")
+    assert package.ok and package.headers["content-type"] == "application/zip"
+    (tmp_path / "car.zip").write_bytes(package.body())
+    _select(page, "redo")
+    page.locator("#canvas svg[data-element-id]").focus()
+    page.keyboard.press("Delete")
+    assert 'id="redo"' not in _xml(page)
+    page.get_by_role("button", name=re.compile("^保存草稿")).click()
+    _wait_for_status(page, "已保存")
+    with page.expect_navigation():  # the page reloads with the imported draft
+        page.set_input_files("#package", str(tmp_path / "car.zip"))
+    page.wait_for_selector("#studio[data-ready=true]")
+    assert page.locator('.djs-element[data-element-id="redo"]').count() == 1
+    assert page.locator("#scenario-name option", has_text="短途").count() == 1
+
     designer.goto(f"/studio/{KEY}/versions?from=1&to=2")
     changed = page.locator(".diff .changed").first.inner_text()
     assert "ok" in changed and "派车" in changed

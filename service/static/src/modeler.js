@@ -249,6 +249,25 @@ $("upload").addEventListener("change", async () => {
   $("upload").value = "";
 });
 
+// A zip package (diagram, forms, DMN, scenarios) replaces the draft; the page reloads with it.
+if ($("package")) {
+  $("package").addEventListener("change", async () => {
+    const file = $("package").files[0];
+    if (!file) return;
+    const body = new FormData();
+    body.append("file", file);
+    body.append("version", String(state.version));
+    const response = await fetch(api + "/package", {
+      method: "POST", credentials: "same-origin", body,
+      headers: { Accept: "application/json", "X-CSRF-Token": root.dataset.csrf },
+    });
+    const data = await response.json().catch(() => null);
+    if (response.ok) window.location.reload();
+    else say((data && data.message) || labels.failed, response.status === 409 ? "conflict" : "error");
+    $("package").value = "";
+  });
+}
+
 const actions = {
   save, validate, deploy, download,
   undo: () => modeler.get("commandStack").undo(),
