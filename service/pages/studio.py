@@ -37,6 +37,8 @@ def _labels() -> dict[str, str]:
         "approval": _("Approval (decision and opinion)"), "instructions": _("Instructions"),
         "hooks": _("Scripts before and after"), "pre_script": _("Pre-script"), "post_script": _("Post-script"),
         "script": _("Script"), "service": _("Service"), "result_variable": _("Result variable"),
+        "message_data": _("Message data"), "message_variable": _("Store the payload in"),
+        "message_payload": _("Payload (expression)"),
         "condition": _("Condition"), "condition_help": _("a Python expression over the task data, e.g. days > 3"),
         "saved": _("Saved (draft version %s)."), "failed": _("The request failed."),
         "load_failed": _("The draft could not be loaded."), "valid": _("No problems found."),

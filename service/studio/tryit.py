@@ -36,7 +36,7 @@ def _stub_services(results: dict, names) -> dict:
 
 def _shape_problems(scenario: dict) -> list[str]:
     problems = []
-    for field in ("start", "services", "expect"):
+    for field in ("start", "services", "helpers", "expect"):
         if not isinstance(scenario.get(field) or {}, dict):
             problems.append(_("'%(field)s' must be an object", field=field))
     steps = scenario.get("steps") or []
@@ -48,7 +48,7 @@ def _shape_problems(scenario: dict) -> list[str]:
 
 
 def _run_locally(files: dict[str, bytes], process_id: str, scenario: dict) -> dict:
-    from ..services import HELPERS, SERVICES
+    from ..services import SERVICES
 
     if problems := _shape_problems(scenario):
         return {"ok": False, "path": [], "waiting": [], "data": {}, "ready": [], "failures": problems}
@@ -64,7 +64,9 @@ def _run_locally(files: dict[str, bytes], process_id: str, scenario: dict) -> di
     except KeyError:
         return {"ok": False, "path": [], "waiting": [], "data": {}, "ready": [],
                 "failures": [_("no executable process '%(id)s'", id=process_id)]}
-    engine = make_script_engine(helpers=HELPERS, services=_stub_services(scenario.get("services") or {}, SERVICES),
+    # Helpers too are the scenario's sample values, never the platform's own functions.
+    helpers = {name: (lambda *_a, _value=value, **_k: _value) for name, value in (scenario.get("helpers") or {}).items()}
+    engine = make_script_engine(helpers=helpers, services=_stub_services(scenario.get("services") or {}, SERVICES),
                                 time_limit=1.0)
     instance = begin(process, engine, dict(scenario.get("start") or {}))
     for number, step in enumerate((scenario.get("steps") or [])[:MAX_STEPS], start=1):

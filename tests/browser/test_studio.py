@@ -254,3 +254,59 @@ def _api(base: str, method: str, path: str, token: str | None, body: dict | None
 
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+PANEL_DIAGRAM = f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+  xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
+  xmlns:di="http://www.omg.org/spec/DD/20100524/DI" id="defs_panel" targetNamespace="http://bpmn.io/schema/bpmn">
+  <bpmn:message id="msg_signed" name="signed" />
+  <bpmn:process id="{KEY}" isExecutable="true">
+    <bpmn:startEvent id="start" />
+    <bpmn:scriptTask id="calc" name="计算" />
+    <bpmn:serviceTask id="make" name="开户" />
+    <bpmn:intermediateCatchEvent id="wait" name="等待签署"><bpmn:messageEventDefinition id="med" messageRef="msg_signed" /></bpmn:intermediateCatchEvent>
+  </bpmn:process>
+  <bpmndi:BPMNDiagram id="d"><bpmndi:BPMNPlane id="p" bpmnElement="{KEY}">
+    <bpmndi:BPMNShape id="start_di" bpmnElement="start"><dc:Bounds x="152" y="102" width="36" height="36" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNShape id="calc_di" bpmnElement="calc"><dc:Bounds x="240" y="80" width="100" height="80" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNShape id="make_di" bpmnElement="make"><dc:Bounds x="400" y="80" width="100" height="80" /></bpmndi:BPMNShape>
+    <bpmndi:BPMNShape id="wait_di" bpmnElement="wait"><dc:Bounds x="560" y="102" width="36" height="36" /></bpmndi:BPMNShape>
+  </bpmndi:BPMNPlane></bpmndi:BPMNDiagram>
+</bpmn:definitions>
+"""
+
+
+def test_properties_panel_writes_the_extensions_inkless_reads(server, browser, tmp_path):  # noqa: F811
+    """Script text, service operator, message variable: written where engine/loader.py reads them."""
+    designer = Person(browser, server, "office_admin", viewport={"width": 1400, "height": 1000})
+    designer.sign_in("office_admin")
+    designer.page.wait_for_url(server + "/")
+    page = designer.page
+    token = server_token(server, "office_admin")
+    _api(server, "POST", "/api/v1/studio", token, {"key": KEY, "name": "面板"})
+    designer.goto(f"/studio/{KEY}")
+    page.wait_for_selector("#studio[data-ready=true]")
+    (tmp_path / "panel.bpmn").write_text(PANEL_DIAGRAM, encoding="utf-8")
+    page.set_input_files("#upload", str(tmp_path / "panel.bpmn"))
+    _wait_for_status(page, "流程图已导入")
+    for element, group, entry, value in (
+            ("calc", "inkless-script", "inkless-script-text", "total = 1 + 2"),
+            ("make", "inkless-service", "inkless-service-id", "create_account"),
+            ("make", "inkless-service", "inkless-service-result", "account"),
+            ("wait", "inkless-message", "inkless-message-data", "received"),
+            ("calc", "inkless-scripts", "inkless-post-script", "done = True")):
+        _select(page, element)
+        _panel_field(page, group, entry).fill(value)
+        page.wait_for_timeout(600)
+    xml = _xml(page)
+    assert re.search(r"<bpmn:script>total = 1 \+ 2</bpmn:script>", xml)
+    assert re.search(r'<spiffworkflow:serviceTaskOperator id="create_account" resultVariable="account"\s*/>', xml)
+    assert re.search(r'<bpmn:messageEventDefinition id="med" messageRef="msg_signed">\s*<bpmn:extensionElements>\s*'
+                     r"<spiffworkflow:messageVariable>received</spiffworkflow:messageVariable>", xml)
+    assert "<spiffworkflow:postScript>done = True</spiffworkflow:postScript>" in xml
+    page.locator("#canvas svg[data-element-id]").focus()
+    page.keyboard.press("Control+z")  # the last edit, undone as one step
+    assert "postScript" not in _xml(page)
+    designer.shot("studio-09-panel-extensions")
+    assert not designer.problems, designer.problems

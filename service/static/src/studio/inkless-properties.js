@@ -4,6 +4,7 @@
 //   script tasks  bpmn:script
 //   service tasks  spiffworkflow:serviceTaskOperator id / resultVariable
 //   sequence flows out of a gateway  bpmn:conditionExpression
+//   message events  spiffworkflow:messageVariable (catch) / spiffworkflow:messagePayload (throw)
 // Timers, messages, names and ids come from the standard BPMN provider. Every change is one command
 // on the command stack, so undo/redo (Ctrl+Z / Ctrl+Y) covers it.
 import {
@@ -62,8 +63,8 @@ export function setProperty(injector, element, name, value) {
   if (commands.length) injector.get("commandStack").execute(MULTI, commands);
 }
 
-function setBodyText(injector, element, type, value) {
-  const bo = getBusinessObject(element);
+function setBodyText(injector, element, type, value, target) {
+  const bo = target || getBusinessObject(element);
   const bpmnFactory = injector.get("bpmnFactory");
   const [commands, ext] = ensureExtensions(element, bo, bpmnFactory);
   const existing = extension(bo, type);
@@ -126,6 +127,11 @@ function fromGateway(element) {
     (is(bo.sourceRef, "bpmn:ExclusiveGateway") || is(bo.sourceRef, "bpmn:InclusiveGateway"));
 }
 
+function messageDefinition(element) {
+  const bo = getBusinessObject(element);
+  return (bo.eventDefinitions || []).find((d) => is(d, "bpmn:MessageEventDefinition"));
+}
+
 export default function InklessPropertiesProvider(propertiesPanel, injector) {
   const labels = JSON.parse(document.getElementById("studio").dataset.labels || "{}");
   const L = (key) => labels[key] || key;
@@ -139,7 +145,6 @@ export default function InklessPropertiesProvider(propertiesPanel, injector) {
   });
 
   this.getGroups = (element) => (groups) => {
-    const bo = getBusinessObject(element);
     if (is(element, "bpmn:UserTask")) {
       const p = prop("performers"), f = prop("formJsonSchemaFilename"), u = prop("formUiSchemaFilename"), d = prop("due");
       const i = body("spiffworkflow:InstructionsForEndUser");
@@ -176,6 +181,16 @@ export default function InklessPropertiesProvider(propertiesPanel, injector) {
       groups.splice(1, 0, { id: "inkless-service", label: L("service"), entries: [
         text("inkless-service-id", L("service"), ...op("id")),
         text("inkless-service-result", L("result_variable"), ...op("resultVariable")),
+      ] });
+    }
+    const message = messageDefinition(element);
+    if (message) {
+      const catching = is(element, "bpmn:CatchEvent");
+      const type = catching ? "spiffworkflow:MessageVariable" : "spiffworkflow:MessagePayload";
+      groups.push({ id: "inkless-message", label: L("message_data"), entries: [
+        (catching ? text : area)("inkless-message-data", L(catching ? "message_variable" : "message_payload"),
+          (el) => bodyText(messageDefinition(el), type),
+          (el, v) => setBodyText(injector, el, type, (v || "").trim(), messageDefinition(el))),
       ] });
     }
     if (fromGateway(element)) {
