@@ -195,8 +195,9 @@ class Diff(MethodView):
 @blp.route("/<string:key>/instances")
 class Instances(MethodView):
     def get(self, key):
-        """Running instances per version, to decide on a migration."""
-        _user, model = _readable(key)
+        """Running instances per version, to decide on a migration (the owning department's designers)."""
+        user, model = _readable(key)
+        catalogue.require_editor(user, model)
         rows = db.session().execute(select(ProcessInstance.id, ProcessInstance.version, ProcessInstance.state,
                                            ProcessInstance.active_elements)
                                     .where(ProcessInstance.process_key == key,

@@ -161,6 +161,9 @@ def test_deploy_diff_and_migrate_running_instances(login):
     fill = next(e for e in changes["changed"] if e["element_id"] == "fill")
     assert {c["what"] for c in fill["changes"]} == {"@name", "extensionElements"}
 
+    running = office.get(f"/api/v1/studio/{KEY}/instances").get_json()["items"]
+    assert [(i["id"], i["version"], i["active"]) for i in running] == [(early["id"], 1, ["fill"]),
+                                                                       (late["id"], 1, ["check"])]
     assert login("clerk").post(f"/api/v1/studio/{KEY}/migrate", json={}).status_code == 403
     r = office.post(f"/api/v1/studio/{KEY}/migrate", json={"to_version": 2})
     assert r.status_code == 200, r.get_json()
