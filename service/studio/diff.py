@@ -21,6 +21,8 @@ TRACKED = {
 }
 # Children that restate the flows (already compared on the flows themselves) or a lane's members.
 _IGNORED_CHILDREN = {"incoming", "outgoing", "flowNodeRef", "laneSet", "childLaneSet"}
+# Wrappers that add nothing to what a line says ("property due", not "properties / property due").
+_CONTAINERS = {"extensionElements", "properties", "parameters"}
 
 
 def _local(el) -> str:
@@ -32,6 +34,38 @@ def _elements(root) -> dict[str, etree._Element]:
             if isinstance(el.tag, str) and el.get("id") and _local(el) in TRACKED}
 
 
+def _entries(child) -> dict[str, str]:
+    """A child's content as "what → value" lines a designer can read: `property due` → `"P1D"`,
+    `instructionsForEndUser` → its text, `timerEventDefinition / timeDuration` → the duration.
+    Namespace declarations, whitespace and the generated ids of event definitions are left out."""
+    out: dict[str, str] = {}
+
+    def put(key: str, value: str) -> None:
+        n, unique = 2, key
+        while unique in out:
+            unique, n = f"{key} ({n})", n + 1
+        out[unique] = value
+
+    def walk(el, path: list[str]) -> None:
+        label = _local(el) + (f" {el.get('name')}" if el.get("name") else "")
+        here = [*path, label] if _local(el) not in _CONTAINERS else path
+        key = " / ".join(here) or _local(el)
+        attrs = {etree.QName(k).localname: v for k, v in el.attrib.items()
+                 if etree.QName(k).localname not in ("name", "type")
+                 and not (etree.QName(k).localname == "id" and etree.QName(el).namespace == BPMN_NS)}
+        for name, value in sorted(attrs.items()):
+            put(key if name == "value" else f"{key} @{name}", value)
+        kids = [c for c in el if isinstance(c.tag, str)]
+        text = (el.text or "").strip()
+        if text and not kids:
+            put(key, text)
+        for kid in kids:
+            walk(kid, here)
+
+    walk(child, [])
+    return out
+
+
 def _content(el) -> dict[str, str]:
     """The element's own attributes and content, without tracked children (compared on their own)."""
     out = {f"@{k}": v for k, v in sorted(el.attrib.items()) if k != "id"}
@@ -41,8 +75,7 @@ def _content(el) -> dict[str, str]:
         name = _local(child)
         if name in _IGNORED_CHILDREN or (etree.QName(child).namespace == BPMN_NS and name in TRACKED):
             continue
-        text = etree.tostring(child, method="c14n", with_comments=False).decode()
-        out[name] = (out[name] + "\n" + text) if name in out else text
+        out.update(_entries(child))
     return out
 
 

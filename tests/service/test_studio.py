@@ -159,7 +159,8 @@ def test_deploy_diff_and_migrate_running_instances(login):
                                                                        ("f_approve_end", "")]
     assert [e["element_id"] for e in changes["removed"]] == ["check", "f_fill_check", "f_check_end"]
     fill = next(e for e in changes["changed"] if e["element_id"] == "fill")
-    assert {c["what"] for c in fill["changes"]} == {"@name", "extensionElements"}
+    assert {(c["what"], c["old"], c["new"]) for c in fill["changes"]} == {
+        ("@name", "填写", "填写（新）"), ("instructionsForEndUser", "请办理填写", "请办理填写（新）")}
 
     running = office.get(f"/api/v1/studio/{KEY}/instances").get_json()["items"]
     assert [(i["id"], i["version"], i["active"]) for i in running] == [(early["id"], 1, ["fill"]),
@@ -292,3 +293,28 @@ def test_a_deployed_process_is_adopted_only_by_a_system_admin_and_bad_scenarios_
     create_model(office, KEY)
     bad = office.post(f"/api/v1/studio/{KEY}/try", json={"scenario": {"steps": "fill"}})
     assert bad.status_code == 200 and not bad.get_json()["ok"] and "steps" in bad.get_json()["failures"][0]
+
+
+def test_diff_against_the_draft_names_conditions_and_properties(login):
+    office = login("office_admin")
+    create_model(office, KEY)
+    v1 = with_gateway(KEY, conditions=True)
+    save(office, KEY, 1, xml=v1)
+    deploy(office, KEY, 2)
+    draft = v1.replace("days &lt;= 3", "days &lt;= 5").replace(
+        '<bpmn:userTask id="ok" name="批准"><bpmn:extensionElements>',
+        '<bpmn:userTask id="ok" name="批准"><bpmn:extensionElements>'
+        '<spiffworkflow:preScript>checked = True</spiffworkflow:preScript>').replace(
+        '<bpmn:userTask id="redo" name="复核"><bpmn:extensionElements>'
+        '<spiffworkflow:instructionsForEndUser>请办理复核</spiffworkflow:instructionsForEndUser>'
+        '<spiffworkflow:properties><spiffworkflow:property name="performers" value="initiator" />',
+        '<bpmn:userTask id="redo" name="复核"><bpmn:extensionElements>'
+        '<spiffworkflow:instructionsForEndUser>请办理复核</spiffworkflow:instructionsForEndUser>'
+        '<spiffworkflow:properties><spiffworkflow:property name="performers" value="dept_head" />')
+    save(office, KEY, 2, xml=draft)
+    changes = office.get(f"/api/v1/studio/{KEY}/diff", query_string={"from": 1, "to": "draft"}).get_json()
+    assert not changes["added"] and not changes["removed"]
+    by_id = {e["element_id"]: {(c["what"], c["old"], c["new"]) for c in e["changes"]} for e in changes["changed"]}
+    assert by_id == {"to_ok": {("conditionExpression", "days <= 3", "days <= 5")},
+                     "ok": {("preScript", None, "checked = True")},
+                     "redo": {("property performers", "initiator", "dept_head")}}
