@@ -187,6 +187,18 @@ def test_designer_builds_checks_tries_and_deploys_a_process(server, browser, tmp
     _wait_for_status(page, "已保存")
     designer.shot("studio-06-tried")
 
+    # Stepping by hand: start empty, then complete the waiting task with data typed on the page.
+    page.locator("#scenario").fill('{"start": {}, "steps": []}')
+    page.get_by_role("button", name="运行").click()
+    page.get_by_role("button", name="办理“填写用车单”").wait_for()
+    page.get_by_label("填写用车单 的数据（JSON）").fill('{"plate": "青A00001", "days": 5}')
+    page.get_by_role("button", name="办理“填写用车单”").click()
+    page.get_by_role("button", name="办理“长途审批”").wait_for()  # 5 days: the long-trip branch
+    assert "is-current" in page.locator('.djs-element[data-element-id="redo"]').get_attribute("class")
+    assert json.loads(page.locator("#scenario").input_value())["steps"] == [
+        {"task": "fill", "data": {"plate": "青A00001", "days": 5}}]
+    designer.shot("studio-06b-stepping")
+
     page.get_by_role("button", name="部署为新版本").click()
     _wait_for_status(page, "已部署为版本 1")
     designer.shot("studio-07-deployed")
