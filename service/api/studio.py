@@ -165,7 +165,9 @@ class Try(MethodView):
             if scenario is None:
                 raise NotFound(_("Scenario '%(name)s' does not exist.", name=body["scenario_name"]))
         files = {checks.diagram_file(model): (body.get("xml") or model.draft.xml).encode()}
-        files.update({name: text.encode() for name, text in model.draft.dmn.items()})
+        # The whole package (forms too), as the scenario contract takes it.
+        for name, text in {**model.draft.forms, **model.draft.dmn}.items():
+            files.setdefault(name, text.encode())
         return tryit.run(files, model.key, scenario or {})
 
 

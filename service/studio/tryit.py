@@ -52,7 +52,7 @@ def _run_locally(files: dict[str, bytes], process_id: str, scenario: dict) -> di
 
     if problems := _shape_problems(scenario):
         return {"ok": False, "path": [], "waiting": [], "data": {}, "ready": [], "failures": problems}
-    bpmn = {n: c for n, c in files.items() if not n.lower().endswith(".dmn")}
+    bpmn = {n: c for n, c in files.items() if n.lower().endswith((".bpmn", ".xml"))}
     dmn = {n: c for n, c in files.items() if n.lower().endswith(".dmn")}
     failures: list[str] = []
     try:
