@@ -35,6 +35,7 @@ from .models import (
     utcnow,
 )
 from .services import UnitContext, current_unit
+from .studio import catalogue
 from .workflows import deployment_of, process_for, script_engine
 
 
@@ -57,6 +58,8 @@ def start(s: Session, user: User | None, key: str, business_key: str | None = No
     """Start the latest version of `key` by hand, through timer start event `start_event`, or by a
     `message` (name, payload); `user` None is the platform itself."""
     definition = latest_definition(s, key)
+    if user is not None and not start_event and not message and not catalogue.may_start(s, user, key):
+        raise Forbidden(_("You may not start '%(name)s'.", name=definition.name))
     process = process_for(s, definition.deployment_id, key)
     row = ProcessInstance(
         definition_id=definition.id,

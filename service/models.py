@@ -317,4 +317,5 @@ class IndicatorSnapshot(Base):
 
 # The workspace's own tables, registered with the metadata alongside these.
 from .identity import models as _identity_models  # noqa: E402,F401  (registers the identity tables)
+from .studio import models as _studio_models  # noqa: E402,F401  (registers the studio tables)
 from .workspace_models import ApplicationTracking, TaskDraft  # noqa: E402,F401

@@ -14,6 +14,7 @@ from . import (
     notifications,
     org,
     policy,
+    studio,
     supervision,
     tasks,
 )
@@ -31,6 +32,6 @@ def init_app(app: Flask) -> Api:
     )
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (auth, definitions, instances, tasks, messages, notifications, org, policy, documents, supervision, analytics):
+    for module in (auth, definitions, instances, tasks, messages, notifications, org, policy, documents, supervision, analytics, studio):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     return api

@@ -69,7 +69,8 @@ def safe_next(target: str | None, default: str | None = None) -> str:
 
 @bp.after_request
 def _headers(response):
-    response.headers["Content-Security-Policy"] = CSP
+    # A page may widen the policy for what it embeds (g.csp); none may allow inline script.
+    response.headers["Content-Security-Policy"] = g.get("csp", CSP)
     response.headers.setdefault("Cache-Control", "no-store")
     lang = request.args.get("lang")
     if lang in ("zh", "en") and request.cookies.get("lang") != lang:
@@ -132,9 +133,10 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     requests,
     security,
     settings,
+    studio,
     supervise,
     tasks,
 )
 
-for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics):
+for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio):
     bp.register_blueprint(_area.bp)

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from .. import db
 from .. import instances as units
 from ..models import OpenTask, ProcessDefinition, ProcessInstance
+from ..studio import catalogue as models_catalogue
 from . import diagram, signed_in, timeline
 
 bp = Blueprint("requests", __name__)
@@ -29,7 +30,8 @@ def catalogue():
     definitions = s.scalars(select(ProcessDefinition).join(
         latest, (ProcessDefinition.key == latest.c.key) & (ProcessDefinition.version == latest.c.v))
         .order_by(ProcessDefinition.name, ProcessDefinition.key)).all()
-    return render_template("start.html", definitions=definitions)
+    hidden = models_catalogue.not_startable(s, g.user)
+    return render_template("start.html", definitions=[d for d in definitions if d.key not in hidden])
 
 
 @bp.post("/start/<string:key>")

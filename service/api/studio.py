@@ -1,0 +1,264 @@
+"""The designer's studio API: the process catalogue, drafts, validation, try-it, deploy, diff,
+migration and zip packages. Reading needs a designer or a system administrator; changing a model
+needs a designer of its department (service/studio/catalogue.py)."""
+from __future__ import annotations
+
+from flask import Response, request
+from flask.views import MethodView
+from flask_babel import gettext as _
+from flask_smorest import Blueprint
+from marshmallow import fields, validate
+from sqlalchemy import select
+
+from .. import auth, db
+from ..errors import Invalid, NotFound
+from ..models import ProcessDefinition, ProcessInstance
+from ..studio import catalogue, checks, diff, migrate, package, tryit
+from ..studio.models import ProcessModel
+from .schemas import _In
+
+PREFIX = "/studio"
+blp = Blueprint("studio", __name__, description="Process design studio")
+
+
+class ModelIn(_In):
+    key = fields.String(required=True, validate=validate.Length(min=1, max=128))
+    name = fields.String(load_default="", validate=validate.Length(max=255))
+    description = fields.String(load_default="", validate=validate.Length(max=10000))
+    category = fields.String(load_default="", validate=validate.Length(max=64))
+    department = fields.String(load_default=None, allow_none=True)
+    starters = fields.Dict(load_default=dict)
+
+
+class ModelPatch(_In):
+    name = fields.String(validate=validate.Length(min=1, max=255))
+    description = fields.String(validate=validate.Length(max=10000))
+    category = fields.String(validate=validate.Length(max=64))
+    starters = fields.Dict()
+
+
+class DraftIn(_In):
+    version = fields.Integer(required=True)
+    xml = fields.String(load_default=None, allow_none=True)
+    forms = fields.Dict(load_default=None, allow_none=True)
+    dmn = fields.Dict(load_default=None, allow_none=True)
+    scenarios = fields.Dict(load_default=None, allow_none=True)
+
+
+class ValidateIn(_In):
+    xml = fields.String(load_default=None, allow_none=True)
+
+
+class TryIn(_In):
+    scenario = fields.Dict(load_default=None, allow_none=True)
+    scenario_name = fields.String(load_default=None, allow_none=True)
+    xml = fields.String(load_default=None, allow_none=True)
+
+
+class DeployIn(_In):
+    version = fields.Integer(required=True)
+
+
+class MigrateIn(_In):
+    to_version = fields.Integer(load_default=None, allow_none=True)
+    instance_ids = fields.List(fields.Integer(), load_default=None, allow_none=True)
+
+
+class PreviewIn(_In):
+    schema = fields.Dict(required=True)
+    ui = fields.Dict(load_default=dict)
+
+
+def _model_out(s, model: ProcessModel, user, with_draft: bool = False) -> dict:
+    versions = s.scalars(select(ProcessDefinition.version).where(ProcessDefinition.key == model.key)
+                         .order_by(ProcessDefinition.version)).all()
+    out = {"key": model.key, "name": model.name, "description": model.description, "category": model.category,
+           "department": model.department.code, "department_name": model.department.name,
+           "starters": model.starters, "editable": catalogue.may_edit(user, model),
+           "draft_version": model.draft.version, "deployed_versions": list(versions),
+           "updated_at": model.draft.updated_at.isoformat()}
+    if with_draft:
+        out["draft"] = {"version": model.draft.version, "xml": model.draft.xml, "forms": model.draft.forms,
+                        "dmn": model.draft.dmn, "scenarios": model.draft.scenarios}
+    return out
+
+
+def _readable(key: str) -> tuple:
+    user = catalogue.require_designer(auth.current_user())
+    return user, catalogue.get(db.session(), key)
+
+
+@blp.route("")
+class Models(MethodView):
+    def get(self):
+        """The catalogue: every process model, with whether the caller may change it."""
+        user = catalogue.require_designer(auth.current_user())
+        s = db.session()
+        items = [_model_out(s, m, user) for m in catalogue.models(s)]
+        return {"items": items, "total": len(items)}
+
+    @blp.arguments(ModelIn)
+    def post(self, body):
+        """A new model in the caller's department (an already deployed key is adopted)."""
+        user = catalogue.require_designer(auth.current_user())
+        with db.unit_of_work() as s:
+            model = catalogue.create(s, user, body)
+            return _model_out(s, model, user, with_draft=True), 201
+
+
+@blp.route("/<string:key>")
+class Model(MethodView):
+    def get(self, key):
+        """A model with its draft."""
+        user, model = _readable(key)
+        return _model_out(db.session(), model, user, with_draft=True)
+
+    @blp.arguments(ModelPatch)
+    def patch(self, body, key):
+        """Change name, description, category or who may start it."""
+        user = catalogue.require_designer(auth.current_user())
+        with db.unit_of_work() as s:
+            model = catalogue.update(s, user, catalogue.get(s, key, for_update=True), body)
+            return _model_out(s, model, user)
+
+
+@blp.route("/<string:key>/draft")
+class Draft(MethodView):
+    @blp.arguments(DraftIn)
+    def put(self, body, key):
+        """Save the draft; `version` is the one the editor loaded (409 when someone saved since)."""
+        user = catalogue.require_designer(auth.current_user())
+        with db.unit_of_work() as s:
+            model = catalogue.get(s, key, for_update=True)
+            draft = catalogue.save_draft(s, user, model, body.pop("version"), body)
+            return {"version": draft.version, "updated_at": draft.updated_at.isoformat()}
+
+
+@blp.route("/<string:key>/draft/xml")
+class DraftXml(MethodView):
+    def get(self, key):
+        """The draft diagram as a .bpmn download."""
+        _user, model = _readable(key)
+        return Response(model.draft.xml, mimetype="application/xml", headers={
+            "Content-Disposition": f'attachment; filename="{checks.diagram_file(model)}"'})
+
+
+@blp.route("/<string:key>/validate")
+class Validate(MethodView):
+    @blp.arguments(ValidateIn)
+    def post(self, body, key):
+        """Problems of the draft (or of unsaved `xml`): [{element_id, file, message, severity}]."""
+        _user, model = _readable(key)
+        found = checks.problems(db.session(), model, model.draft, body.get("xml"))
+        return {"valid": not found, "problems": found}
+
+
+@blp.route("/<string:key>/try")
+class Try(MethodView):
+    @blp.arguments(TryIn)
+    def post(self, body, key):
+        """Run the draft in a sandbox with a scenario (or a saved one, `scenario_name`); nothing is kept."""
+        _user, model = _readable(key)
+        scenario = body.get("scenario")
+        if scenario is None and body.get("scenario_name"):
+            scenario = model.draft.scenarios.get(body["scenario_name"])
+            if scenario is None:
+                raise NotFound(_("Scenario '%(name)s' does not exist.", name=body["scenario_name"]))
+        files = {checks.diagram_file(model): (body.get("xml") or model.draft.xml).encode()}
+        # The whole package (forms too), as the scenario contract takes it.
+        for name, text in {**model.draft.forms, **model.draft.dmn}.items():
+            files.setdefault(name, text.encode())
+        return tryit.run(files, model.key, scenario or {})
+
+
+@blp.route("/<string:key>/deploy")
+class Deploy(MethodView):
+    @blp.arguments(DeployIn)
+    def post(self, body, key):
+        """Deploy the draft (validation must pass) as the next version of the process."""
+        user = catalogue.require_designer(auth.current_user())
+        with db.unit_of_work() as s:
+            model = catalogue.get(s, key, for_update=True)
+            definition = checks.deploy(s, user, model, body["version"])
+            return {"key": definition.key, "version": definition.version, "id": definition.id}, 201
+
+
+@blp.route("/<string:key>/diff")
+class Diff(MethodView):
+    def get(self, key):
+        """Elements added, removed and changed from version `from` to version `to` (a number or 'draft')."""
+        _user, model = _readable(key)
+        s = db.session()
+        old = catalogue.diagram(s, model, request.args.get("from") or "1")
+        new = catalogue.diagram(s, model, request.args.get("to") or "draft")
+        return diff.diff(old, new)
+
+
+@blp.route("/<string:key>/instances")
+class Instances(MethodView):
+    def get(self, key):
+        """Running instances per version, to decide on a migration (the owning department's designers)."""
+        user, model = _readable(key)
+        catalogue.require_editor(user, model)
+        rows = db.session().execute(select(ProcessInstance.id, ProcessInstance.version, ProcessInstance.state,
+                                           ProcessInstance.active_elements)
+                                    .where(ProcessInstance.process_key == key,
+                                           ProcessInstance.state.in_(("running", "error")))
+                                    .order_by(ProcessInstance.id)).all()
+        return {"items": [{"id": r.id, "version": r.version, "state": r.state,
+                           "active": [a["element_id"] for a in r.active_elements or []]} for r in rows]}
+
+
+@blp.route("/<string:key>/migrate")
+class Migrate(MethodView):
+    @blp.arguments(MigrateIn)
+    def post(self, body, key):
+        """Move running instances of older versions to `to_version` (default the latest)."""
+        user = catalogue.require_designer(auth.current_user())
+        with db.unit_of_work() as s:
+            model = catalogue.get(s, key)
+            return migrate.migrate(s, user, model, body.get("to_version"), body.get("instance_ids"))
+
+
+@blp.route("/<string:key>/package")
+class Package(MethodView):
+    def get(self, key):
+        """The model as a zip: diagram, forms, DMN and scenarios."""
+        _user, model = _readable(key)
+        return Response(package.export(model), mimetype="application/zip", headers={
+            "Content-Disposition": f'attachment; filename="{model.key}.zip"'})
+
+    def post(self, key):
+        """Replace the draft with a package (multipart `file`, form field `version`)."""
+        user = catalogue.require_designer(auth.current_user())
+        upload = request.files.get("file")
+        if upload is None:
+            raise Invalid(_("Upload a .zip package."), [{"field": "file", "message": _("no file")}])
+        version = request.form.get("version", type=int)
+        with db.unit_of_work() as s:
+            model = catalogue.get(s, key, for_update=True)
+            catalogue.require_editor(user, model)
+            contents = package.read(upload.read())
+            draft = catalogue.save_draft(s, user, model, model.draft.version if version is None else version, contents)
+            meta = {k: v for k, v in contents["meta"].items() if k in ("name", "description", "category", "starters")}
+            if meta:
+                catalogue.update(s, user, model, meta)
+            return {"version": draft.version}
+
+
+@blp.route("/<string:key>/forms/preview")
+class FormPreview(MethodView):
+    @blp.arguments(PreviewIn)
+    def post(self, body, key):
+        """A form as staff will see it: the server's renderer on a JSON Schema and UI schema."""
+        from flask import render_template
+
+        from ..pages import fields as form_fields
+
+        _readable(key)
+        try:
+            built = form_fields.build(body["schema"], body.get("ui") or {}, {}, {})
+        except Exception as e:  # noqa: BLE001 - a half-written schema must give a message, not a 500
+            raise Invalid(_("The form cannot be shown: %(error)s", error=str(e)),
+                          [{"field": "schema", "message": str(e)}]) from None
+        return {"html": render_template("studio_form_preview.html", form_fields=built)}

@@ -1,0 +1,229 @@
+"""The process catalogue: who may see and change a model, creating one, saving its draft.
+
+A model belongs to a department. Its designers (members of the `designer` group in that
+department) and system administrators change it; any designer or system administrator may read
+the catalogue, so a department can learn from another's processes without touching them.
+"""
+from __future__ import annotations
+
+import re
+from xml.sax.saxutils import quoteattr
+
+from flask_babel import gettext as _
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from .. import audit
+from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..models import Department, DeploymentFile, Group, ProcessDefinition, User, utcnow
+from .models import ModelDraft, ProcessModel
+
+DESIGNER = "designer"
+# A BPMN process id is an XML NCName; keep keys to the portable, URL-safe part of it.
+KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,127}$")
+MAX_DRAFT_BYTES = 5 * 1024 * 1024
+
+
+def is_designer(user: User) -> bool:
+    return user.role == "system_admin" or DESIGNER in user.groups
+
+
+def may_edit(user: User, model: ProcessModel) -> bool:
+    return user.role == "system_admin" or (DESIGNER in user.groups and user.department_id == model.department_id)
+
+
+def require_designer(user: User) -> User:
+    if not is_designer(user):
+        raise Forbidden(_("Only process designers may use the studio."))
+    return user
+
+
+def require_editor(user: User, model: ProcessModel) -> User:
+    if not may_edit(user, model):
+        raise Forbidden(_("Only designers of the department that owns '%(name)s' may change it.", name=model.name))
+    return user
+
+
+def _may_start(user: User, model: ProcessModel) -> bool:
+    groups = set(model.starters.get("groups") or [])
+    departments = set(model.starters.get("departments") or [])
+    if not groups and not departments or user.role == "system_admin":
+        return True
+    return bool(groups & user.groups) or user.department.code in departments
+
+
+def may_start(s: Session, user: User, key: str) -> bool:
+    """Who may start a process by hand: the model's starters (groups or departments); a process
+    outside the catalogue, or one that names nobody, is open to everyone."""
+    model = s.scalar(select(ProcessModel).where(ProcessModel.key == key))
+    return model is None or _may_start(user, model)
+
+
+def not_startable(s: Session, user: User) -> set[str]:
+    """Keys the user may not start (for lists of what can be started)."""
+    return {m.key for m in s.scalars(select(ProcessModel)) if not _may_start(user, m)}
+
+
+def models(s: Session) -> list[ProcessModel]:
+    return list(s.scalars(select(ProcessModel).order_by(ProcessModel.category, ProcessModel.key)))
+
+
+def get(s: Session, key: str, for_update: bool = False) -> ProcessModel:
+    query = select(ProcessModel).where(ProcessModel.key == key)
+    if for_update and s.bind.dialect.name == "postgresql":
+        # OF: the draft is eagerly outer-joined, and PostgreSQL refuses to lock the nullable side.
+        query = query.with_for_update(of=ProcessModel)
+    model = s.scalar(query)
+    if model is None:
+        raise NotFound(_("Process model '%(key)s' does not exist.", key=key))
+    return model
+
+
+def blank_diagram(key: str, name: str) -> str:
+    """A new model: one start event, with its shape, so the modeler opens on something to extend."""
+    return f"""<?xml version="1.0" encoding="UTF-8"?>
+<bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
+    xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
+    xmlns:di="http://www.omg.org/spec/DD/20100524/DI"
+    xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"
+    id="definitions_{key}" targetNamespace="http://inkless/bpmn">
+  <bpmn:process id="{key}" name={quoteattr(name)} isExecutable="true">
+    <bpmn:startEvent id="start" />
+  </bpmn:process>
+  <bpmndi:BPMNDiagram id="diagram_{key}">
+    <bpmndi:BPMNPlane id="plane_{key}" bpmnElement="{key}">
+      <bpmndi:BPMNShape id="start_di" bpmnElement="start">
+        <dc:Bounds x="180" y="160" width="36" height="36" />
+      </bpmndi:BPMNShape>
+    </bpmndi:BPMNPlane>
+  </bpmndi:BPMNDiagram>
+</bpmn:definitions>
+"""
+
+
+def _deployed_files(s: Session, key: str) -> tuple[str, dict, dict] | None:
+    """The latest deployed diagram, forms and DMN of `key`, to adopt it into the catalogue."""
+    latest = s.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
+                      .order_by(ProcessDefinition.version.desc()).limit(1))
+    if latest is None:
+        return None
+    files = s.scalars(select(DeploymentFile).where(DeploymentFile.deployment_id == latest.deployment_id)).all()
+    xml = next(f.content for f in files if f.name == latest.file)
+    return (xml, {f.name: f.content for f in files if f.kind == "form"},
+            {f.name: f.content for f in files if f.kind == "dmn"})
+
+
+def _starters(s: Session, value) -> dict:
+    value = value or {}
+    groups = sorted({str(g) for g in value.get("groups") or []})
+    departments = sorted({str(d) for d in value.get("departments") or []})
+    known_groups = set(s.scalars(select(Group.code)))
+    known_departments = set(s.scalars(select(Department.code)))
+    errors = [{"field": "starters.groups", "message": _("unknown group '%(code)s'", code=g)}
+              for g in groups if g not in known_groups]
+    errors += [{"field": "starters.departments", "message": _("unknown department '%(code)s'", code=d)}
+               for d in departments if d not in known_departments]
+    if errors:
+        raise Invalid(_("Who may start the process is invalid."), errors)
+    return {"groups": groups, "departments": departments}
+
+
+def create(s: Session, user: User, fields: dict) -> ProcessModel:
+    """A new model owned by the creator's department (a system administrator may name another).
+    A system administrator may adopt a key that is already deployed: its draft starts as the
+    latest deployed version."""
+    require_designer(user)
+    key = (fields.get("key") or "").strip()
+    if not KEY.match(key):
+        raise Invalid(_("The key is invalid."), [{"field": "key", "message": _(
+            "use letters, digits, '_' or '-', starting with a letter or '_' (at most 128)")}])
+    department_id = user.department_id
+    if fields.get("department") and user.role == "system_admin":
+        department = s.scalar(select(Department).where(Department.code == fields["department"]))
+        if department is None:
+            raise Invalid(_("The department does not exist."), [{"field": "department", "message": _("unknown department")}])
+        department_id = department.id
+    if s.scalar(select(ProcessModel.id).where(ProcessModel.key == key)) is not None:
+        raise Conflict(_("A process model with key '%(key)s' already exists.", key=key))
+    name = (fields.get("name") or "").strip() or key
+    deployed = _deployed_files(s, key)
+    if deployed and user.role != "system_admin":
+        # Deployed processes have no owner yet; claiming one would let a department redeploy
+        # another's process. A system administrator decides which department it belongs to.
+        raise Forbidden(_("'%(key)s' is already deployed; a system administrator adds it to the catalogue "
+                          "for the department that owns it.", key=key))
+    xml, forms, dmn = deployed if deployed else (blank_diagram(key, name), {}, {})
+    model = ProcessModel(key=key, name=name[:255], description=fields.get("description") or "",
+                         category=(fields.get("category") or "")[:64], department_id=department_id,
+                         starters=_starters(s, fields.get("starters")), created_by=user.id)
+    model.draft = ModelDraft(xml=xml, forms=forms, dmn=dmn, scenarios={}, version=1, updated_by=user.id)
+    s.add(model)
+    s.flush()
+    audit.record(s, "process_model_created", "process_model", model.key, actor_id=user.id,
+                 detail={"department_id": department_id, "adopted": deployed is not None})
+    return model
+
+
+def update(s: Session, user: User, model: ProcessModel, fields: dict) -> ProcessModel:
+    require_editor(user, model)
+    for name in ("name", "description", "category"):
+        if fields.get(name) is not None:
+            setattr(model, name, str(fields[name])[:255 if name == "name" else 64 if name == "category" else None])
+    if fields.get("starters") is not None:
+        model.starters = _starters(s, fields["starters"])
+    audit.record(s, "process_model_changed", "process_model", model.key, actor_id=user.id,
+                 detail={k: v for k, v in fields.items() if k in ("name", "category", "starters")})
+    return model
+
+
+def _check_texts(field: str, value) -> dict[str, str]:
+    if not isinstance(value, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+        raise Invalid(_("The draft is invalid."), [{"field": field, "message": _("must map file names to text")}])
+    for name in value:
+        if not name or "/" in name or "\\" in name or name.startswith("."):
+            raise Invalid(_("The draft is invalid."), [{"field": field, "message": _(
+                "'%(name)s' is not a plain file name", name=name)}])
+    return value
+
+
+def save_draft(s: Session, user: User, model: ProcessModel, version: int, changes: dict) -> ModelDraft:
+    """Save what changed; `version` is the draft version the editor started from (409 if stale)."""
+    require_editor(user, model)
+    draft = model.draft
+    if version != draft.version:
+        raise Conflict(_("Someone else saved this draft in the meantime (version %(current)s, yours %(yours)s); "
+                         "reload it before saving.", current=draft.version, yours=version))
+    if changes.get("xml") is not None:
+        draft.xml = changes["xml"]
+    for field in ("forms", "dmn"):
+        if changes.get(field) is not None:
+            setattr(draft, field, dict(_check_texts(field, changes[field])))
+    if changes.get("scenarios") is not None:
+        scenarios = changes["scenarios"]
+        if not isinstance(scenarios, dict) or not all(isinstance(v, dict) for v in scenarios.values()):
+            raise Invalid(_("The draft is invalid."), [{"field": "scenarios", "message": _("must map names to scenarios")}])
+        draft.scenarios = dict(scenarios)
+    size = len(draft.xml.encode()) + sum(len(v.encode()) for f in (draft.forms, draft.dmn) for v in f.values())
+    if size > MAX_DRAFT_BYTES:
+        raise Invalid(_("The upload is too large."), [{"field": "xml", "message": _("The upload is too large.")}])
+    draft.version += 1
+    draft.updated_by = user.id
+    draft.updated_at = utcnow()
+    s.flush()
+    return draft
+
+
+def diagram(s: Session, model: ProcessModel, which: str | None) -> str:
+    """The diagram of deployed version `which` (a number), or of the draft (None, "" or "draft")."""
+    if which in (None, "", "draft"):
+        return model.draft.xml
+    try:
+        number = int(which)
+    except ValueError:
+        raise Invalid(_("The version is invalid."), [{"field": "version", "message": _("a number or 'draft'")}]) from None
+    definition = s.scalar(select(ProcessDefinition).where(ProcessDefinition.key == model.key,
+                                                          ProcessDefinition.version == number))
+    if definition is None:
+        raise NotFound(_("Version %(v)s of '%(key)s' does not exist.", v=number, key=model.key))
+    return s.scalar(select(DeploymentFile.content).where(DeploymentFile.deployment_id == definition.deployment_id,
+                                                         DeploymentFile.name == definition.file))
