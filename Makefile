@@ -3,6 +3,8 @@ PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 DATA ?= ./instance
 PORT ?= 5000
+# Test processes (pytest-xdist); each test builds its own app and database, so they run in parallel.
+JOBS ?= auto
 
 .PHONY: install assets run test test-sqlite test-postgres lint bench clean translations
 
@@ -24,13 +26,13 @@ run: install assets
 
 # The whole suite on SQLite; set DATABASE_URL=postgresql://… to run it on PostgreSQL.
 test: install assets
-	$(PYTHON) -m pytest
+	$(PYTHON) -m pytest -n $(JOBS)
 
 test-sqlite: install assets
-	env -u DATABASE_URL $(PYTHON) -m pytest
+	env -u DATABASE_URL $(PYTHON) -m pytest -n $(JOBS)
 
 test-postgres: install assets
-	DATABASE_URL=$${PG_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PYTHON) -m pytest
+	DATABASE_URL=$${PG_URL:-postgresql://postgres@127.0.0.1:5432/test} $(PYTHON) -m pytest -n $(JOBS)
 
 lint:
 	ruff check engine service tests bench
