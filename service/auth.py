@@ -14,6 +14,7 @@ from flask import Flask, current_app, g, has_request_context, request
 from flask import session as cookie
 from flask_babel import gettext as _
 from sqlalchemy import select, update
+from sqlalchemy.orm import joinedload
 
 from . import audit, db
 from .errors import Forbidden, Invalid, NotFound, Unauthorized
@@ -256,11 +257,16 @@ def _load_user() -> None:
     if not raw:
         return
     s = db.session()
-    token = s.scalar(select(AuthToken).where(AuthToken.token_hash == _digest(raw)))
-    if token is None or token.kind == "pending" or token.revoked_at is not None or token.expires_at <= utcnow():
+    # One round trip for the token, its user and the user's groups: this runs on every request.
+    found = s.execute(select(AuthToken, User).join(User, User.id == AuthToken.user_id)
+                      .where(AuthToken.token_hash == _digest(raw))
+                      .options(joinedload(User.group_links))).unique().first()
+    if found is None:
         return
-    user = s.get(User, token.user_id)
-    if user is None or not user.active:
+    token, user = found
+    if token.kind == "pending" or token.revoked_at is not None or token.expires_at <= utcnow():
+        return
+    if not user.active:
         return
     if token.kind == "session" and not _session_alive(s, token):
         return

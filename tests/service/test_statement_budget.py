@@ -16,9 +16,9 @@ from sqlalchemy import event
 from tests.service.flows import complete, only_task
 
 LOOP = Path(__file__).resolve().parents[2] / "bench" / "loop.bpmn"
-# Measured: 17 statements on SQLite (BEGIN IMMEDIATE included) and on PostgreSQL (no BEGIN
-# statement, one for the audit advisory lock); 30 and 28 before (docs/performance.md, "30 → 17 statements").
-BUDGET = 17
+# Measured: 15 statements on SQLite (BEGIN IMMEDIATE included) and on PostgreSQL (no BEGIN
+# statement, one for the audit advisory lock); 30 and 28 before (docs/performance.md).
+BUDGET = 15
 
 # The session must stay consistent with what the statements did (no stale rows in its identity map).
 pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
