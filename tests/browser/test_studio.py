@@ -1,9 +1,10 @@
 """The designer's studio in a real browser (issue 7; R-WF-1, R-WF-4).
 
 office_admin (a designer of OFFICE) creates a process model, uploads a diagram drawn in another
-modeler, gives a user task its performer and form in the properties panel, connects it on the
-canvas, writes the form in the form editor, saves, sees the server's problem for a gateway without
-conditions highlighted, fixes it in the panel, tries the draft with a scenario and deploys it. A
+modeler, adds the first user task with the context pad (appends a task, names it on the canvas,
+changes it into a user task), gives it its performer and form in the properties panel, connects it
+to the gateway on the canvas, writes the form in the form editor, saves, sees the server's problem
+for a gateway without conditions highlighted, fixes it in the panel, tries the draft with a scenario and deploys it. A
 clerk starts version 1; the designer changes and deploys version 2; the clerk starts version 2
 while the version-1 instance runs to its end on version 1. Screenshots go to test-artifacts/.
 """
@@ -19,16 +20,15 @@ from tests.conftest import PASSWORD
 
 KEY = "car_request"
 
-# As another modeler would export it: the task "fill" has no performer or form yet and is not
-# connected to the gateway; the gateway's flows have no conditions.
+# As another modeler would export it: the start event leads nowhere yet (the designer adds the
+# first user task in the browser); the gateway's flows have no conditions.
 DIAGRAM = f"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
   xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
   xmlns:di="http://www.omg.org/spec/DD/20100524/DI" xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"
   id="defs_car" targetNamespace="http://bpmn.io/schema/bpmn" exporter="Camunda Modeler" exporterVersion="5.31.0">
   <bpmn:process id="{KEY}" name="用车申请" isExecutable="true">
-    <bpmn:startEvent id="start" name="提出用车"><bpmn:outgoing>f1</bpmn:outgoing></bpmn:startEvent>
-    <bpmn:userTask id="fill" name="填写用车单"><bpmn:incoming>f1</bpmn:incoming></bpmn:userTask>
+    <bpmn:startEvent id="start" name="提出用车" />
     <bpmn:exclusiveGateway id="decide" name="天数？"><bpmn:outgoing>to_ok</bpmn:outgoing><bpmn:outgoing>to_redo</bpmn:outgoing></bpmn:exclusiveGateway>
     <bpmn:userTask id="ok" name="派车">
       <bpmn:extensionElements>
@@ -45,7 +45,6 @@ DIAGRAM = f"""<?xml version="1.0" encoding="UTF-8"?>
       <bpmn:incoming>to_redo</bpmn:incoming><bpmn:outgoing>f4</bpmn:outgoing>
     </bpmn:userTask>
     <bpmn:endEvent id="end" name="结束"><bpmn:incoming>f3</bpmn:incoming><bpmn:incoming>f4</bpmn:incoming></bpmn:endEvent>
-    <bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="fill" />
     <bpmn:sequenceFlow id="to_ok" name="短途" sourceRef="decide" targetRef="ok" />
     <bpmn:sequenceFlow id="to_redo" name="长途" sourceRef="decide" targetRef="redo" />
     <bpmn:sequenceFlow id="f3" sourceRef="ok" targetRef="end" />
@@ -54,12 +53,10 @@ DIAGRAM = f"""<?xml version="1.0" encoding="UTF-8"?>
   <bpmndi:BPMNDiagram id="diagram_car">
     <bpmndi:BPMNPlane id="plane_car" bpmnElement="{KEY}">
       <bpmndi:BPMNShape id="start_di" bpmnElement="start"><dc:Bounds x="152" y="212" width="36" height="36" /></bpmndi:BPMNShape>
-      <bpmndi:BPMNShape id="fill_di" bpmnElement="fill"><dc:Bounds x="240" y="190" width="100" height="80" /></bpmndi:BPMNShape>
       <bpmndi:BPMNShape id="decide_di" bpmnElement="decide" isMarkerVisible="true"><dc:Bounds x="415" y="205" width="50" height="50" /></bpmndi:BPMNShape>
       <bpmndi:BPMNShape id="ok_di" bpmnElement="ok"><dc:Bounds x="540" y="90" width="100" height="80" /></bpmndi:BPMNShape>
       <bpmndi:BPMNShape id="redo_di" bpmnElement="redo"><dc:Bounds x="540" y="290" width="100" height="80" /></bpmndi:BPMNShape>
       <bpmndi:BPMNShape id="end_di" bpmnElement="end"><dc:Bounds x="722" y="212" width="36" height="36" /></bpmndi:BPMNShape>
-      <bpmndi:BPMNEdge id="f1_di" bpmnElement="f1"><di:waypoint x="188" y="230" /><di:waypoint x="240" y="230" /></bpmndi:BPMNEdge>
       <bpmndi:BPMNEdge id="to_ok_di" bpmnElement="to_ok"><di:waypoint x="440" y="205" /><di:waypoint x="440" y="130" /><di:waypoint x="540" y="130" /></bpmndi:BPMNEdge>
       <bpmndi:BPMNEdge id="to_redo_di" bpmnElement="to_redo"><di:waypoint x="440" y="255" /><di:waypoint x="440" y="330" /><di:waypoint x="540" y="330" /></bpmndi:BPMNEdge>
       <bpmndi:BPMNEdge id="f3_di" bpmnElement="f3"><di:waypoint x="640" y="130" /><di:waypoint x="740" y="130" /><di:waypoint x="740" y="212" /></bpmndi:BPMNEdge>
@@ -116,26 +113,40 @@ def test_designer_builds_checks_tries_and_deploys_a_process(server, browser, tmp
     _wait_for_status(page, "流程图已导入")
     designer.shot("studio-02-imported")
 
-    # Real edits through the UI: performer and form in the properties panel, a connection drawn
-    # with the context pad, and keyboard undo/redo on the canvas.
-    page.locator('.djs-element[data-element-id="fill"]').click()
+    # Real edits through the UI: a task appended to the start event with the context pad, named on
+    # the canvas and turned into a user task with the replace menu; performer and form in the
+    # properties panel, a connection drawn with the context pad, and keyboard undo/redo.
+    page.locator('.djs-element[data-element-id="start"]').click()
+    page.locator('.djs-context-pad [data-action="append.append-task"]').click()
+    page.locator(".djs-direct-editing-parent").wait_for()  # the new task's name, edited in place
+    page.keyboard.type("填写用车单")
+    page.keyboard.press("Enter")
+    page.locator(".djs-direct-editing-parent").wait_for(state="hidden")
+    page.locator('.djs-context-pad [data-action="replace"]').click()
+    page.locator('.djs-popup [data-id="replace-with-user-task"]').click()
+    # The new user task stays selected, so the panel below shows its properties.
+    fill_id = page.evaluate("() => window.inklessModeler.get('selection').get()[0].id")
+    assert page.evaluate("""id => { const e = window.inklessModeler.get('elementRegistry').get(id);
+        return [e.type, e.businessObject.name, e.incoming.map(f => f.source.id)]; }""", fill_id) == [
+        "bpmn:UserTask", "填写用车单", ["start"]]
     performers = _panel_field(page, "inkless-task", "inkless-performers")
     performers.fill("initiator")
     _panel_field(page, "inkless-task", "inkless-form").fill("car.json")
     _panel_field(page, "inkless-task", "inkless-instructions").fill("请填写车牌号和天数")
     page.wait_for_function("() => document.querySelector('#bio-properties-panel-inkless-form').value === 'car.json'")
     page.wait_for_timeout(600)  # the panel's input debounce
-    xml = _xml(page)
-    assert 'name="performers" value="initiator"' in xml and 'name="formJsonSchemaFilename" value="car.json"' in xml
-    _select(page, "fill")
+    added = re.search(rf'<bpmn:userTask id="{fill_id}" name="填写用车单">.*?</bpmn:userTask>', _xml(page), re.S)[0]
+    assert 'name="performers" value="initiator"' in added and 'name="formJsonSchemaFilename" value="car.json"' in added
+    _select(page, fill_id)
     page.locator('.djs-context-pad [data-action="connect"]').click()
     page.locator('.djs-element[data-element-id="decide"]').click()
-    assert re.search(r'sourceRef="fill" targetRef="decide"', _xml(page))
+    assert re.search(rf'sourceRef="{fill_id}" targetRef="decide"', _xml(page))
+    assert re.search(rf'sourceRef="start" targetRef="{fill_id}"', _xml(page))
     page.locator("#canvas svg[data-element-id]").focus()
     page.keyboard.press("Control+z")
-    assert not re.search(r'sourceRef="fill" targetRef="decide"', _xml(page))
+    assert not re.search(rf'sourceRef="{fill_id}" targetRef="decide"', _xml(page))
     page.keyboard.press("Control+y")
-    assert re.search(r'sourceRef="fill" targetRef="decide"', _xml(page))
+    assert re.search(rf'sourceRef="{fill_id}" targetRef="decide"', _xml(page))
     page.get_by_role("button", name=re.compile("^保存草稿")).click()
     _wait_for_status(page, "已保存")
     designer.shot("studio-03-edited")
@@ -175,13 +186,13 @@ def test_designer_builds_checks_tries_and_deploys_a_process(server, browser, tmp
     assert "has-problem" not in page.locator('.djs-element[data-element-id="decide"]').get_attribute("class")
 
     # Try it with a scenario: the path is shown on the diagram; nothing is stored.
-    scenario = {"name": "短途", "start": {}, "steps": [{"task": "fill", "data": {"plate": "青A12345", "days": 2}},
+    scenario = {"name": "短途", "start": {}, "steps": [{"task": fill_id, "data": {"plate": "青A12345", "days": 2}},
                                                       {"task": "ok", "data": {}}],
-                "expect": {"path": ["fill", "decide", "ok"], "end": "end"}}
+                "expect": {"path": [fill_id, "decide", "ok"], "end": "end"}}
     page.locator("#scenario").fill(json.dumps(scenario, ensure_ascii=False))
     page.get_by_role("button", name="运行").click()
     page.wait_for_function("() => document.getElementById('try-outcome').dataset.ok === 'true'")
-    assert "fill → decide → ok" in page.locator("#try-path").inner_text()
+    assert f"{fill_id} → decide → ok" in page.locator("#try-path").inner_text()
     assert "is-completed" in page.locator('.djs-element[data-element-id="ok"]').get_attribute("class")
     page.get_by_role("button", name="保存场景").click()
     _wait_for_status(page, "已保存")
@@ -196,7 +207,7 @@ def test_designer_builds_checks_tries_and_deploys_a_process(server, browser, tmp
     page.get_by_role("button", name="办理“长途审批”").wait_for()  # 5 days: the long-trip branch
     assert "is-current" in page.locator('.djs-element[data-element-id="redo"]').get_attribute("class")
     assert json.loads(page.locator("#scenario").input_value())["steps"] == [
-        {"task": "fill", "data": {"plate": "青A00001", "days": 5}}]
+        {"task": fill_id, "data": {"plate": "青A00001", "days": 5}}]
     designer.shot("studio-06b-stepping")
 
     page.get_by_role("button", name="部署为新版本").click()
