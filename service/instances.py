@@ -518,7 +518,24 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None
             # when it left), so only a due date needs one.
             scheduler.sync_deadline(s, task.id, task.due_at)
         returned = view.data.get("decision") == "return"
-        notifications.notify_task(s, task, "returned" if returned else "task")
+        reached = notifications.notify_task(s, task, "returned" if returned else "task")
+        # An applicant without an account (public application) acts through a tracking code.
+        if not reached and not (initiator is None and "initiator" in spec):
+            _nobody_can_take(s, row, task, spec)
+
+
+# Who gets a task whose performers resolve to nobody active (R-WF-2: no step may stall unseen).
+FALLBACK_GROUP = "platform_admin"
+
+
+def _nobody_can_take(s: Session, row: ProcessInstance, task: OpenTask, spec: str) -> None:
+    """The performers name nobody who can act (a department without a head, an empty group, a
+    deactivated user): rather than a task that no inbox shows, the platform management department
+    gets it, told why, and the audit log keeps the performer spec that failed."""
+    task.candidates = [TaskCandidate(group_code=FALLBACK_GROUP)]
+    audit.record(s, "task_unassigned", "task", task.id,
+                 detail={"instance": row.id, "element": task.element_id, "performers": spec})
+    notifications.notify_task(s, task, "unassigned")
 
 
 def _due_at(view):

@@ -63,6 +63,7 @@ def sentence(kind: str, title: str) -> str:
         "returned": _("Returned to you for amendment: %(title)s", title=title),
         "overdue": _("Overdue: %(title)s", title=title),
         "escalation": _("Escalated to you: %(title)s", title=title),
+        "unassigned": _("Nobody was found to do this step, so it came to you: %(title)s", title=title),
         "break_glass": _("Break-glass access to document %(title)s", title=title),
     }
     return messages.get(kind, title)
