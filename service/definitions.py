@@ -15,8 +15,8 @@ from sqlalchemy.orm import Session
 from engine.errors import DiagramProblem, InvalidDiagram
 from engine.loader import load_bundle
 
-from . import audit, scheduler
-from .errors import Invalid, InvalidDiagramError
+from . import audit, policy, scheduler
+from .errors import Forbidden, Invalid, InvalidDiagramError
 from .i18n import translate_problem
 from .models import Deployment, DeploymentFile, ProcessDefinition, User
 from .services import SERVICES
@@ -90,6 +90,8 @@ def deploy(s: Session, user: User | None, files: Iterable[tuple[str, bytes]],
 
     if skip_unchanged and _unchanged(s, bundle, bpmn):
         return []
+    if user is not None:
+        _check_ownership(s, user, list(bundle.processes))
     deployment = Deployment(deployed_by=user.id if user else None)
     deployment.files = (
         [DeploymentFile(name=n, kind="bpmn", content=c) for n, c in bpmn.items()]
@@ -111,6 +113,34 @@ def deploy(s: Session, user: User | None, files: Iterable[tuple[str, bytes]],
     audit.record(s, "definitions_deployed", "deployment", deployment.id, actor_id=user.id if user else None,
                  detail={"definitions": [f"{d.key}:{d.version}" for d in created], "files": sorted(bpmn)})
     return created
+
+
+def _check_ownership(s: Session, user: User, keys: list[str]) -> None:
+    """A department's process changes only by its own designers (R-WF-1): a catalogued process by
+    the designers of the department that owns it; one deployed outside the studio by the designers
+    of the department that first deployed it; the built-in procedures (first deployed by the
+    installer) by those the permission table lets keep them. A new key is anyone's who may deploy."""
+    from .studio.catalogue import may_edit
+    from .studio.models import ProcessModel
+
+    refused = []
+    for key in keys:
+        model = s.scalar(select(ProcessModel).where(ProcessModel.key == key))
+        if model is not None:
+            allowed = may_edit(user, model)
+        else:
+            first = s.scalar(select(Deployment.deployed_by).join(ProcessDefinition, ProcessDefinition.deployment_id == Deployment.id)
+                             .where(ProcessDefinition.key == key).order_by(ProcessDefinition.version).limit(1))
+            if first is None and not s.scalar(select(func.count()).where(ProcessDefinition.key == key)):
+                continue  # a new process
+            owner = s.get(User, first) if first is not None else None
+            allowed = (policy.allows(user, "deploy", "builtin_process")
+                       or (owner is not None and owner.department_id == user.department_id))
+        if not allowed:
+            refused.append(key)
+    if refused:
+        raise Forbidden(_("Only the designers of the department that owns it may deploy a new version of: %(keys)s",
+                          keys=", ".join(refused)))
 
 
 def _check_form(text: str) -> str | None:

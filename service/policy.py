@@ -56,7 +56,8 @@ RULES: tuple[Rule, ...] = (
     # The platform management department runs the procedures of the whole organisation.
     *_rules(PLATFORM, ALL, "read on process_instance", "cancel on process_instance",
             "retry on process_instance", "reassign on process_instance", "deliver on message",
-            "deploy on process_definition", "edit on business_type", "read on policy", "start on permission_review",
+            "deploy on process_definition", "deploy on builtin_process", "edit on business_type", "read on policy",
+            "start on permission_review",
             "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics"),
     # Supervision (R-SUP-4): spot-check assessments; supervisors and inspectors record findings.
     *_rules(SUPERVISOR, ALL, "read on process_instance", "start on quarterly_assessment", "record on finding",
@@ -68,7 +69,7 @@ RULES: tuple[Rule, ...] = (
     *_rules(SYSTEM_ADMIN, ALL, "read on user", "manage on user", "read on department", "read on policy",
             "read on process_instance", "cancel on process_instance", "retry on process_instance",
             "reassign on process_instance", "read on task", "list_all on task", "deliver on message",
-            "deploy on process_definition", "administer on document", "break_glass on document",
+            "deploy on process_definition", "deploy on builtin_process", "administer on document", "break_glass on document",
             "set on clearance", "edit on business_type", "maintain on library", "start on permission_review",
             "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics"),
 )

@@ -131,3 +131,18 @@ def test_unsupported_and_empty_uploads(login):
     assert r.get_json()["details"][0]["field"] == "files"
 
 
+
+
+def test_a_department_deploys_only_its_own_processes(login):
+    """R-WF-1 / R-ACC-3: a designer deploys new processes and new versions of their department's
+    own; a new version of a built-in procedure needs the platform management department."""
+    from tests.conftest import ROOT
+
+    designer = login("office_admin")  # designer group, OFFICE
+    builtin = ("feedback.bpmn", (ROOT / "process_models" / "feedback.bpmn").read_bytes())
+    r = _upload(designer, builtin)
+    assert r.status_code == 403 and "feedback" in r.get_json()["message"]
+    assert _upload(login("platform"), builtin).status_code == 201
+    own = ("own.bpmn", script_process("office_own", "x = 1"))
+    assert _upload(designer, own).status_code == 201
+    assert _upload(designer, own).status_code == 201  # version 2 of the department's own process
