@@ -127,6 +127,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     analytics,
     apply,
     documents,
+    help,
     home,
     notifications,
     policy,
@@ -138,5 +139,5 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     tasks,
 )
 
-for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio):
+for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio, help):
     bp.register_blueprint(_area.bp)
