@@ -64,6 +64,7 @@ def sentence(kind: str, title: str) -> str:
         "overdue": _("Overdue: %(title)s", title=title),
         "escalation": _("Escalated to you: %(title)s", title=title),
         "break_glass": _("Break-glass access to document %(title)s", title=title),
+        "maintenance": _("Maintenance: something failed — %(title)s", title=title),
     }
     return messages.get(kind, title)
 

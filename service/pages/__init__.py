@@ -128,6 +128,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     apply,
     documents,
     home,
+    maintenance,
     notifications,
     policy,
     requests,
@@ -138,5 +139,6 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     tasks,
 )
 
-for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio):
+for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
+              maintenance):
     bp.register_blueprint(_area.bp)
