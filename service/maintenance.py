@@ -15,13 +15,14 @@ from datetime import timedelta
 from pathlib import Path
 
 from flask import Flask, current_app
+from flask_babel import gettext as _
 from flask_babel import lazy_gettext as N_
 from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from engine import clock
 
-from . import audit, backup
+from . import audit, backup, policy
 from .models import Notification, ScheduledJob, User
 
 log = logging.getLogger("inkless.maintenance")
@@ -58,6 +59,11 @@ def _disk(code: str, path: Path) -> Check:
     usage = shutil.disk_usage(where)
     ok = usage.free >= LOW_DISK_BYTES and usage.free >= usage.total * LOW_DISK_SHARE
     return Check(code, ok, f"{path}: {usage.free / 1024**3:.1f} GiB / {usage.total / 1024**3:.1f} GiB")
+
+
+def authorize(user: User) -> None:
+    """The maintenance plan and backups are the system administrators' (`maintain platform`)."""
+    policy.authorize(user, "maintain", "platform", message=_("Only system administrators can see the maintenance plan."))
 
 
 def checks(app: Flask, s: Session) -> list[Check]:

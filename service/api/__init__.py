@@ -10,6 +10,7 @@ from . import (
     definitions,
     documents,
     instances,
+    maintenance,
     messages,
     notifications,
     org,
@@ -32,6 +33,7 @@ def init_app(app: Flask) -> Api:
     )
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (auth, definitions, instances, tasks, messages, notifications, org, policy, documents, supervision, analytics, studio):
+    for module in (auth, definitions, instances, tasks, messages, notifications, org, policy, documents, supervision, analytics, studio,
+                   maintenance):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     return api

@@ -7,8 +7,8 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as N_
 from sqlalchemy import func, select
 
-from .. import audit, auth, backup, db, maintenance
-from ..errors import Forbidden, NotFound
+from .. import audit, backup, db, maintenance
+from ..errors import NotFound
 from ..models import ScheduledJob
 from . import signed_in
 
@@ -34,8 +34,7 @@ PROBLEMS = {
 
 
 def _system_admin() -> None:
-    if not auth.is_system_admin(g.user):
-        raise Forbidden(_("Only system administrators can see the maintenance plan."))
+    maintenance.authorize(g.user)
 
 
 @bp.get("")

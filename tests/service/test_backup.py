@@ -282,3 +282,24 @@ def test_maintenance_page_is_for_system_administrators(app, browser):
         assert s.scalar(select(func.count()).select_from(Document)) == 0
     finally:
         s.close()
+
+
+def test_daily_checks_flag_a_backup_older_than_26_hours(app, login, frozen):
+    """R-OPS-1, R-SEC-5: the checks (also as JSON for monitoring, system administrators only) pass
+    with a fresh verified backup and flag it once it is more than 26 hours old."""
+    admin = login("sysadmin")
+    assert login("clerk").get("/api/v1/maintenance").status_code == 403
+
+    def checks():
+        body = admin.get("/api/v1/maintenance").get_json()
+        return {c["code"]: c["ok"] for c in body["checks"]}, body
+
+    result, _ = checks()
+    assert result["last_backup"] is False and result["database"] and result["audit_chain"]
+    made = _backup(app)
+    result, body = checks()
+    assert result == {"database": True, "audit_chain": True, "disk_data": result["disk_data"],
+                      "disk_backups": result["disk_backups"], "last_backup": True}
+    assert body["backups"][0]["id"] == made.id and body["backups"][0]["verification"]["ok"] is True
+    frozen.advance(hours=26, minutes=1)
+    assert checks()[0]["last_backup"] is False
