@@ -148,12 +148,37 @@ def test_tampered_backups_fail_verification_naming_the_part(app, login):
     assert record["problems"] == [{"part": "manifest.json", "problem": "signature"}]
 
     # Through the command line too: exit status 1 and the part named.
-    cfg = app.config["INKLESS"]
-    env = {"INKLESS_DATA_DIR": str(cfg.data_dir), "DATABASE_URL": cfg.database_url, "INKLESS_SECRET_KEY": cfg.secret_key}
+    env = _cli_env(app)
     result = CliRunner().invoke(cli, ["backup", "verify", first.id], env=env)
     assert result.exit_code == 1 and "db/users.jsonl: checksum" in result.output
     listing = CliRunner().invoke(cli, ["backup", "list"], env=env)
     assert listing.exit_code == 0 and first.id in listing.output and "FAILED" in listing.output
+
+
+def _cli_env(app) -> dict:
+    cfg = app.config["INKLESS"]
+    return {"INKLESS_DATA_DIR": str(cfg.data_dir), "DATABASE_URL": cfg.database_url, "INKLESS_SECRET_KEY": cfg.secret_key}
+
+
+def test_command_line_backs_up_and_restores_only_when_forced(app, login):
+    """R-SEC-5: `inkless backup create` writes and verifies a backup; `restore` refuses a database
+    with rows (exit status 1) and with --force returns it to the backup."""
+    login("clerk")
+    env = _cli_env(app)
+    created = CliRunner().invoke(cli, ["backup", "create"], env=env)
+    assert created.exit_code == 0 and "verified" in created.output, created.output
+    (made,) = backup.all_backups(app)
+    uploaded(login("clerk"), b"after the backup", title="备份之后")
+    refused = CliRunner().invoke(cli, ["backup", "restore", made.id], env=env)
+    assert refused.exit_code == 1 and "--force" in refused.output
+    restored = CliRunner().invoke(cli, ["backup", "restore", made.id, "--force"], env=env)
+    assert restored.exit_code == 0 and f"restored {made.id}" in restored.output
+    s = _session(app)
+    try:
+        assert s.scalar(select(func.count()).select_from(Document)) == 0
+        assert s.scalar(select(AuditEvent.action).order_by(AuditEvent.id.desc()).limit(1)) == "backup_restored"
+    finally:
+        s.close()
 
 
 def test_trial_restore_catches_a_consistent_but_incomplete_backup(app, login):
