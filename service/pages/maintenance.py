@@ -2,6 +2,8 @@
 backups with their verification, "back up now" and "verify", and the daily checks, run on view."""
 from __future__ import annotations
 
+import logging
+
 from flask import Blueprint, current_app, flash, g, redirect, render_template, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as N_
@@ -12,6 +14,7 @@ from ..errors import NotFound
 from ..models import ScheduledJob
 from . import signed_in
 
+log = logging.getLogger("inkless.maintenance")
 bp = Blueprint("maintenance", __name__, url_prefix="/maintenance")
 
 JOB_KINDS = {
@@ -54,7 +57,14 @@ def index():
 @signed_in
 def create():
     _system_admin()
-    made, record = maintenance.run_backup(current_app._get_current_object())
+    try:
+        made, record = maintenance.run_backup(current_app._get_current_object())
+    except Exception as e:  # noqa: BLE001 - a full disk or a missing mount is shown, not a 500
+        log.exception("backup from the maintenance page failed")
+        with db.unit_of_work() as s:
+            audit.record(s, "backup_failed", "backup", None, actor_id=g.user.id, detail={"error": str(e)[:500]})
+        flash(_("The backup failed: %(error)s", error=str(e)), "error")
+        return redirect(url_for(".index"), 303)
     with db.unit_of_work() as s:
         audit.record(s, "backup_created", "backup", made.id, actor_id=g.user.id,
                      detail={"rows": made.rows, "bytes": made.size, "verified": record["ok"]})

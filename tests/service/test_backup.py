@@ -300,10 +300,15 @@ def test_maintenance_page_is_for_system_administrators(app, browser):
     page = text(admin.get("/maintenance"))
     assert "db/departments.jsonl" in page and "校验和不符" in page
     assert admin.post("/maintenance/backups/..%2Fx/verify").status_code == 404
+    blocked = app.config["INKLESS"].data_dir / "a-file"
+    blocked.write_text("")
+    app.config["INKLESS"].backup_dir = blocked
+    r = admin.post("/maintenance/backups")
+    assert r.status_code == 303 and "备份失败" in text(admin.get("/maintenance"))
     s = _session(app)
     try:
         actions = s.scalars(select(AuditEvent.action).where(AuditEvent.object_type == "backup")).all()
-        assert actions == ["backup_created", "backup_verified"]
+        assert actions == ["backup_created", "backup_verified", "backup_failed"]
         assert s.scalar(select(func.count()).select_from(Document)) == 0
     finally:
         s.close()
