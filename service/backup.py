@@ -39,6 +39,7 @@ from pathlib import Path
 
 from flask import Flask
 from sqlalchemy import (
+    JSON,
     Connection,
     Engine,
     Table,
@@ -48,6 +49,7 @@ from sqlalchemy import (
     event,
     func,
     inspect,
+    null,
     select,
     text,
 )
@@ -378,6 +380,30 @@ def _rows(backup_path: Path, table: Table) -> Iterator[dict]:
             yield row
 
 
+def _pk_name(table: Table) -> str:
+    return next(iter(table.primary_key.columns)).name
+
+
+def _json_nulls(table: Table) -> dict[str, list]:
+    """Nullable JSON columns: a None read back is inserted as JSON null; these lists collect the
+    rows to set to SQL NULL afterwards, as they were (an IS NULL filter must find them again)."""
+    if len(table.primary_key.columns) != 1:
+        return {}
+    out = {}
+    for column in table.columns:
+        kind = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
+        if column.nullable and isinstance(kind, JSON):
+            out[column.name] = []
+    return out
+
+
+def _restore_sql_nulls(conn: Connection, table: Table, json_nulls: dict[str, list]) -> None:
+    pk = next(iter(table.primary_key.columns))
+    for name, pks in json_nulls.items():
+        for start in range(0, len(pks), BATCH):
+            conn.execute(table.update().where(pk.in_(pks[start:start + BATCH])).values({name: null()}))
+
+
 def _load(conn: Connection, backup_path: Path, body: dict) -> dict[str, int]:
     """Insert every row of the backup; returns the counts inserted."""
     known = {t.name: t for t in _tables()}
@@ -393,8 +419,12 @@ def _load(conn: Connection, backup_path: Path, body: dict) -> dict[str, int]:
         pk = next(iter(table.primary_key.columns)).name if cols else None
         updates: list[dict] = []
         batch: list[dict] = []
+        json_nulls = _json_nulls(table)
         n = 0
         for row in _rows(backup_path, table):
+            for name, pks in json_nulls.items():
+                if row.get(name) is None:
+                    pks.append(row[_pk_name(table)])
             if cols:
                 values = {c: row[c] for c in cols if row.get(c) is not None}
                 if values:
@@ -408,6 +438,7 @@ def _load(conn: Connection, backup_path: Path, body: dict) -> dict[str, int]:
         if batch:
             conn.execute(table.insert(), batch)
         counts[table.name] = n
+        _restore_sql_nulls(conn, table, json_nulls)
         if updates:
             later.append((table, updates))
     for table, updates in later:

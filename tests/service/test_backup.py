@@ -9,13 +9,13 @@ from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, select
+from sqlalchemy import func, null, select, update
 
 from service import audit, backup, create_app, maintenance, scheduler
 from service.cli import main as cli
 from service.config import Config
 from service.documents.models import Document
-from service.models import AuditEvent, Notification, ScheduledJob, User
+from service.models import AuditEvent, InstanceStep, Notification, ScheduledJob, User
 from tests.conftest import ApiClient
 from tests.service.documents_helpers import API, set_clearance, uploaded
 from tests.service.flows import only_task
@@ -54,14 +54,28 @@ def _blob_files(app) -> list:
     return [p for p in (app.config["INKLESS"].data_dir / "blobs").rglob("*") if p.is_file()]
 
 
+def _sql_null_step_data(app) -> int:
+    s = _session(app)
+    try:
+        return s.scalar(select(func.count()).select_from(InstanceStep).where(InstanceStep.data.is_(None)))
+    finally:
+        s.close()
+
+
 def test_restore_returns_the_platform_to_the_backup(app, login):
     """R-SEC-5, R-SEC-3: back up a working platform; complete a task, delete a document and lose
     the document files; restore refuses the non-empty database, then with force brings back the
     instance at its earlier step (which then completes), the documents with their original bytes
     (the secret one still encrypted at rest), and an audit chain that verifies."""
     instance_id, internal, secret = _populated(app, login)
+    s = _session(app)
+    s.execute(update(InstanceStep).where(InstanceStep.element_id == "start").values(data=null()))
+    s.commit()
+    s.close()
     made = _backup(app)
     assert made.manifest["tables"]["process_instances"] == 1 and made.manifest["blobs"] == 2
+    sql_nulls = _sql_null_step_data(app)
+    assert sql_nulls == 1
     assert made.manifest["schema_revision"]
 
     _decide(login, "office_head", instance_id, "dept_head_review", "approve")
@@ -76,6 +90,7 @@ def test_restore_returns_the_platform_to_the_backup(app, login):
     with app.test_request_context():
         counts = backup.restore(app, backup.get(app, made.id), force=True)
     assert counts == made.manifest["tables"]
+    assert _sql_null_step_data(app) == sql_nulls  # SQL NULL stays SQL NULL, not JSON null
 
     office_admin = login("office_admin")
     detail = office_admin.get(f"/api/v1/process-instances/{instance_id}").get_json()
