@@ -258,6 +258,7 @@ def create(app: Flask) -> Backup:
     parts: dict[str, dict] = {}
     counts: dict[str, int] = {}
     tables = _tables()
+    created_at = clock.now()  # the snapshot's moment (it starts right after)
     try:
         with _snapshot(app.extensions["inkless.engine"]) as conn:
             revision = _revision(conn)
@@ -273,7 +274,7 @@ def create(app: Flask) -> Backup:
             # Still inside the snapshot: every blob its rows name was written before they committed.
             blobs = _copy_blobs(_blob_dir(app), work, parts)
         body = {
-            "format": FORMAT, "id": backup_id, "created_at": clock.now().isoformat(),
+            "format": FORMAT, "id": backup_id, "created_at": created_at.isoformat(),
             "schema_revision": revision, "database": app.extensions["inkless.engine"].dialect.name,
             "order": [t.name for t in tables], "tables": counts, "blobs": blobs, "parts": parts,
         }
@@ -296,8 +297,12 @@ def _copy_blobs(blob_dir: Path, work: Path, parts: dict) -> int:
         for path in sorted(base.rglob("*")):
             if not path.is_file():
                 continue
-            part = _Part(work, f"blobs/{path.relative_to(blob_dir).as_posix()}")
-            with open(path, "rb") as source:
+            try:
+                source = open(path, "rb")
+            except FileNotFoundError:
+                continue  # removed since the listing (purged); a row of the snapshot naming it fails verify
+            with source:
+                part = _Part(work, f"blobs/{path.relative_to(blob_dir).as_posix()}")
                 while chunk := source.read(READ_SIZE):
                     part.write(chunk)
             part.close(parts)
