@@ -215,5 +215,77 @@ def deploy(paths: tuple[Path, ...]) -> None:
         click.echo(f"deployed {d.key} version {d.version}")
 
 
+@main.group("backup")
+def backup_group() -> None:
+    """Backups in INKLESS_BACKUP_DIR (default <data dir>/backups): create, list, verify, restore."""
+
+
+@backup_group.command("create")
+def backup_create() -> None:
+    """Back up the database and the document files now, then verify the backup."""
+    from .maintenance import run_backup
+
+    app = _app()
+    with app.test_request_context():
+        made, record = run_backup(app)
+    click.echo(f"{made.id}  {made.rows} rows  {made.size} bytes  {'verified' if record['ok'] else 'VERIFICATION FAILED'}")
+    _report(record)
+
+
+@backup_group.command("list")
+def backup_list() -> None:
+    """The backups, newest first, with their last verification."""
+    from . import backup
+
+    app = _app()
+    for b in backup.all_backups(app):
+        v = b.verification
+        state = "not verified" if v is None else ("verified " if v["ok"] else "FAILED ") + v["at"]
+        click.echo(f"{b.id}  {b.rows:>8} rows  {b.size:>12} bytes  {state}")
+
+
+@backup_group.command("verify")
+@click.argument("backup_id")
+def backup_verify(backup_id: str) -> None:
+    """Check every part's hash and the manifest's signature, then a trial restore."""
+    from . import backup
+
+    app = _app()
+    with app.test_request_context():
+        try:
+            record = backup.verify(app, backup.get(app, backup_id))
+        except backup.BackupError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+    click.echo(f"{backup_id}: {'verified' if record['ok'] else 'VERIFICATION FAILED'}")
+    _report(record)
+
+
+@backup_group.command("restore")
+@click.argument("backup_id")
+@click.option("--force", is_flag=True, help="Replace the rows of a database that is not empty.")
+def backup_restore(backup_id: str, force: bool) -> None:
+    """Return the platform to a backup (stop `inkless serve` and the workers first)."""
+    from . import backup
+
+    app = _app()
+    with app.test_request_context():
+        try:
+            counts = backup.restore(app, backup.get(app, backup_id), force=force)
+        except backup.BackupError as e:
+            click.echo(f"error: {e}", err=True)
+            sys.exit(1)
+    click.echo(f"restored {backup_id}: {sum(counts.values())} rows in {len(counts)} tables")
+
+
+def _report(record: dict) -> None:
+    from .backup import problem_text
+
+    for problem in record["problems"]:
+        click.echo(f"  {problem_text(problem)}", err=True)
+    if not record["ok"]:
+        sys.exit(1)
+
+
 if __name__ == "__main__":
     main()

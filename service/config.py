@@ -29,6 +29,10 @@ class Config:
     smtp_port: int = 25
     smtp_sender: str = "inkless@localhost"
     default_locale: str = "zh"
+    # Backups (service/backup.py): the second location — another disk or mount in production;
+    # None means <data dir>/backups. The newest backup_keep backups are kept.
+    backup_dir: Path | None = None
+    backup_keep: int = 7
     # Identity (R-SEC-1, R-SEC-2, R-SEC-6): every setting here is explicit and shown to administrators.
     # A second factor is required of these roles; "group:<code>" names a functional group. Enforcement
     # is on for every deployment; the test suite's app fixture turns it off so tests that are not about
@@ -69,6 +73,10 @@ class Config:
             cfg.smtp_host = env["INKLESS_SMTP_HOST"]
             cfg.smtp_port = int(env.get("INKLESS_SMTP_PORT", "25"))
             cfg.smtp_sender = env.get("INKLESS_SMTP_SENDER", cfg.smtp_sender)
+        if env.get("INKLESS_BACKUP_DIR"):
+            cfg.backup_dir = Path(env["INKLESS_BACKUP_DIR"]).resolve()
+        if env.get("INKLESS_BACKUP_KEEP"):
+            cfg.backup_keep = int(env["INKLESS_BACKUP_KEEP"])
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
         _identity_from_env(cfg, env)

@@ -65,6 +65,7 @@ def sentence(kind: str, title: str) -> str:
         "escalation": _("Escalated to you: %(title)s", title=title),
         "unassigned": _("Nobody was found to do this step, so it came to you: %(title)s", title=title),
         "break_glass": _("Break-glass access to document %(title)s", title=title),
+        "maintenance": _("Maintenance: something failed — %(title)s", title=title),
     }
     return messages.get(kind, title)
 

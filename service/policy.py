@@ -71,7 +71,8 @@ RULES: tuple[Rule, ...] = (
             "reassign on process_instance", "read on task", "list_all on task", "deliver on message",
             "deploy on process_definition", "deploy on builtin_process", "administer on document", "break_glass on document",
             "set on clearance", "edit on business_type", "maintain on library", "start on permission_review",
-            "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics"),
+            "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics",
+            "maintain on platform"),
 )
 
 # Nobody grants more than they hold: the roles and groups each holder may hand out (R-SEC-7).

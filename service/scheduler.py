@@ -1,5 +1,5 @@
 """Due work: instance timers, task deadlines, timer start events (R-WF-2, R-SEC-9, R-SUP-4) and the
-platform's daily jobs (document archiving, R-DOC-3).
+platform's daily jobs (document archiving, R-DOC-3; backup and daily checks, R-SEC-5, R-OPS-1).
 
 Every due thing is a row in `scheduled_jobs`. `run_due` claims one due row at a time inside the
 transaction that does its work: on PostgreSQL with SELECT … FOR UPDATE SKIP LOCKED, so several
@@ -27,11 +27,11 @@ from .models import OpenTask, ProcessInstance, ScheduledJob
 log = logging.getLogger("inkless.scheduler")
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
-# Daily jobs: kind → ref. One row each (unique kind + ref), fired at DAILY_AT platform time (China
-# Standard Time, like the regulation) and then moved to the next day, in the transaction that does
-# the work: however many workers run, a day's job fires once.
-DAILY_JOBS = {"archive": "documents"}
+# Daily jobs: kind → (ref, time). One row each (unique kind + ref), fired at that platform time
+# (China Standard Time, like the regulation) and then moved to the next day, in the transaction
+# that claimed it: however many workers run, a day's job fires once.
 DAILY_AT = time(2, 0)
+DAILY_JOBS = {"archive": ("documents", DAILY_AT), "backup": ("nightly", time(2, 30))}
 PLATFORM_TZ = timezone(timedelta(hours=8))
 
 
@@ -79,20 +79,20 @@ def schedule_start_timers(s: Session, key: str, process) -> None:
             s.add(ScheduledJob(kind="start", ref=f"{key}:{timer.element_id}", due_at=due))
 
 
-def next_daily(after: datetime) -> datetime:
-    """The first DAILY_AT (platform time) strictly after `after`, in UTC."""
+def next_daily(after: datetime, at: time = DAILY_AT) -> datetime:
+    """The first `at` (platform time) strictly after `after`, in UTC."""
     local = after.astimezone(PLATFORM_TZ)
-    due = datetime.combine(local.date(), DAILY_AT, tzinfo=PLATFORM_TZ)
+    due = datetime.combine(local.date(), at, tzinfo=PLATFORM_TZ)
     if due <= local:
         due += timedelta(days=1)
     return due.astimezone(timezone.utc)
 
 
 def ensure_daily_jobs(s: Session) -> None:
-    """Schedule each daily job that has no row yet (on `inkless init`; an existing row keeps its time)."""
-    for kind, ref in DAILY_JOBS.items():
-        if s.scalar(select(ScheduledJob.id).where(ScheduledJob.kind == kind, ScheduledJob.ref == ref)) is None:
-            s.add(ScheduledJob(kind=kind, ref=ref, due_at=next_daily(clock.now())))
+    """Schedule each daily job that has no row yet (on `inkless init` and when a scheduler starts;
+    an existing row keeps its time)."""
+    for kind, (ref, at) in DAILY_JOBS.items():
+        ensure_job(s, kind, ref, next_daily(clock.now(), at))
 
 
 def _claim(s: Session, now: datetime, skip: set[int]) -> ScheduledJob | None:
@@ -198,6 +198,11 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
         # After an outage, one run catches up every day missed: the cut-off is computed from now.
         job.due_at = next_daily(clock.now())
         return True
+    if job.kind == "backup":
+        from . import maintenance
+
+        maintenance.fire(s, job)
+        return True
     if job.kind == "digest":
         from . import digest
 
@@ -239,12 +244,13 @@ def ensure_job(s: Session, kind: str, ref: str, due_at: datetime) -> None:
 
 
 def ensure_builtin_jobs(app: Flask) -> None:
-    """Jobs every platform has, created when a scheduler starts: the supervisors' daily digest
-    and the refresh of the indicator snapshots the dashboards read."""
+    """Jobs every platform has, created when a scheduler starts: the daily jobs, the supervisors'
+    daily digest and the refresh of the indicator snapshots the dashboards read."""
     from . import analytics, digest
 
     s = app.extensions["inkless.db"]()
     try:
+        ensure_daily_jobs(s)
         ensure_job(s, digest.KIND, digest.REF, digest.next_due(clock.now()))
         ensure_job(s, *analytics.SNAPSHOT_JOB, clock.now())
         s.commit()

@@ -238,3 +238,45 @@ class Policy(Schema):
     grants = fields.List(fields.Nested(PolicyGrants), metadata={"description": "what each holder may grant"})
     roles = fields.List(fields.String())
     scopes = fields.List(fields.String())
+
+
+class MaintenanceCheck(Schema):
+    code = fields.String(metadata={"description": "database, audit_chain, disk_data, disk_backups, last_backup"})
+    name = fields.String()
+    ok = fields.Boolean()
+    detail = fields.String()
+
+
+class MaintenanceJob(Schema):
+    kind = fields.String()
+    ref = fields.String()
+    due_at = fields.DateTime()
+    fired = fields.Integer()
+    attempts = fields.Integer()
+    last_error = fields.String(allow_none=True)
+
+
+class BackupProblem(Schema):
+    part = fields.String(metadata={"description": "the file of the backup, e.g. db/users.jsonl or manifest.json"})
+    problem = fields.String(metadata={"description": "signature, checksum, missing, unlisted, count, audit_chain, …"})
+    detail = fields.String()
+
+
+class BackupVerification(Schema):
+    at = fields.String()
+    ok = fields.Boolean()
+    problems = fields.List(fields.Nested(BackupProblem))
+
+
+class BackupOut(Schema):
+    id = fields.String()
+    created_at = fields.DateTime(allow_none=True)
+    rows = fields.Integer()
+    size = fields.Integer()
+    verification = fields.Nested(BackupVerification, allow_none=True)
+
+
+class Maintenance(Schema):
+    checks = fields.List(fields.Nested(MaintenanceCheck))
+    jobs = fields.List(fields.Nested(MaintenanceJob))
+    backups = fields.List(fields.Nested(BackupOut))

@@ -129,6 +129,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     documents,
     help,
     home,
+    maintenance,
     notifications,
     policy,
     requests,
@@ -139,5 +140,6 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     tasks,
 )
 
-for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio, help):
+for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
+              help, maintenance):
     bp.register_blueprint(_area.bp)

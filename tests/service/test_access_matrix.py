@@ -35,6 +35,8 @@ MATRIX = {
     ("GET", "/api/v1/departments"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/users"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/policy"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    # The maintenance plan (R-OPS-1): system administrators only.
+    ("GET", "/api/v1/maintenance"): (None, {A: 401, U: 403, O: 403, S: 403, X: 200}),
     ("POST", "/api/v1/messages"): ({"name": "nobody_waits"}, {A: 401, U: 403, O: 403, S: 403, X: 404}),
     ("GET", "/api/v1/notifications"): (None, _all(200)),
     ("POST", "/api/v1/notifications/999999/read"): ({}, _all(404)),

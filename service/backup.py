@@ -1,0 +1,606 @@
+"""Backups: create, verify, restore, prune (R-SEC-5, R-SEC-3, R-OPS-1).
+
+A backup is a directory `<INKLESS_BACKUP_DIR>/<id>/` — the platform's second location: point the
+setting at another disk or mount. It holds
+
+    db/<table>.jsonl   every table, one JSON object a row, tables in dependency order; values are
+                       plain JSON (datetimes ISO 8601, bytes base64), so a PostgreSQL backup
+                       restores into SQLite and back
+    blobs/plain|enc/…  the document store's files, copied as they are (secret content stays
+                       encrypted; its keys are NOT in the backup — keep the key directory and
+                       INKLESS_SECRET_KEY / INKLESS_MASTER_KEY safe separately)
+    manifest.json      created_at, schema revision, row counts, SHA-256 and size of every part,
+                       and an HMAC over all of it keyed from INKLESS_SECRET_KEY: editing a part
+                       or the manifest is detected
+    verification.json  the last verification's result (outside the manifest: it changes)
+
+The tables are read in one read transaction (PostgreSQL REPEATABLE READ, SQLite a deferred
+transaction over WAL), so the dump is a snapshot. `verify` checks the HMAC and every hash, then
+restores into a scratch SQLite database and compares row counts and the audit chain. `restore`
+writes the blobs first (a row never points at a missing file), then every table in one
+transaction, refusing a non-empty database unless forced, and audits itself on the restored chain.
+"""
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, time
+from decimal import Decimal
+from pathlib import Path
+
+from flask import Flask
+from sqlalchemy import (
+    JSON,
+    Connection,
+    Engine,
+    Table,
+    TypeDecorator,
+    bindparam,
+    create_engine,
+    event,
+    func,
+    inspect,
+    null,
+    select,
+    text,
+)
+from sqlalchemy.orm import Session
+from sqlalchemy.pool import NullPool
+
+from engine import clock
+
+from . import audit
+from . import models as _models  # noqa: F401 - registers the tables
+from .db import Base
+from .documents import models as _document_models  # noqa: F401
+
+log = logging.getLogger("inkless.backup")
+MANIFEST = "manifest.json"
+VERIFICATION = "verification.json"
+FORMAT = 1
+BATCH = 500
+READ_SIZE = 1024 * 1024
+
+
+class BackupError(Exception):
+    """A backup cannot be used or a restore is refused; `code` says why (the CLI and pages word it)."""
+
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass
+class Backup:
+    id: str
+    path: Path
+    manifest: dict | None  # the manifest body as stored (not yet checked); None if unreadable
+    verification: dict | None = field(default=None)
+
+    @property
+    def created_at(self) -> datetime | None:
+        raw = (self.manifest or {}).get("created_at")
+        return datetime.fromisoformat(raw) if raw else None
+
+    @property
+    def rows(self) -> int:
+        return sum((self.manifest or {}).get("tables", {}).values())
+
+    @property
+    def size(self) -> int:
+        return sum(p["size"] for p in (self.manifest or {}).get("parts", {}).values())
+
+
+# --- where, and which tables ------------------------------------------------------------------
+
+def location(app: Flask) -> Path:
+    cfg = app.config["INKLESS"]
+    return Path(cfg.backup_dir) if cfg.backup_dir else Path(cfg.data_dir) / "backups"
+
+
+def _blob_dir(app: Flask) -> Path:
+    from .documents import settings
+
+    return app.extensions[settings.EXTENSION].blob_dir
+
+
+def _tables() -> list[Table]:
+    """Every table the models know, parents before children."""
+    return list(Base.metadata.sorted_tables)
+
+
+def _deferred(tables: list[Table]) -> dict[str, list[str]]:
+    """Nullable foreign-key columns pointing at their own table or a later one (departments.head_id
+    → users, departments.parent_id → departments): inserted empty, filled in once every row is in."""
+    index = {t.name: i for i, t in enumerate(tables)}
+    out: dict[str, list[str]] = {}
+    for i, table in enumerate(tables):
+        if len(table.primary_key.columns) != 1:
+            continue
+        cols = [fk.parent.name for fk in table.foreign_keys
+                if fk.parent.nullable and index.get(fk.column.table.name, -1) >= i]
+        if cols:
+            out[table.name] = sorted(set(cols))
+    return out
+
+
+def _revision(conn: Connection) -> str | None:
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
+
+
+# --- values to JSON and back ------------------------------------------------------------------
+
+def _encode(value):
+    if isinstance(value, (datetime, date, time)):
+        return value.isoformat()
+    if isinstance(value, (bytes, memoryview)):
+        return base64.b64encode(bytes(value)).decode("ascii")
+    if isinstance(value, Decimal):
+        return str(value)
+    return value
+
+
+def _python_type(column):
+    kind = column.type
+    if isinstance(kind, TypeDecorator):
+        kind = kind.impl_instance
+    try:
+        return kind.python_type
+    except NotImplementedError:
+        return None
+
+
+def _decoder(column):
+    kind = _python_type(column)
+    if kind is datetime:
+        return datetime.fromisoformat
+    if kind is date:
+        return date.fromisoformat
+    if kind is time:
+        return time.fromisoformat
+    if kind is bytes:
+        return base64.b64decode
+    if kind is Decimal:
+        return Decimal
+    return None
+
+
+def _canonical(body: dict) -> bytes:
+    return json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def _mac(secret_key: str, body: dict) -> str:
+    # A key of its own, derived from the platform secret: a manifest MAC is no token or cookie MAC.
+    key = hmac.new(secret_key.encode(), b"inkless backup manifest v1", hashlib.sha256).digest()
+    return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
+
+
+# --- create -----------------------------------------------------------------------------------
+
+@contextmanager
+def _snapshot(engine: Engine) -> Iterator[Connection]:
+    """One read transaction over the whole dump."""
+    if engine.dialect.name == "sqlite":
+        # The platform's engine opens every transaction with BEGIN IMMEDIATE (the write lock);
+        # a plain deferred BEGIN on a connection of its own reads a WAL snapshot and blocks no one.
+        snap = create_engine(engine.url, poolclass=NullPool, connect_args={"timeout": 30})
+
+        @event.listens_for(snap, "connect")
+        def _autocommit(dbapi_conn, _record):
+            dbapi_conn.isolation_level = None
+
+        @event.listens_for(snap, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN")
+
+        try:
+            with snap.connect() as conn, conn.begin():
+                yield conn
+        finally:
+            snap.dispose()
+    else:
+        with engine.connect() as conn:
+            conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+            with conn.begin():
+                yield conn
+
+
+class _Part:
+    """A file of the backup being written, hashed on the way."""
+
+    def __init__(self, root: Path, rel: str):
+        self.rel = rel
+        path = root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = open(path, "wb")
+        self.sha = hashlib.sha256()
+        self.size = 0
+
+    def write(self, data: bytes) -> None:
+        self.file.write(data)
+        self.sha.update(data)
+        self.size += len(data)
+
+    def close(self, parts: dict) -> None:
+        self.file.flush()
+        os.fsync(self.file.fileno())
+        self.file.close()
+        parts[self.rel] = {"sha256": self.sha.hexdigest(), "size": self.size}
+
+
+def _new_id(root: Path) -> str:
+    stamp = clock.now().strftime("%Y%m%dT%H%M%SZ")
+    candidate, n = stamp, 1
+    while (root / candidate).exists() or (root / f"{candidate}.partial").exists():
+        n += 1
+        candidate = f"{stamp}-{n}"
+    return candidate
+
+
+def create(app: Flask) -> Backup:
+    """Write a new backup and return it (not yet verified)."""
+    root = location(app)
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    backup_id = _new_id(root)
+    work = root / f"{backup_id}.partial"
+    work.mkdir(mode=0o700)
+    parts: dict[str, dict] = {}
+    counts: dict[str, int] = {}
+    tables = _tables()
+    created_at = clock.now()  # the snapshot's moment (it starts right after)
+    try:
+        with _snapshot(app.extensions["inkless.engine"]) as conn:
+            revision = _revision(conn)
+            for table in tables:
+                part = _Part(work, f"db/{table.name}.jsonl")
+                n = 0
+                for row in conn.execute(select(table).order_by(*table.primary_key.columns)).mappings():
+                    line = json.dumps({k: _encode(v) for k, v in row.items()}, ensure_ascii=False, sort_keys=True)
+                    part.write(line.encode() + b"\n")
+                    n += 1
+                part.close(parts)
+                counts[table.name] = n
+            # Still inside the snapshot: every blob its rows name was written before they committed.
+            blobs = _copy_blobs(_blob_dir(app), work, parts)
+        body = {
+            "format": FORMAT, "id": backup_id, "created_at": created_at.isoformat(),
+            "schema_revision": revision, "database": app.extensions["inkless.engine"].dialect.name,
+            "order": [t.name for t in tables], "tables": counts, "blobs": blobs, "parts": parts,
+        }
+        manifest = {"body": body, "hmac": _mac(app.config["INKLESS"].secret_key, body)}
+        (work / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True))
+        os.replace(work, root / backup_id)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log.info("backup %s: %d rows, %d files", backup_id, sum(counts.values()), blobs)
+    return Backup(backup_id, root / backup_id, body)
+
+
+def _copy_blobs(blob_dir: Path, work: Path, parts: dict) -> int:
+    copied = 0
+    for sub in ("plain", "enc"):  # tmp/ holds uploads in progress: nothing refers to them yet
+        base = blob_dir / sub
+        if not base.is_dir():
+            continue
+        for path in sorted(base.rglob("*")):
+            if not path.is_file():
+                continue
+            try:
+                source = open(path, "rb")
+            except FileNotFoundError:
+                continue  # removed since the listing (purged); a row of the snapshot naming it fails verify
+            with source:
+                part = _Part(work, f"blobs/{path.relative_to(blob_dir).as_posix()}")
+                while chunk := source.read(READ_SIZE):
+                    part.write(chunk)
+            part.close(parts)
+            copied += 1
+    return copied
+
+
+# --- list, integrity, verify ------------------------------------------------------------------
+
+def _read(path: Path) -> Backup:
+    manifest = verification = None
+    try:
+        manifest = json.loads((path / MANIFEST).read_text()).get("body")
+    except (OSError, ValueError, AttributeError):
+        pass
+    try:
+        verification = json.loads((path / VERIFICATION).read_text())
+    except (OSError, ValueError):
+        pass
+    return Backup(path.name, path, manifest, verification)
+
+
+def all_backups(app: Flask) -> list[Backup]:
+    """Newest first."""
+    root = location(app)
+    if not root.is_dir():
+        return []
+    dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial") and (p / MANIFEST).exists()]
+    return [_read(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
+
+
+def get(app: Flask, backup_id: str) -> Backup:
+    root = location(app)
+    path = root / backup_id
+    # Only a plain directory name inside the backup location (no "..", no separators).
+    if "/" in backup_id or "\\" in backup_id or backup_id.startswith(".") or not (path / MANIFEST).is_file():
+        raise BackupError("not_found", f"no backup {backup_id!r} in {root}")
+    return _read(path)
+
+
+def _sha256(path: Path) -> str:
+    sha = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(READ_SIZE):
+            sha.update(chunk)
+    return sha.hexdigest()
+
+
+def integrity(app: Flask, backup: Backup) -> tuple[dict | None, list[dict]]:
+    """The manifest body if its HMAC holds, and the problems found: each {"part", "problem"}."""
+    try:
+        manifest = json.loads((backup.path / MANIFEST).read_text())
+        body, mac = manifest["body"], manifest["hmac"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, [{"part": MANIFEST, "problem": "unreadable"}]
+    if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(app.config["INKLESS"].secret_key, body)):
+        return None, [{"part": MANIFEST, "problem": "signature"}]
+    problems = []
+    for rel, expected in sorted(body["parts"].items()):
+        path = backup.path / rel
+        if not path.is_file():
+            problems.append({"part": rel, "problem": "missing"})
+        elif path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
+            problems.append({"part": rel, "problem": "checksum"})
+    for path in sorted(backup.path.rglob("*")):
+        rel = path.relative_to(backup.path).as_posix()
+        if path.is_file() and rel not in body["parts"] and rel not in (MANIFEST, VERIFICATION):
+            problems.append({"part": rel, "problem": "unlisted"})
+    return body, problems
+
+
+def _rows(backup_path: Path, table: Table) -> Iterator[dict]:
+    decoders = {c.name: d for c in table.columns if (d := _decoder(c)) is not None}
+    with open(backup_path / f"db/{table.name}.jsonl", encoding="utf-8") as f:
+        for line in f:
+            row = json.loads(line)
+            for name, decode in decoders.items():
+                if row.get(name) is not None:
+                    row[name] = decode(row[name])
+            yield row
+
+
+def _pk_name(table: Table) -> str:
+    return next(iter(table.primary_key.columns)).name
+
+
+def _json_nulls(table: Table) -> dict[str, list]:
+    """Nullable JSON columns: a None read back is inserted as JSON null; these lists collect the
+    rows to set to SQL NULL afterwards, as they were (an IS NULL filter must find them again)."""
+    if len(table.primary_key.columns) != 1:
+        return {}
+    out = {}
+    for column in table.columns:
+        kind = column.type.impl_instance if isinstance(column.type, TypeDecorator) else column.type
+        if column.nullable and isinstance(kind, JSON):
+            out[column.name] = []
+    return out
+
+
+def _restore_sql_nulls(conn: Connection, table: Table, json_nulls: dict[str, list]) -> None:
+    pk = next(iter(table.primary_key.columns))
+    for name, pks in json_nulls.items():
+        for start in range(0, len(pks), BATCH):
+            conn.execute(table.update().where(pk.in_(pks[start:start + BATCH])).values({name: null()}))
+
+
+def _load(conn: Connection, backup_path: Path, body: dict) -> dict[str, int]:
+    """Insert every row of the backup; returns the counts inserted."""
+    known = {t.name: t for t in _tables()}
+    missing = [name for name in body["order"] if name not in known]
+    if missing or set(known) - set(body["order"]):
+        raise BackupError("schema", f"tables differ from this version's: {sorted(set(known) ^ set(body['order']))}")
+    tables = [known[name] for name in body["order"]]
+    deferred = _deferred(_tables())
+    counts: dict[str, int] = {}
+    later: list[tuple[Table, list[dict]]] = []
+    for table in tables:
+        cols = deferred.get(table.name, [])
+        pk = next(iter(table.primary_key.columns)).name if cols else None
+        updates: list[dict] = []
+        batch: list[dict] = []
+        json_nulls = _json_nulls(table)
+        n = 0
+        for row in _rows(backup_path, table):
+            for name, pks in json_nulls.items():
+                if row.get(name) is None:
+                    pks.append(row[_pk_name(table)])
+            if cols:
+                values = {c: row[c] for c in cols if row.get(c) is not None}
+                if values:
+                    updates.append({"_pk": row[pk], **{f"_{c}": row.get(c) for c in cols}})
+                row.update({c: None for c in cols})
+            batch.append(row)
+            n += 1
+            if len(batch) >= BATCH:
+                conn.execute(table.insert(), batch)
+                batch = []
+        if batch:
+            conn.execute(table.insert(), batch)
+        counts[table.name] = n
+        _restore_sql_nulls(conn, table, json_nulls)
+        if updates:
+            later.append((table, updates))
+    for table, updates in later:
+        cols = deferred[table.name]
+        pk = next(iter(table.primary_key.columns))
+        stmt = table.update().where(pk == bindparam("_pk")).values({c: bindparam(f"_{c}") for c in cols})
+        conn.execute(stmt, updates)
+    return counts
+
+
+def problem_text(p: dict) -> str:
+    return f"{p['part']}: {p['problem']}" + (f" ({p['detail']})" if p.get("detail") else "")
+
+
+def verify(app: Flask, backup: Backup) -> dict:
+    """Check integrity, then restore into a scratch SQLite database and compare; the record is
+    written next to the backup and returned: {"at", "ok", "problems", "tables"}."""
+    body, problems = integrity(app, backup)
+    restored: dict[str, int] = {}
+    if body is not None and not problems:
+        problems = _trial_restore(backup, body, restored)
+    record = {"at": clock.now().isoformat(), "ok": not problems, "problems": problems, "tables": restored}
+    (backup.path / VERIFICATION).write_text(json.dumps(record, ensure_ascii=False, indent=1))
+    backup.verification = record
+    return record
+
+
+def _trial_restore(backup: Backup, body: dict, restored: dict) -> list[dict]:
+    problems: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="inkless-verify-") as scratch:
+        engine = create_engine(f"sqlite:///{Path(scratch) / 'trial.db'}", poolclass=NullPool)
+        try:
+            Base.metadata.create_all(engine)
+            with engine.begin() as conn:
+                restored.update(_load(conn, backup.path, body))
+            for name, expected in body["tables"].items():
+                if restored.get(name) != expected:
+                    problems.append({"part": f"db/{name}.jsonl", "problem": "count",
+                                     "detail": f"{restored.get(name)} != {expected}"})
+            with Session(engine) as s:
+                broken = audit.verify(s)
+                if broken is not None:
+                    problems.append({"part": "db/audit_events.jsonl", "problem": "audit_chain", "detail": str(broken)})
+                problems.extend(_missing_blobs(s, body))
+        except BackupError as e:
+            problems.append({"part": "db", "problem": "restore_failed", "detail": str(e)})
+        except Exception as e:  # noqa: BLE001 - any failure to load is the finding
+            problems.append({"part": "db", "problem": "restore_failed", "detail": f"{type(e).__name__}: {e}"[:500]})
+        finally:
+            engine.dispose()
+    return problems
+
+
+def _missing_blobs(s: Session, body: dict) -> list[dict]:
+    """Every stored object the rows name has its file in the backup."""
+    from .documents.models import StoredObject
+
+    out = []
+    for name, algorithm in s.execute(select(StoredObject.name, StoredObject.algorithm)):
+        rel = f"blobs/plain/{name[:2]}/{name}" if algorithm == "none" else f"blobs/enc/{name[:2]}/{name}"
+        if rel not in body["parts"]:
+            out.append({"part": rel, "problem": "missing"})
+    return out
+
+
+# --- restore ----------------------------------------------------------------------------------
+
+def _nonempty(conn: Connection) -> list[str]:
+    return [t.name for t in _tables() if conn.execute(select(func.count()).select_from(t)).scalar()]
+
+
+def _empty_tables(conn: Connection) -> None:
+    """--force: every row goes, children first; the columns that point forward are cleared first."""
+    tables = _tables()
+    for name, cols in _deferred(tables).items():
+        table = Base.metadata.tables[name]
+        conn.execute(table.update().values({c: None for c in cols}))
+    for table in reversed(tables):
+        conn.execute(table.delete())
+
+
+def _reset_sequences(conn: Connection) -> None:
+    """PostgreSQL: explicit ids were inserted; the next generated id must follow the largest."""
+    if conn.dialect.name != "postgresql":
+        return
+    for table in _tables():
+        pks = list(table.primary_key.columns)
+        if len(pks) != 1 or pks[0].autoincrement is False or _python_type(pks[0]) is not int:
+            continue
+        col = pks[0].name
+        conn.execute(text(
+            f'SELECT setval(pg_get_serial_sequence(:t, :c), COALESCE(MAX("{col}"), 1), MAX("{col}") IS NOT NULL) '
+            f'FROM "{table.name}"'), {"t": table.name, "c": col})
+
+
+def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | None = None) -> dict[str, int]:
+    """Return the platform to `backup`. Refuses a damaged backup, another schema revision, and a
+    database with rows unless `force`. Run it with the platform stopped."""
+    from . import migrate
+
+    body, problems = integrity(app, backup)
+    if body is None or problems:
+        raise BackupError("damaged", "; ".join(problem_text(p) for p in problems))
+    engine = app.extensions["inkless.engine"]
+    with engine.connect() as conn:
+        has_schema = _revision(conn) is not None
+    if not has_schema:
+        migrate.upgrade(engine)  # a new, empty database: create the schema first
+    with engine.connect() as conn:
+        revision = _revision(conn)
+        nonempty = _nonempty(conn)
+    if revision != body["schema_revision"]:
+        raise BackupError("revision", f"the backup is of schema revision {body['schema_revision']}, "
+                                      f"the database is at {revision}: upgrade or downgrade first")
+    if nonempty and not force:
+        raise BackupError("not_empty", f"the database is not empty ({', '.join(nonempty[:5])}…); use --force")
+    _restore_blobs(backup.path, _blob_dir(app), body)
+    with engine.begin() as conn:
+        if force:
+            _empty_tables(conn)
+        counts = _load(conn, backup.path, body)
+        _reset_sequences(conn)
+        s = Session(bind=conn)
+        audit.record(s, "backup_restored", "backup", backup.id, actor_id=actor_id,
+                     detail={"created_at": body["created_at"], "force": force, "rows": sum(counts.values())})
+        broken = audit.verify(s)
+        if broken is not None:
+            raise BackupError("audit_chain", f"the restored audit chain breaks at event {broken}")
+        s.flush()
+    return counts
+
+
+def _restore_blobs(backup_path: Path, blob_dir: Path, body: dict) -> None:
+    """Files the store lacks are copied back; present ones are the same bytes (plain files are
+    named by their hash, encrypted ones by a random name never reused)."""
+    for rel in body["parts"]:
+        if not rel.startswith("blobs/"):
+            continue
+        target = blob_dir / rel[len("blobs/"):]
+        if target.exists():
+            continue
+        target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        tmp = target.with_name(target.name + ".restoring")
+        shutil.copyfile(backup_path / rel, tmp)
+        os.replace(tmp, target)
+
+
+# --- retention --------------------------------------------------------------------------------
+
+def prune(app: Flask) -> list[str]:
+    """Keep the newest `backup_keep` backups; remove older ones and abandoned partial ones."""
+    keep = max(1, app.config["INKLESS"].backup_keep)
+    removed = [b.id for b in all_backups(app)[keep:]]
+    root = location(app)
+    for backup_id in removed:
+        shutil.rmtree(root / backup_id)
+    for partial in root.glob("*.partial") if root.is_dir() else []:
+        if partial.stat().st_mtime < clock.now().timestamp() - 86400:
+            shutil.rmtree(partial, ignore_errors=True)
+    return removed
