@@ -20,9 +20,12 @@ $(ASSETS_STAMP): package.json package-lock.json build.mjs $(wildcard service/sta
 	touch $@
 
 # Set up a fresh SQLite database with demo data (passwords are printed once) and serve on :$(PORT).
+# A local demo: plain HTTP cookies, and the mandatory second factor for administrators off
+# (MFA=1 turns it on, as `inkless serve` has it by default) so the README's curl tour runs as is.
+MFA ?= 0
 run: install assets
 	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 inkless init --demo
-	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 inkless serve --host 127.0.0.1 --port $(PORT)
+	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 INKLESS_MFA_ENFORCED=$(MFA) inkless serve --host 127.0.0.1 --port $(PORT)
 
 # The whole suite on SQLite; set DATABASE_URL=postgresql://… to run it on PostgreSQL.
 test: install assets
