@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 from sqlalchemy import select, update
 from sqlalchemy.orm import joinedload
 
-from . import audit, db
+from . import audit, db, notifications
 from .errors import Forbidden, Invalid, NotFound, Unauthorized
 from .identity import lockout, mfa, password_policy, security_keys
 from .models import AuthToken, User, utcnow
@@ -202,6 +202,27 @@ def reset_password(s, admin: User, user_id: int) -> tuple[User, str]:
     _end_tokens(s, user)
     audit.record(s, "password_reset", "user", user.id, actor_id=admin.id)
     return user, temporary
+
+
+MAX_REASON = 2000
+
+
+def reset_second_factor(s, admin: User, user_id: int, reason: str) -> tuple[User, int]:
+    """For someone who lost both their authenticator and their recovery codes: remove every second
+    factor of theirs and end every session and token, so their next sign-in is by password alone
+    (and goes to enrolment where the policy obliges them). Same rule as a password reset; the
+    reason is required because this weakens an account (R-SEC-6, R-SEC-10)."""
+    user = _administered(s, admin, user_id)
+    reason = (reason or "").strip()
+    if not reason or len(reason) > MAX_REASON:
+        raise Invalid(_("Invalid field: %(fields)s", fields="reason"),
+                      [{"field": "reason", "message": _("required (at most 2000 characters)")}])
+    removed = mfa.remove_all(s, user)
+    ended = _end_tokens(s, user)
+    audit.record(s, "mfa_reset", "user", user.id, actor_id=admin.id,
+                 detail={"reason": reason, "removed": removed, "sessions_ended": ended})
+    notifications.notify_user(s, user, "mfa_reset", f"{admin.full_name} ({admin.username})", body=reason)
+    return user, ended
 
 
 def end_sessions(s, admin: User, user_id: int) -> int:

@@ -53,6 +53,13 @@ def notify_task(s: Session, task: OpenTask, kind: str) -> int:
     return len(people)
 
 
+def notify_user(s: Session, user: User, kind: str, title: str, body: str = "") -> None:
+    """One notice to one person about their own account (inbox, and mail where configured)."""
+    s.add(Notification(user_id=user.id, kind=kind, title=title, body=body))
+    if current_app.config["INKLESS"].smtp_host:
+        _mail([user], kind, title)
+
+
 def sentence(kind: str, title: str) -> str:
     if kind == "digest":
         from . import digest
@@ -66,6 +73,8 @@ def sentence(kind: str, title: str) -> str:
         "unassigned": _("Nobody was found to do this step, so it came to you: %(title)s", title=title),
         "break_glass": _("Break-glass access to document %(title)s", title=title),
         "maintenance": _("Maintenance: something failed — %(title)s", title=title),
+        "mfa_reset": _("Your second factor was reset by %(title)s: all your sessions ended; set up a new "
+                       "authenticator or security key under “Account and security”.", title=title),
     }
     return messages.get(kind, title)
 

@@ -7,7 +7,7 @@ from sqlalchemy import func, select
 
 from .. import auth, db, policy
 from ..models import Department, User
-from .schemas import DepartmentList, EndedSessions, ListArgs, PasswordReset, UserList
+from .schemas import DepartmentList, EndedSessions, ListArgs, MfaReset, MfaResetArgs, PasswordReset, UserList
 
 PREFIX = ""
 blp = Blueprint("organisation", __name__, description="Departments and users (administrators)")
@@ -66,3 +66,17 @@ class UserPasswordReset(MethodView):
         with db.unit_of_work() as s:
             user, temporary = auth.reset_password(s, admin, user_id)
             return {"username": user.username, "temporary_password": temporary, "must_change_password": True}
+
+
+@blp.route("/users/<int:user_id>/mfa-reset")
+class UserMfaReset(MethodView):
+    @blp.arguments(MfaResetArgs)
+    @blp.response(200, MfaReset)
+    def post(self, args, user_id):
+        """Remove a user's authenticator, recovery codes and security keys (they lost them), with a
+        reason; every session and token of theirs ends, and they are told. Same rule as the password
+        reset; nobody resets their own."""
+        admin = auth.current_user()
+        with db.unit_of_work() as s:
+            user, ended = auth.reset_second_factor(s, admin, user_id, args["reason"])
+            return {"username": user.username, "sessions_ended": ended}

@@ -43,6 +43,17 @@ class PasswordReset(Schema):
     must_change_password = fields.Boolean()
 
 
+class MfaResetArgs(Schema):
+    # Checked (required, at most 2000 characters) after the caller's right to reset, so a stranger
+    # learns nothing from the order of the errors.
+    reason = fields.String(load_default="", metadata={"description": "Why (required; audited)."})
+
+
+class MfaReset(Schema):
+    username = fields.String()
+    sessions_ended = fields.Integer()
+
+
 class Token(Schema):
     access_token = fields.String()
     token_type = fields.String()

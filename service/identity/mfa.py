@@ -179,3 +179,16 @@ def disable(s, user: User) -> None:
     if not has_security_key(s, user):
         s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id))
     audit.record(s, "mfa_disabled", "user", user.id, actor_id=user.id, detail={"kind": "totp"})
+
+
+def remove_all(s, user: User) -> dict:
+    """Every second factor of a user — authenticator (set up or half set up), recovery codes,
+    security keys — for an administrator's reset; returns what was removed, for the audit record."""
+    removed = {
+        "totp": s.execute(delete(MfaFactor).where(MfaFactor.user_id == user.id,
+                                                  MfaFactor.confirmed_at.is_not(None))).rowcount,
+        "recovery_codes": s.execute(delete(RecoveryCode).where(RecoveryCode.user_id == user.id)).rowcount,
+        "security_keys": s.execute(delete(SecurityKey).where(SecurityKey.user_id == user.id)).rowcount,
+    }
+    s.execute(delete(MfaFactor).where(MfaFactor.user_id == user.id))  # an enrolment under way
+    return removed

@@ -151,3 +151,18 @@ def end_sessions(user_id: int):
         ended = auth.end_sessions(s, admin, user_id)
     flash(_("%(n)s sessions and tokens were ended.", n=ended), "ok")
     return redirect(url_for(".users"))
+
+
+@bp.post("/users/<int:user_id>/mfa-reset")
+@signed_in
+def mfa_reset(user_id: int):
+    admin = _require_admin()
+    try:
+        with db.unit_of_work() as s:
+            user, _ended = auth.reset_second_factor(s, admin, user_id, request.form.get("reason", ""))
+            username = user.username
+    except Invalid:
+        flash(_("The second factor was not reset: give a reason."), "error")
+        return redirect(url_for(".users"))
+    flash(_("The second factor of %(username)s was reset; all their sessions ended.", username=username), "ok")
+    return redirect(url_for(".users"))

@@ -32,6 +32,8 @@ MATRIX = {
     ("DELETE", "/api/v1/auth/tokens/999999"): (None, _all(404)),
     ("DELETE", "/api/v1/users/{user}/sessions"): (None, {A: 401, U: 403, O: 403, S: 200, X: 200}),
     ("POST", "/api/v1/users/{user}/password-reset"): ({}, {A: 401, U: 403, O: 403, S: 200, X: 200}),
+    ("POST", "/api/v1/users/{user}/mfa-reset"): ({"reason": "lost phone and recovery codes"},
+                                                {A: 401, U: 403, O: 403, S: 200, X: 200}),
     ("GET", "/api/v1/departments"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/users"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/policy"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
