@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from .. import db
 from ..errors import Invalid
 from ..models import Department, Group, ProcessDefinition, ProcessInstance
-from ..studio import catalogue, diff, migrate
+from ..studio import catalogue, diff, migrate, modeler_strings
 from . import CSP, signed_in
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
@@ -88,7 +88,7 @@ def modeler(key):
     g.csp = MODELER_CSP
     forms = sorted({n for n in model.draft.forms if not n.endswith(".uischema.json")} | _named_forms(model.draft.xml))
     return render_template("studio_modeler.html", model=model, forms=forms, labels=_labels(),
-                           editable=catalogue.may_edit(g.user, model))
+                           modeler_strings=modeler_strings.translated(), editable=catalogue.may_edit(g.user, model))
 
 
 def _named_forms(xml: str) -> set[str]:

@@ -20,11 +20,19 @@ const api = root.dataset.api;
 const state = { version: Number(root.dataset.version), scenarios: {} };
 const $ = (id) => document.getElementById(id);
 
+// bpmn-js, diagram-js, the properties panel and bpmnlint ask the `translate` service for every
+// word they show: look the English template up in the page's dictionary, then fill {placeholders}.
+const dictionary = JSON.parse(($("modeler-i18n") || {}).textContent || "{}");
+function translate(template, replacements) {
+  const text = Object.prototype.hasOwnProperty.call(dictionary, template) ? dictionary[template] : template;
+  return text.replace(/{([^}]+)}/g, (match, key) => (replacements && key in replacements ? replacements[key] : match));
+}
+
 const modeler = new BpmnModeler({
   container: $("canvas"),
   propertiesPanel: { parent: $("properties") },
   linting: { bpmnlint: lintConfig, active: true },
-  additionalModules: [BpmnPropertiesPanelModule, BpmnPropertiesProviderModule, lintModule,
+  additionalModules: [{ translate: ["value", translate] }, BpmnPropertiesPanelModule, BpmnPropertiesProviderModule, lintModule,
     { __init__: ["inklessPropertiesProvider"], inklessPropertiesProvider: ["type", InklessPropertiesProvider] }],
   moddleExtensions: { spiffworkflow },
 });
