@@ -11,7 +11,7 @@ missed day. `scheduler.ensure_builtin_jobs` creates the row when a scheduler sta
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from flask_babel import gettext as _
 from sqlalchemy import select
@@ -22,19 +22,16 @@ from engine import clock
 from . import audit
 from .models import Notification, OpenTask, ProcessInstance, ScheduledJob, User, UserGroup
 from .procedures.indicators import CST
+from .scheduler import DAILY_JOBS, next_daily
 
-KIND, REF = "digest", "supervisors"
-HOUR = 8  # local time the digest goes out
+KIND = "digest"
+REF, AT = DAILY_JOBS[KIND]  # one of the scheduler's daily jobs, at 08:00 Beijing time
 LISTED = 5  # overdue tasks and incidents named in the body
 
 
 def next_due(after: datetime) -> datetime:
-    """The first 08:00 Beijing time strictly after `after`."""
-    local = after.astimezone(CST)
-    due = local.replace(hour=HOUR, minute=0, second=0, microsecond=0)
-    if due <= local:
-        due += timedelta(days=1)
-    return due.astimezone(after.tzinfo)
+    """The first digest time strictly after `after`."""
+    return next_daily(after, AT)
 
 
 def fire(s: Session, job: ScheduledJob) -> int:

@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from engine import clock
 from engine.timers import StartTimer, first_fire, next_fire, start_timers
 
+from .localtime import PLATFORM_TZ
 from .models import OpenTask, ProcessInstance, ScheduledJob
 
 log = logging.getLogger("inkless.scheduler")
@@ -31,8 +32,8 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 # (China Standard Time, like the regulation) and then moved to the next day, in the transaction
 # that claimed it: however many workers run, a day's job fires once.
 DAILY_AT = time(2, 0)
-DAILY_JOBS = {"archive": ("documents", DAILY_AT), "backup": ("nightly", time(2, 30))}
-PLATFORM_TZ = timezone(timedelta(hours=8))
+DAILY_JOBS = {"archive": ("documents", DAILY_AT), "backup": ("nightly", time(2, 30)),
+              "digest": ("supervisors", time(8, 0))}
 
 
 def _upsert(s: Session, kind: str, ref: str, due_at: datetime | None) -> None:
@@ -149,8 +150,6 @@ def _record_failure(factory, job_id: int, error: Exception) -> None:
             job.attempts += 1
             job.last_error = f"{type(error).__name__}: {error}"[:2000]
             # Back off so a broken job does not spin: one minute per attempt, at most an hour.
-            from datetime import timedelta
-
             job.due_at = clock.now() + timedelta(minutes=min(60, job.attempts))
             s.commit()
     finally:
@@ -244,14 +243,13 @@ def ensure_job(s: Session, kind: str, ref: str, due_at: datetime) -> None:
 
 
 def ensure_builtin_jobs(app: Flask) -> None:
-    """Jobs every platform has, created when a scheduler starts: the daily jobs, the supervisors'
-    daily digest and the refresh of the indicator snapshots the dashboards read."""
-    from . import analytics, digest
+    """Jobs every platform has, created when a scheduler starts: the daily jobs (the supervisors'
+    digest among them) and the refresh of the indicator snapshots the dashboards read."""
+    from . import analytics
 
     s = app.extensions["inkless.db"]()
     try:
         ensure_daily_jobs(s)
-        ensure_job(s, digest.KIND, digest.REF, digest.next_due(clock.now()))
         ensure_job(s, *analytics.SNAPSHOT_JOB, clock.now())
         s.commit()
     finally:

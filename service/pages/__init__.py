@@ -8,7 +8,6 @@ in the user's language instead of the API's JSON.
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta, timezone
 from functools import wraps
 from typing import Any
 from urllib.parse import urlencode
@@ -21,8 +20,8 @@ from sqlalchemy.orm.exc import StaleDataError
 from .. import db
 from ..errors import ApiError, Unauthorized
 from ..identity import mfa
+from ..localtime import PLATFORM_TZ
 
-PLATFORM_TZ = timezone(timedelta(hours=8))
 CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
        "form-action 'self'; frame-ancestors 'none'")
 

@@ -21,8 +21,9 @@ from ..api.documents import _allow_large_body, documents_out, filtered, shares_o
 from ..documents import access, administration, attachments, library, lifecycle, search, sharing
 from ..documents.models import CORE_SECRET, LEVELS, Document
 from ..errors import ApiError, Invalid
+from ..localtime import PLATFORM_TZ
 from ..models import Department
-from . import PLATFORM_TZ, safe_next, signed_in
+from . import safe_next, signed_in
 from .fields import Field
 
 bp = Blueprint("documents", __name__, url_prefix="/documents")

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from sqlalchemy import String, and_, case, cast, distinct, func, literal_column, or_, select, text, tuple_
 from sqlalchemy.orm import Session
@@ -23,6 +23,7 @@ from engine.errors import InvalidDiagram
 from engine.loader import parse_xml
 
 from .. import audit
+from ..localtime import PLATFORM_TZ
 from ..models import (
     AuditEvent,
     Department,
@@ -36,7 +37,7 @@ from ..models import (
 from ..services import ServiceFailure, current_unit, service
 
 # Quarters, days and deadlines are Beijing time (no daylight saving).
-CST = timezone(timedelta(hours=8), "CST")
+CST = PLATFORM_TZ
 LOGIN_BURST = 5  # failed sign-ins for one username on one day that make a security incident
 SECURITY_INCIDENT_KINDS = ("forbidden",)  # instance incidents that count: sandbox refusals
 WEIGHTS = {"usage_rate": 30, "timeliness_rate": 30, "approval_pass_rate": 20, "security": 20}
