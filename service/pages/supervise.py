@@ -7,9 +7,12 @@ a table on the same page (screen readers, no JavaScript).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from .. import db, supervision
 from .. import instances as units
@@ -106,59 +109,56 @@ def _allowed(instance_id: int, action: str):
     return row
 
 
-@bp.post("/instances/<int:instance_id>/retry")
-@signed_in
-def retry(instance_id: int):
-    _allowed(instance_id, "retry")
-    reason, page = _reason_or_form(instance_id, "retry")
+def _act(instance_id: int, action: str, run: Callable[[Session, str], object], done: str,
+         check: Callable[[], object] | None = None):
+    """An administrator's action on an instance: allowed by the permission table, with a reason
+    (kept in the audit log), in one unit of work; the page again with an error when the reason is missing."""
+    _allowed(instance_id, action)
+    if check is not None:
+        check()
+    reason, page = _reason_or_form(instance_id, action)
     if page:
         return page
     with db.unit_of_work() as s:
-        units.retry(s, g.user, instance_id, reason)
-    flash(_("The failed step was run again."), "success")
+        run(s, reason)
+    flash(done, "success")
     return redirect(url_for(".instance", instance_id=instance_id))
+
+
+@bp.post("/instances/<int:instance_id>/retry")
+@signed_in
+def retry(instance_id: int):
+    return _act(instance_id, "retry", lambda s, reason: units.retry(s, g.user, instance_id, reason),
+                _("The failed step was run again."))
 
 
 @bp.post("/instances/<int:instance_id>/cancel")
 @signed_in
 def cancel(instance_id: int):
-    _allowed(instance_id, "cancel")
-    reason, page = _reason_or_form(instance_id, "cancel")
-    if page:
-        return page
-    with db.unit_of_work() as s:
-        units.cancel(s, g.user, instance_id, reason)
-    flash(_("The instance was cancelled."), "success")
-    return redirect(url_for(".instance", instance_id=instance_id))
+    return _act(instance_id, "cancel", lambda s, reason: units.cancel(s, g.user, instance_id, reason),
+                _("The instance was cancelled."))
 
 
 @bp.post("/instances/<int:instance_id>/move-back")
 @signed_in
 def move_back(instance_id: int):
-    _allowed(instance_id, "move_back")
-    reason, page = _reason_or_form(instance_id, "move_back")
-    if page:
-        return page
-    with db.unit_of_work() as s:
-        units.move_back(s, g.user, instance_id, request.form.get("element_id", ""), reason)
-    flash(_("The instance was moved back."), "success")
-    return redirect(url_for(".instance", instance_id=instance_id))
+    element_id = request.form.get("element_id", "")
+    return _act(instance_id, "move_back", lambda s, reason: units.move_back(s, g.user, instance_id, element_id, reason),
+                _("The instance was moved back."))
 
 
 @bp.post("/instances/<int:instance_id>/reassign")
 @signed_in
 def reassign(instance_id: int):
-    _allowed(instance_id, "reassign")
-    task = db.session().get(OpenTask, request.form.get("task_id", ""))
-    if task is None or task.instance_id != instance_id:
-        raise NotFound(_("Task not found or already completed."))
-    reason, page = _reason_or_form(instance_id, "reassign")
-    if page:
-        return page
-    with db.unit_of_work() as s:
-        units.reassign(s, g.user, task.id, request.form.get("username", ""), reason)
-    flash(_("The task was reassigned."), "success")
-    return redirect(url_for(".instance", instance_id=instance_id))
+    task_id, username = request.form.get("task_id", ""), request.form.get("username", "")
+
+    def task_of_this_instance():
+        task = db.session().get(OpenTask, task_id)
+        if task is None or task.instance_id != instance_id:
+            raise NotFound(_("Task not found or already completed."))
+
+    return _act(instance_id, "reassign", lambda s, reason: units.reassign(s, g.user, task_id, username, reason),
+                _("The task was reassigned."), check=task_of_this_instance)
 
 
 @bp.get("/overdue")
