@@ -64,6 +64,8 @@ RULES: tuple[Rule, ...] = (
             "supervise on process_instance", "read on analytics"),
     *_rules("group:inspector", ALL, "record on finding"),
     *_rules(DESIGNER, ALL, "deploy on process_definition"),
+    # The studio (R-WF-1): a department's designers edit and deploy their department's process models.
+    *_rules(DESIGNER, DEPARTMENT, "edit on process_model"),
     # System administrators: configuration and maintenance. Documents above their clearance stay
     # closed (mandatory access control); `break_glass` opens one for a while, audited.
     *_rules(SYSTEM_ADMIN, ALL, "read on user", "manage on user", "read on department", "read on policy",
@@ -72,7 +74,7 @@ RULES: tuple[Rule, ...] = (
             "deploy on process_definition", "deploy on builtin_process", "administer on document", "break_glass on document",
             "set on clearance", "edit on business_type", "maintain on library", "start on permission_review",
             "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics",
-            "maintain on platform"),
+            "maintain on platform", "edit on process_model"),
 )
 
 # Nobody grants more than they hold: the roles and groups each holder may hand out (R-SEC-7).
@@ -96,6 +98,9 @@ class Resource:
     # The `own` condition evaluated on a loaded object, where that needs no query (the same rule
     # as `own`; a test checks the two agree): saves a round trip on the hot path of every step.
     own_loaded: Callable[[User, object], bool] | None = None
+    # The column holding a loaded object's department, so the `department` scope of one object is
+    # decided without a query (the same rule as `department`).
+    department_attr: str | None = None
 
 
 def _instance_own(user: User):
@@ -119,18 +124,27 @@ def _document_resource() -> Resource:
     from .documents.models import Document  # the library imports this module
 
     return Resource(Document, department=lambda u: Document.department_id == u.department_id,
-                    own=lambda u: Document.owner_id == u.id)
+                    own=lambda u: Document.owner_id == u.id, department_attr="department_id")
+
+
+def _process_model_resource() -> Resource:
+    from .studio.models import ProcessModel  # the studio imports this module
+
+    return Resource(ProcessModel, department=lambda u: ProcessModel.department_id == u.department_id,
+                    department_attr="department_id")
 
 
 RESOURCES: dict[str, Callable[[], Resource]] = {
     "user": lambda: Resource(User, department=lambda u: User.department_id == u.department_id,
-                             own=lambda u: User.id == u.id),
-    "grant": lambda: Resource(User, department=lambda u: User.department_id == u.department_id),
+                             own=lambda u: User.id == u.id, department_attr="department_id"),
+    "grant": lambda: Resource(User, department=lambda u: User.department_id == u.department_id,
+                              department_attr="department_id"),
     "process_instance": lambda: Resource(ProcessInstance,
                                          department=lambda u: ProcessInstance.department_id == u.department_id,
-                                         own=_instance_own),
+                                         own=_instance_own, department_attr="department_id"),
     "task": lambda: Resource(OpenTask, own=_task_own, own_loaded=_task_own_loaded),
     "document": _document_resource,
+    "process_model": _process_model_resource,
 }
 
 
@@ -180,6 +194,12 @@ def allows(user: User, action: str, resource: str, obj=None) -> bool:
     if obj is None or ALL in granted:
         return True
     spec = RESOURCES[resource]()
+    if DEPARTMENT in granted and spec.department_attr is not None:
+        if getattr(obj, spec.department_attr) == user.department_id:
+            return True
+        granted = granted - {DEPARTMENT}
+        if not granted:
+            return False
     if granted == {OWN} and spec.own_loaded is not None:
         answer = spec.own_loaded(user, obj)
         if answer is not None:

@@ -27,6 +27,12 @@ MODELER_CSP = CSP + ("; style-src 'self' 'unsafe-hashes' 'sha256-nR5hyLltSjfvi2r
                      "'sha256-LIWyuNLBDBQuKJLr4mOx2cFEzHX9lM0BrbfcAAzCvSU='")
 
 
+@bp.app_template_global()
+def may_design() -> bool:
+    user = getattr(g, "user", None)
+    return user is not None and catalogue.is_designer(user)
+
+
 def _labels() -> dict[str, str]:
     """Words the modeler's script shows, in the page's language."""
     return {
