@@ -6,7 +6,7 @@ PORT ?= 5000
 # Test processes (pytest-xdist); each test builds its own app and database, so they run in parallel.
 JOBS ?= auto
 
-.PHONY: install assets run test test-sqlite test-postgres lint bench clean translations
+.PHONY: install assets run test test-sqlite test-postgres test-dates lint bench clean translations
 
 install:
 	$(PIP) install -q -e '.[dev]'
@@ -30,6 +30,12 @@ run: install assets
 # The whole suite on SQLite; set DATABASE_URL=postgresql://… to run it on PostgreSQL.
 test: install assets
 	$(PYTHON) -m pytest -n $(JOBS)
+
+# The suite with the platform clock started at other moments (tests/conftest.py --clock): the first
+# day of a quarter, a minute before midnight at the end of a month and year in Beijing, a year on.
+CLOCKS ?= 2027-04-01T00:00:00+08:00 2026-12-31T23:59:00+08:00 2027-12-03T09:30:00+08:00
+test-dates: install assets
+	for moment in $(CLOCKS); do echo "== clock $$moment =="; $(PYTHON) -m pytest -n $(JOBS) --clock=$$moment || exit 1; done
 
 test-sqlite: install assets
 	env -u DATABASE_URL $(PYTHON) -m pytest -n $(JOBS)

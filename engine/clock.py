@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import datetime as _dt
+import time as _time
 from collections.abc import Callable, Iterator
 
 import SpiffWorkflow.bpmn.specs.event_definitions.timer as _timer_module
@@ -72,3 +73,17 @@ class FrozenClock:
     def advance(self, **delta) -> _dt.datetime:
         self.current += _dt.timedelta(**delta)
         return self.current
+
+
+class TickingClock:
+    """A clock that starts at `start` and runs at real speed: a whole process (a test server, a
+    demo) lives at another moment without freezing time, so timeouts and orderings still behave."""
+
+    def __init__(self, start: _dt.datetime):
+        if start.tzinfo is None:
+            raise ValueError("TickingClock needs a timezone-aware start")
+        self.start = start
+        self._origin = _time.monotonic()
+
+    def __call__(self) -> _dt.datetime:
+        return self.start + _dt.timedelta(seconds=_time.monotonic() - self._origin)

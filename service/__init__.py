@@ -6,8 +6,18 @@ from flask import Flask, jsonify, request
 from .config import Config
 
 
+def _start_clock(start: str) -> None:
+    from datetime import datetime
+
+    from engine import clock
+
+    clock.set_provider(clock.TickingClock(datetime.fromisoformat(start)))
+
+
 def create_app(config: Config | None = None) -> Flask:
     config = config or Config.from_env()
+    if config.clock_start:
+        _start_clock(config.clock_start)
     app = Flask(__name__, instance_path=str(config.data_dir))
     app.config["INKLESS"] = config
     app.config["SECRET_KEY"] = config.secret_key

@@ -56,6 +56,9 @@ class Config:
     # WebAuthn relying party: by default the request's host and origin; set both behind a proxy.
     webauthn_rp_id: str | None = None
     webauthn_origin: str | None = None
+    # INKLESS_CLOCK_START (ISO 8601 with offset): the process's clock starts at this moment and
+    # runs on. For the test suite's servers and for demos of deadlines; never set in production.
+    clock_start: str | None = None
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -77,6 +80,7 @@ class Config:
             cfg.backup_dir = Path(env["INKLESS_BACKUP_DIR"]).resolve()
         if env.get("INKLESS_BACKUP_KEEP"):
             cfg.backup_keep = int(env["INKLESS_BACKUP_KEEP"])
+        cfg.clock_start = env.get("INKLESS_CLOCK_START") or None
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
         _identity_from_env(cfg, env)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -129,17 +130,57 @@ class ApiClient:
         return self.client.post(url, json=json, headers=self._headers(kw.pop("headers", None)), **kw)
 
 
-@pytest.fixture
-def frozen():
-    """The platform's clock, stopped at 2026-12-01 09:00 Beijing time; tests move it explicitly."""
-    from datetime import UTC, datetime
+# The suite never reads the wall clock. Every test runs on the platform clock (engine.clock) started at
+# SUITE_MOMENT, or at the moment `--clock` (or INKLESS_TEST_CLOCK) names, ticking at real speed; tests
+# that build data at fixed dates ask for `frozen`, which stops the clock at FROZEN_MOMENT whatever
+# `--clock` says. `make test-dates` runs the suite at other moments to prove no test depends on one.
+SUITE_MOMENT = "2026-12-03T09:30:00+08:00"
+FROZEN_MOMENT = datetime(2026, 12, 1, 1, 0, tzinfo=UTC)  # 09:00 Beijing time
 
+
+def pytest_addoption(parser):
+    parser.addoption("--clock", default=os.environ.get("INKLESS_TEST_CLOCK") or SUITE_MOMENT,
+                     help="ISO 8601 moment (with offset) at which the platform clock starts in every test")
+
+
+def _suite_start(config) -> datetime:
+    start = datetime.fromisoformat(config.getoption("--clock"))
+    if start.tzinfo is None:
+        raise pytest.UsageError("--clock needs a UTC offset, e.g. 2026-12-31T23:59:00+08:00")
+    return start
+
+
+def pytest_report_header(config):
+    return f"platform clock starts at {_suite_start(config).isoformat()} (--clock)"
+
+
+@pytest.fixture(autouse=True)
+def platform_clock(request):
+    """Installed before any other fixture, so users, instances and audit rows made by fixtures carry
+    the test's moment, not the machine's."""
     from engine import clock
 
-    fake = clock.FrozenClock(datetime(2026, 12, 1, 1, 0, tzinfo=UTC))
-    clock.set_provider(fake)
-    yield fake
+    if "frozen" in request.fixturenames:
+        provider = clock.FrozenClock(FROZEN_MOMENT)
+    else:
+        provider = clock.TickingClock(_suite_start(request.config))
+    clock.set_provider(provider)
+    yield provider
     clock.set_provider(None)
+
+
+@pytest.fixture
+def frozen(platform_clock):
+    """The platform's clock, stopped at 2026-12-01 09:00 Beijing time; tests move it explicitly."""
+    return platform_clock
+
+
+def subprocess_env(**extra) -> dict:
+    """The environment for a server or worker process a test starts: its clock starts where the
+    test's clock stands now and runs on."""
+    from engine import clock
+
+    return dict(os.environ, INKLESS_CLOCK_START=clock.now().isoformat(), **extra)
 
 
 @pytest.fixture

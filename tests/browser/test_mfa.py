@@ -12,11 +12,11 @@ from __future__ import annotations
 import re
 import time
 
-import pyotp
 import pytest
 
 from tests.browser.test_workspace import Person, browser  # noqa: F401  (the browser fixture)
 from tests.conftest import PASSWORD
+from tests.service.identity_helpers import code as totp_code
 from tests.service.test_durability import Server
 
 
@@ -31,8 +31,7 @@ def server(app, org):
 
 def _next_step_code(secret: str, after: str) -> str:
     """A code of a later time step than `after` (waits for the step to turn, at most 30 s)."""
-    totp = pyotp.TOTP(secret)
-    while (now := totp.now()) == after:
+    while (now := totp_code(secret)) == after:
         time.sleep(1)
     return now
 
@@ -59,10 +58,10 @@ def test_totp_enrolment_two_step_sign_in_replay_recovery_and_lockout(server, bro
     admin.check_accessibility("the authenticator set-up page")
     assert admin.page.get_by_role("img", name="用于身份验证器应用的二维码").is_visible()
     secret = admin.page.locator("#totp-secret").inner_text().strip()
-    admin.page.get_by_label("应用中的验证码").fill("000000" if pyotp.TOTP(secret).now() != "000000" else "111111")
+    admin.page.get_by_label("应用中的验证码").fill("000000" if totp_code(secret) != "000000" else "111111")
     admin.page.get_by_role("button", name="启用").click()
     assert "验证码错误或已被使用" in admin.page.get_by_role("alert").inner_text()
-    enrol_code = pyotp.TOTP(secret).now()
+    enrol_code = totp_code(secret)
     admin.page.get_by_label("应用中的验证码").fill(enrol_code)
     admin.page.get_by_role("button", name="启用").click()
     codes = [c.strip() for c in admin.page.locator("#recovery-codes code").all_inner_texts()]

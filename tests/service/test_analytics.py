@@ -10,7 +10,7 @@ from html import unescape
 
 import pytest
 from openpyxl import load_workbook
-from sqlalchemy import select
+from sqlalchemy import select, update
 
 from service import audit, definitions
 from service.models import Department, InstanceStep, ProcessDefinition, ProcessInstance, User
@@ -40,6 +40,10 @@ class History:
         self.key = key
         self.definitions = {d.version: d for d in s.scalars(select(ProcessDefinition).where(
             ProcessDefinition.key == key))}
+        # The people whose history this writes had their accounts before it: the indicators count
+        # only accounts that existed in a period (docs/indicators.md), so an account opened at the
+        # test's moment (December) would not be one of November's people.
+        s.execute(update(User).values(created_at=z(2026, 9, 1)))
 
     def instance(self, version: int, department: str, by: str = "clerk") -> ProcessInstance:
         user = self.s.scalar(select(User).where(User.username == by))

@@ -4,12 +4,13 @@ encryption at rest, sharing, versions, search, archiving, deletion and the audit
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select, text, update
 from sqlalchemy.exc import IntegrityError
 
+from engine import clock
 from service import audit
 from service.documents.models import Document, DocumentShare
 from service.models import AuditEvent
@@ -143,7 +144,7 @@ def test_department_share_and_expiry(app, login):
     document = uploaded(clerk, b"for finance")
     _share(clerk, document["id"], status=422, department="FIN", permission="read",
            expires_at="2000-01-01T00:00:00+00:00")
-    later = (datetime.now(UTC) + timedelta(days=7)).isoformat()
+    later = (clock.now() + timedelta(days=7)).isoformat()
     _share(clerk, document["id"], department="FIN", permission="read", expires_at=later)
     assert document["id"] in _ids(login("fin_admin"))
     assert document["id"] in _ids(login("fin_head"))
@@ -151,7 +152,7 @@ def test_department_share_and_expiry(app, login):
 
     with app.app_context():
         s = _session(app)
-        s.execute(update(DocumentShare).values(expires_at=datetime.now(UTC) - timedelta(seconds=1)))
+        s.execute(update(DocumentShare).values(expires_at=clock.now() - timedelta(seconds=1)))
         s.commit()
         s.close()
     assert document["id"] not in _ids(login("fin_head"))
@@ -446,7 +447,7 @@ def test_archived_documents_are_read_only_and_still_searchable(login):
     """R-DOC-3: documents older than the policy age are archived: read-only, still found."""
     clerk = login("clerk")
     old = uploaded(clerk, "二〇二〇年档案整理办法".encode(), document_date="2020-01-01", title="档案整理办法")
-    recent = uploaded(clerk, b"recent", document_date=datetime.now(UTC).date().isoformat())
+    recent = uploaded(clerk, b"recent", document_date=clock.now().date().isoformat())
     assert clerk.post(f"{API}/archive", json={"older_than_days": 365}).status_code == 403
     r = login("platform").post(f"{API}/archive", json={"older_than_days": 365})
     assert r.status_code == 200 and r.get_json()["ids"] == [old["id"]]
@@ -477,7 +478,7 @@ def test_soft_delete_keeps_the_document_restorable_until_retention_ends(app, log
     assert login("sysadmin").post(f"{API}/purge").get_json()["count"] == 0
     with app.app_context():
         s = _session(app)
-        s.execute(update(Document).values(purge_after=datetime.now(UTC) - timedelta(days=1)))
+        s.execute(update(Document).values(purge_after=clock.now() - timedelta(days=1)))
         s.commit()
         s.close()
     assert clerk.post(f"{API}/purge").status_code == 403

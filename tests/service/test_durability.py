@@ -10,6 +10,7 @@ import sys
 import time
 import urllib.request
 
+from engine import clock
 from tests.conftest import PASSWORD
 from tests.service.test_account_application import APPLICATION
 
@@ -32,6 +33,8 @@ class Server:
         self.proc = None
 
     def start(self):
+        # The server's clock starts where the test's stands (tests/conftest.py subprocess_env).
+        self.env.update(INKLESS_CLOCK_START=clock.now().isoformat())
         self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
                                      env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20

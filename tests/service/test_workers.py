@@ -1,7 +1,6 @@
 """Several `inkless worker` processes share one database and fire each due timer exactly once."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ from sqlalchemy import func, select
 
 from service import definitions, instances
 from service.models import InstanceStep, ProcessInstance, ScheduledJob
+from tests.conftest import subprocess_env
 from tests.service.diagrams import wait_process
 
 TIMERS = 500
@@ -27,8 +27,8 @@ def test_two_workers_fire_each_of_500_timers_exactly_once(app, org):
         s.close()
 
     cfg = app.config["INKLESS"]
-    env = dict(os.environ, DATABASE_URL=cfg.database_url, INKLESS_DATA_DIR=str(cfg.data_dir),
-               INKLESS_SECRET_KEY="test-secret")
+    env = subprocess_env(DATABASE_URL=cfg.database_url, INKLESS_DATA_DIR=str(cfg.data_dir),
+                         INKLESS_SECRET_KEY="test-secret")
     workers = [subprocess.Popen([sys.executable, "-m", "service.cli", "worker", "--interval", "0.2"], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE) for _ in range(2)]
     try:
