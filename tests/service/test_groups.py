@@ -316,3 +316,42 @@ def test_the_command_line_creates_groups_and_user_create_accepts_the_departments
     assert "hr " not in run.invoke(cli, ["group", "list"], env=env).output
     assert [e.actor_id for e in _audit(app, "group_created")] == [None]
     assert len(_audit(app, "group_member_removed")) == 1 and len(_audit(app, "group_deleted")) == 1
+
+
+def test_the_administration_page_creates_a_group_and_adds_a_member(app, login):
+    """Issue 14: the page, Chinese by default and English on ?lang=en, with CSRF on its forms; a
+    department administrator creates a group of their department and chooses a member from it; a
+    refusal is shown above the list; an ordinary user is refused the page."""
+    from tests.service.test_pages import Browser, text
+
+    admin = Browser(app)
+    admin.sign_in("office_admin")
+    page = admin.get("/groups")
+    assert page.status_code == 200
+    body = text(page)
+    assert "职能组" in body and "新建职能组" in body and "流程设计" in body
+    # Only their own department to create in; nobody of another department to add.
+    assert 'value="OFFICE"' in body and 'value="FIN"' not in body and "fin_head" not in body
+    assert 'name="csrf_token"' in body.split('id="new-group"')[1]
+
+    assert admin.post("/groups", {"code": "hr", "name": "人事组"}, csrf=False).status_code == 403
+    r = admin.post("/groups", {"code": "hr", "name": "人事组", "name_en": "Human resources", "department": "OFFICE"})
+    assert r.status_code == 303
+    r = admin.post("/groups/hr/members", {"username": "clerk"})
+    assert r.status_code == 303
+    body = text(admin.get("/groups"))
+    assert "职能组 hr 已创建。" in body and "已将 clerk 加入职能组 hr。" in body
+    row = body.split('id="group-hr"')[1].split("</tr>")[0]
+    assert "人事组" in row and "OFFICE" in row and "clerk" in row and "移出职能组 hr" in row
+
+    r = admin.post("/groups/hr/members", {"username": "fin_head"})
+    assert r.status_code == 303
+    assert "用户 fin_head 不存在或不属于您管理的部门" in text(admin.get("/groups"))
+
+    english = text(admin.get("/groups?lang=en"))
+    assert "Functional groups" in english and "Human resources" in english and "Add member" in english
+
+    clerk = Browser(app)
+    clerk.sign_in("clerk")
+    assert clerk.get("/groups").status_code == 403
+    assert login("office_admin").get(f"{GROUPS}/hr").get_json()["members"][0]["username"] == "clerk"
