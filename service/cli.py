@@ -1,4 +1,4 @@
-"""The `inkless` command: init, serve, department/user administration, deploy."""
+"""The `inkless` command: init, serve, department/user/group administration, deploy."""
 from __future__ import annotations
 
 import secrets
@@ -176,7 +176,102 @@ def user_create(username, password, department_code, role, groups, head, full_na
             s.commit()
         except OrgError as e:
             raise click.ClickException(str(e)) from None
+        finally:
+            s.close()  # a refusal must not keep the database locked (SQLite)
     click.echo(f"user {username} created")
+
+
+@main.group("group")
+def group_cmd() -> None:
+    """Functional groups: a department's own (--department) or the platform's."""
+
+
+def _group_change(change) -> None:
+    """Run `change(session)` as the installer in one transaction; a refusal is the command's error."""
+    from .errors import ApiError
+
+    app = _app()
+    with app.test_request_context():
+        s = _session(app)
+        try:
+            change(s)
+            s.commit()
+        except ApiError as e:
+            s.rollback()
+            raise click.ClickException(e.message) from None
+        finally:
+            s.close()
+
+
+@group_cmd.command("create")
+@click.argument("code")
+@click.option("--name", required=True, help="The Chinese name people read.")
+@click.option("--name-en", default=None, help="The English name (optional).")
+@click.option("--department", default=None, help="The department that keeps it (default: the platform).")
+def group_create(code: str, name: str, name_en: str | None, department: str | None) -> None:
+    from . import groups
+
+    _group_change(lambda s: groups.create(s, None, code, name, name_en, department))
+    click.echo(f"group {code} created")
+
+
+@group_cmd.command("rename")
+@click.argument("code")
+@click.option("--name", default=None)
+@click.option("--name-en", default=None)
+def group_rename(code: str, name: str | None, name_en: str | None) -> None:
+    from . import groups
+
+    changes = {k: v for k, v in (("name", name), ("name_en", name_en)) if v is not None}
+    _group_change(lambda s: groups.update(s, None, code, changes))
+    click.echo(f"group {code} renamed")
+
+
+@group_cmd.command("add")
+@click.argument("code")
+@click.argument("username")
+def group_add(code: str, username: str) -> None:
+    from . import groups
+
+    _group_change(lambda s: groups.add_member(s, None, code, username))
+    click.echo(f"{username} added to group {code}")
+
+
+@group_cmd.command("remove")
+@click.argument("code")
+@click.argument("username")
+def group_remove(code: str, username: str) -> None:
+    from . import groups
+
+    _group_change(lambda s: groups.remove_member(s, None, code, username))
+    click.echo(f"{username} removed from group {code}")
+
+
+@group_cmd.command("delete")
+@click.argument("code")
+def group_delete(code: str) -> None:
+    from . import groups
+
+    _group_change(lambda s: groups.delete(s, None, code))
+    click.echo(f"group {code} deleted")
+
+
+@group_cmd.command("list")
+def group_list() -> None:
+    """Every group: code, department (- for the platform), name, members."""
+    from . import groups
+
+    app = _app()
+    with app.test_request_context():
+        s = _session(app)
+        try:
+            for listed in groups.visible(s, None):
+                g = listed.group
+                members = ",".join(m.username for m in listed.members)
+                click.echo(f"{g.code:24s} {listed.department or '-':10s} {g.name}"
+                           f"{' / ' + g.name_en if g.name_en else ''}  [{members}]")
+        finally:
+            s.close()
 
 
 def deployable_files(paths) -> list[tuple[str, bytes]]:

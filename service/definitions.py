@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 from engine.errors import DiagramProblem, InvalidDiagram
 from engine.loader import load_bundle
 
-from . import audit, policy, scheduler
+from . import audit, performers, policy, scheduler
 from .errors import Forbidden, Invalid, InvalidDiagramError
 from .i18n import translate_problem
 from .models import Deployment, DeploymentFile, ProcessDefinition, User
@@ -90,6 +90,7 @@ def deploy(s: Session, user: User | None, files: Iterable[tuple[str, bytes]],
 
     if skip_unchanged and _unchanged(s, bundle, bpmn):
         return []
+    _check_performers(s, bundle)
     if user is not None:
         _check_ownership(s, user, list(bundle.processes))
     deployment = Deployment(deployed_by=user.id if user else None)
@@ -113,6 +114,16 @@ def deploy(s: Session, user: User | None, files: Iterable[tuple[str, bytes]],
     audit.record(s, "definitions_deployed", "deployment", deployment.id, actor_id=user.id if user else None,
                  detail={"definitions": [f"{d.key}:{d.version}" for d in created], "files": sorted(bpmn)})
     return created
+
+
+def _check_performers(s: Session, bundle) -> None:
+    """Every lane and `performers` property names groups and users that exist (issue 14, R-WF-1):
+    otherwise the step would reach nobody from the first instance on."""
+    problems = performers.unresolved(s, bundle.processes.values())
+    if problems:
+        first = problems[0]
+        raise InvalidDiagramError(_("The diagram is invalid: %(where)s: %(message)s", where=first["element"],
+                                    message=first["message"]), problems)
 
 
 def _check_ownership(s: Session, user: User, keys: list[str]) -> None:

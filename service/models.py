@@ -21,6 +21,17 @@ from engine import clock
 from .db import Base, UTCDateTime
 
 ROLES = ("user", "dept_admin", "system_admin")  # R-ACC-3
+# The functional groups every installation has (code: Chinese name, English name). The permission
+# table (service/policy.py) gives them rights, so they are never renamed or deleted; departments
+# add groups of their own (service/groups.py).
+BUILTIN_GROUPS = {
+    "dept_head": ("部门负责人", "Department heads"),
+    "platform_admin": ("平台管理部门", "Platform management department"),
+    "supervisor": ("监督小组", "Supervision group"),
+    "designer": ("流程设计", "Process designers"),
+    "confidentiality_officer": ("保密员", "Confidentiality officers"),
+    "inspector": ("检查员", "Inspectors"),
+}
 
 
 def utcnow() -> datetime:
@@ -40,12 +51,25 @@ class Department(Base):
 
 
 class Group(Base):
-    """A functional group (dept_head, platform_admin, supervisor, designer, …) — R-ACC-3."""
+    """A functional group (dept_head, platform_admin, supervisor, designer, …) — R-ACC-3.
+
+    A lane or a `performers` property names it by its code. It belongs to a department, whose
+    administrators keep it and whose people alone are its members, or to the platform
+    (`department_id` NULL): the built-in groups and those the system administrators add."""
 
     __tablename__ = "groups"
 
     code: Mapped[str] = mapped_column(String(64), primary_key=True)
-    name: Mapped[str] = mapped_column(String(200))
+    name: Mapped[str] = mapped_column(String(200))  # Chinese, what people read
+    name_en: Mapped[str | None] = mapped_column(String(200))
+    department_id: Mapped[int | None] = mapped_column(
+        ForeignKey("departments.id", name="fk_groups_department"), index=True)
+
+    department: Mapped[Department | None] = relationship()
+
+    @property
+    def builtin(self) -> bool:
+        return self.code in BUILTIN_GROUPS
 
 
 class User(Base):
@@ -77,6 +101,8 @@ class User(Base):
 
 class UserGroup(Base):
     __tablename__ = "user_groups"
+    # A group's members (the administration page, notifications to a group) are read by group.
+    __table_args__ = (Index("ix_user_groups_group_code", "group_code"),)
 
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
     group_code: Mapped[str] = mapped_column(ForeignKey("groups.code"), primary_key=True)

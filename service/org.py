@@ -5,18 +5,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from . import audit
-from .models import ROLES, Department, Group, User, UserGroup
+from .models import BUILTIN_GROUPS, ROLES, Department, Group, User, UserGroup
 from .passwords import hash_password
-
-# Functional groups every installation has; departments may add more.
-STANDARD_GROUPS = {
-    "dept_head": "部门负责人",
-    "platform_admin": "平台管理部门",
-    "supervisor": "监督小组",
-    "designer": "流程设计",
-    "confidentiality_officer": "保密员",
-    "inspector": "检查员",
-}
 
 
 class OrgError(ValueError):
@@ -24,10 +14,11 @@ class OrgError(ValueError):
 
 
 def ensure_groups(s: Session) -> None:
+    """The built-in groups every installation has; departments add their own (service/groups.py)."""
     existing = set(s.scalars(select(Group.code)))
-    for code, name in STANDARD_GROUPS.items():
+    for code, (name, name_en) in BUILTIN_GROUPS.items():
         if code not in existing:
-            s.add(Group(code=code, name=name))
+            s.add(Group(code=code, name=name, name_en=name_en))
     s.flush()
 
 
@@ -58,10 +49,13 @@ def create_user(s: Session, username: str, password: str, department_code: str, 
     if s.scalar(select(User.id).where(User.username == username)) is not None:
         raise OrgError(f"user {username} already exists")
     ensure_groups(s)
-    known = set(s.scalars(select(Group.code)))
+    known = {g.code: g for g in s.scalars(select(Group).where(Group.code.in_(groups)))}
     unknown = [g for g in groups if g not in known]
     if unknown:
         raise OrgError(f"unknown group(s): {', '.join(unknown)}")
+    foreign = [code for code, g in known.items() if g.department_id not in (None, department.id)]
+    if foreign:  # a department's group holds only its own people
+        raise OrgError(f"group(s) of another department: {', '.join(sorted(foreign))}")
     user = User(username=username, full_name=full_name or username, password_hash=hash_password(password),
                 department_id=department.id, role=role)
     user.group_links = [UserGroup(group_code=g) for g in dict.fromkeys(groups)]

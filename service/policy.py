@@ -10,7 +10,7 @@ pages and services call these two instead of testing roles and groups themselves
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 from flask_babel import gettext as _
@@ -19,7 +19,7 @@ from sqlalchemy.orm import object_session
 
 from .errors import Forbidden, NotFound
 from .inbox import offered_to
-from .models import ROLES, InstanceStep, OpenTask, ProcessInstance, User
+from .models import ROLES, Group, InstanceStep, OpenTask, ProcessInstance, User
 
 OWN, DEPARTMENT, ALL = "own", "department", "all"
 SCOPES = (OWN, DEPARTMENT, ALL)
@@ -49,7 +49,9 @@ RULES: tuple[Rule, ...] = (
     # Department administrators: their own department's accounts and business data (R-ACC-3).
     *_rules(DEPT_ADMIN, DEPARTMENT, "read on user", "manage on user", "review on grant",
             "read on process_instance", "reassign on process_instance", "administer on document"),
-    *_rules(DEPT_ADMIN, ALL, "read on department", "read on policy"),
+    *_rules(DEPT_ADMIN, ALL, "read on department", "read on policy", "read on group"),
+    # Functional groups (R-ACC-3, R-WF-1): a department administrator keeps their department's.
+    *_rules(DEPT_ADMIN, DEPARTMENT, "manage on group"),
     # Watching processes and the indicators (R-SUP-1, R-SUP-3): a department administrator, their
     # department's; supervision and the platform, everything.
     *_rules(DEPT_ADMIN, DEPARTMENT, "supervise on process_instance", "read on analytics"),
@@ -74,12 +76,13 @@ RULES: tuple[Rule, ...] = (
             "deploy on process_definition", "deploy on builtin_process", "administer on document", "break_glass on document",
             "set on clearance", "edit on business_type", "maintain on library", "start on permission_review",
             "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics",
-            "maintain on platform", "edit on process_model"),
+            "maintain on platform", "edit on process_model", "read on group", "manage on group"),
 )
 
-# Nobody grants more than they hold: the roles and groups each holder may hand out (R-SEC-7).
-# Office groups (dept_head follows the department's head, platform_admin is set up by the system
-# administrators) are granted by no procedure.
+# Nobody grants more than they hold: the roles and built-in groups each holder may hand out
+# (R-SEC-7). Office groups (dept_head follows the department's head, platform_admin is set up by
+# the system administrators) are granted by no procedure. A group a department or the platform
+# added is granted by whoever may `manage` it (the rows above), to people of its department.
 GRANTABLE_ROLES = {SYSTEM_ADMIN: ("user", "dept_admin"), DEPT_ADMIN: ("user", "dept_admin")}
 GRANTABLE_GROUPS = {
     SYSTEM_ADMIN: ("designer", "inspector", "supervisor", "confidentiality_officer"),
@@ -135,6 +138,8 @@ def _process_model_resource() -> Resource:
 
 
 RESOURCES: dict[str, Callable[[], Resource]] = {
+    "group": lambda: Resource(Group, department=lambda u: Group.department_id == u.department_id,
+                              department_attr="department_id"),
     "user": lambda: Resource(User, department=lambda u: User.department_id == u.department_id,
                              own=lambda u: User.id == u.id, department_attr="department_id"),
     "grant": lambda: Resource(User, department=lambda u: User.department_id == u.department_id,
@@ -218,16 +223,17 @@ def authorize(user: User, action: str, resource: str, obj=None, *, hide: bool = 
     raise Forbidden(message or _("You are not allowed to do this."))
 
 
-def may_grant(granter: User | None, role: str | None = None, groups: set[str] | frozenset[str] = frozenset()) -> list[str]:
+def may_grant(granter: User | None, role: str | None = None, groups: Iterable[Group] = ()) -> list[str]:
     """What of `role` and `groups` `granter` may not hand out (empty: all of it). `None` is the
     installer (CLI), who may grant everything."""
     if granter is None:
         return []
     mine = holders(granter)
     roles = {r for h in mine for r in GRANTABLE_ROLES.get(h, ())}
-    grantable = {g for h in mine for g in GRANTABLE_GROUPS.get(h, ())}
+    builtin = {g for h in mine for g in GRANTABLE_GROUPS.get(h, ())}
     refused = [] if role is None or role in roles else [role]
-    return refused + sorted(set(groups) - grantable)
+    return refused + sorted(group.code for group in groups
+                            if not (group.code in builtin if group.builtin else allows(granter, "manage", "group", group)))
 
 
 def table() -> dict:

@@ -62,7 +62,9 @@ def create_account(params: dict, context: dict) -> dict:
     )
     s.add(user)
     s.flush()
-    known_groups = set(s.scalars(select(Group.code)))
+    # The platform's groups and the department's own (a department's group holds only its people).
+    known_groups = set(s.scalars(select(Group.code).where(
+        Group.department_id.is_(None) | (Group.department_id == department.id))))
     granted = sorted({g for g in (params.get("groups") or []) if g in known_groups and g != "platform_admin"})
     for code in granted:
         s.add(UserGroup(user_id=user.id, group_code=code))

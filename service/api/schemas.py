@@ -225,6 +225,46 @@ class DepartmentList(Schema):
     total = fields.Integer()
 
 
+class GroupMember(Schema):
+    username = fields.String()
+    full_name = fields.String()
+
+
+class GroupOut(Schema):
+    code = fields.String(attribute="group.code", metadata={"description": "what lanes and `performers` name"})
+    name = fields.String(attribute="group.name", metadata={"description": "the Chinese name"})
+    name_en = fields.String(attribute="group.name_en", allow_none=True)
+    department = fields.String(allow_none=True, metadata={"description": "the department that keeps it; null: the platform"})
+    builtin = fields.Boolean(attribute="group.builtin", metadata={"description": "built in: never renamed or deleted"})
+    members = fields.List(fields.Nested(GroupMember), metadata={"description": "the members the caller may read"})
+    manageable = fields.Boolean(metadata={"description": "the caller may rename or delete it"})
+    grantable = fields.Boolean(metadata={"description": "the caller may add and remove members"})
+
+
+class GroupList(Schema):
+    items = fields.List(fields.Nested(GroupOut))
+    total = fields.Integer()
+
+
+class GroupIn(_In):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=64), metadata={
+        "description": "lower-case letters, digits and _, starting with a letter"})
+    name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    name_en = fields.String(allow_none=True, validate=validate.Length(max=200))
+    department = fields.String(allow_none=True, metadata={
+        "description": "a department code; null: a platform group (system administrators). Left out: the "
+                       "platform for system administrators, the caller's own department for department administrators"})
+
+
+class GroupPatch(_In):
+    name = fields.String(validate=validate.Length(min=1, max=200))
+    name_en = fields.String(allow_none=True, validate=validate.Length(max=200))
+
+
+class GroupMemberIn(_In):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+
+
 class ErrorOut(Schema):
     code = fields.String()
     message = fields.String()

@@ -126,6 +126,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     analytics,
     apply,
     documents,
+    groups,
     help,
     home,
     maintenance,
@@ -140,5 +141,5 @@ from . import (  # noqa: E402  (the areas use the helpers above)
 )
 
 for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
-              help, maintenance):
+              help, maintenance, groups):
     bp.register_blueprint(_area.bp)

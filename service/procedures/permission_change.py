@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 from .. import audit, notifications, policy
 from ..documents.access import clearance
 from ..documents.models import Document, level_name
+from ..groups import assignable
 from ..models import AuthToken, Group, OpenTask, ProcessInstance, TaskCandidate, User, UserGroup, utcnow
 from ..services import ServiceFailure, current_unit, service
 
@@ -50,11 +51,12 @@ def _problem(s: Session, requester: User | None, params: dict) -> tuple[str | No
         if role not in REQUESTABLE_ROLES:
             return f"不能通过本流程申请角色 {role}(只能申请普通用户或部门管理员)。", target
         groups = set(params.get("groups") or [])
-        known = set(s.scalars(select(Group.code)))
+        rows = s.scalars(select(Group).where(Group.code.in_(groups))).all()
+        known = {g.code for g in rows if assignable(g, target)}  # another department's group is not theirs
         refused = sorted(groups - known) + sorted(groups & UNREQUESTABLE_GROUPS)
         if refused:
             return f"不能通过本流程授予功能权限:{'、'.join(refused)}。", target
-        beyond = policy.may_grant(requester, role, groups)
+        beyond = policy.may_grant(requester, role, rows)
         if beyond:  # nobody grants more than they hold (R-SEC-7)
             return f"您无权授予:{'、'.join(beyond)}(只能授予您有权管理的角色和功能组)。", target
     elif params.get("change_type") != "deactivate":

@@ -48,6 +48,7 @@ def collect_grants(params: dict, context: dict) -> dict:
     s = current_unit.get().session
     departments = {d.id: d for d in s.scalars(select(Department))}
     group_names = dict(s.execute(select(Group.code, Group.name)).all())
+    group_departments = dict(s.execute(select(Group.code, Group.department_id)).all())
     users = s.scalars(select(User).where(User.active.is_(True)).order_by(User.username)).all()
     administered = {u.department_id for u in users if u.role == "dept_admin"}
     by_department: dict[str, dict] = {}
@@ -58,7 +59,8 @@ def collect_grants(params: dict, context: dict) -> dict:
             platform.append(_grant(user, department, f"role:{user.role}", ROLE_NAMES.get(user.role, user.role)))
         for code in sorted(user.groups - NOT_REVIEWED):
             grant = _grant(user, department, f"group:{code}", group_names.get(code, code))
-            if user.department_id in administered and user.role == "user" and code in DEPARTMENT_REVIEWABLE:
+            reviewable = code in DEPARTMENT_REVIEWABLE or group_departments.get(code) == user.department_id
+            if user.department_id in administered and user.role == "user" and reviewable:
                 entry = by_department.setdefault(department.code, {"name": department.name, "grants": []})
                 entry["grants"].append(grant)
             else:

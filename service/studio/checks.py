@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from engine.errors import InvalidDiagram
 from engine.loader import BPMN_NS, load_bundle, parse_xml
 
-from .. import audit
+from .. import audit, performers
 from .. import definitions as deployments
 from ..errors import Conflict, InvalidDiagramError
 from ..i18n import translate_problem
@@ -59,9 +59,11 @@ def problems(s: Session, model: ProcessModel, draft: ModelDraft, xml: str | None
             out.append(_problem(name, None, problem))
     known_forms = set(draft.forms) | set(deployments._latest_forms(s))
     try:
-        load_bundle({file: xml}, draft.dmn, forms=known_forms, services=SERVICES.keys())
+        bundle = load_bundle({file: xml}, draft.dmn, forms=known_forms, services=SERVICES.keys())
     except InvalidDiagram as e:
         out += [_problem(p.file, p.element, translate_problem(p.template, p.params, p.message)) for p in e.problems]
+    else:  # lanes naming nobody: the deployment's own check
+        out += [_problem(p["file"], p["element"], p["message"]) for p in performers.unresolved(s, bundle.processes.values())]
     return out + _key_problems(model, xml)
 
 

@@ -37,6 +37,15 @@ MATRIX = {
     ("GET", "/api/v1/departments"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/users"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/policy"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    # Functional groups (issue 14): administrators read them; a department administrator keeps their
+    # department's, a system administrator all (tests/service/test_groups.py has the real groups).
+    ("GET", "/api/v1/groups"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("POST", "/api/v1/groups"): ({}, {A: 401, U: 422, O: 422, S: 422, X: 422}),
+    ("GET", "/api/v1/groups/nothing"): (None, {A: 401, U: 403, O: 404, S: 404, X: 404}),
+    ("PATCH", "/api/v1/groups/nothing"): ({"name": "无"}, {A: 401, U: 403, O: 404, S: 404, X: 404}),
+    ("DELETE", "/api/v1/groups/nothing"): (None, {A: 401, U: 403, O: 404, S: 404, X: 404}),
+    ("POST", "/api/v1/groups/nothing/members"): ({"username": "clerk"}, {A: 401, U: 403, O: 404, S: 404, X: 404}),
+    ("DELETE", "/api/v1/groups/nothing/members/clerk"): (None, {A: 401, U: 403, O: 404, S: 404, X: 404}),
     # The maintenance plan (R-OPS-1): system administrators only.
     ("GET", "/api/v1/maintenance"): (None, {A: 401, U: 403, O: 403, S: 403, X: 200}),
     ("POST", "/api/v1/messages"): ({"name": "nobody_waits"}, {A: 401, U: 403, O: 403, S: 403, X: 404}),

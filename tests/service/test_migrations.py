@@ -59,3 +59,62 @@ def test_empty_database_upgrades_and_matches_the_models_and_migrations_reverse(t
             with admin.begin() as c:
                 c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
+
+
+def test_the_groups_migration_upgrades_a_database_holding_groups_and_members(tmp_path):
+    """Issue 14, R-OPS-2: a database at 0010 with users, groups and memberships upgrades (with the
+    platform's own engine, SQLite foreign keys on, as `inkless init` runs it): every group stays, as a
+    platform group, with its members; the built-in groups gain their English names; a department
+    group can then be stored; and the migration rolls back without losing a membership."""
+    from service.db import make_engine
+
+    if USE_PG:
+        engine, cleanup = _fresh_engine(tmp_path)
+    else:
+        engine, cleanup = make_engine(f"sqlite:///{tmp_path / 'groups.db'}"), None
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+
+    def migrate(step, revision):
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            step(cfg, revision)
+
+    def memberships():
+        with engine.connect() as c:
+            return c.execute(text("SELECT u.username, ug.group_code FROM user_groups ug JOIN users u ON u.id = ug.user_id "
+                                  "ORDER BY 1, 2")).all()
+
+    try:
+        migrate(command.upgrade, "0010")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO departments (id, code, name) VALUES (1, 'OFFICE', '办公室')"))
+            c.execute(text("INSERT INTO users (id, username, full_name, password_hash, department_id, role, active, "
+                           "must_change_password, created_at) VALUES (1, 'clerk', '赵科员', 'x', 1, 'user', TRUE, FALSE, "
+                           "'2026-11-01 00:00:00'), (2, 'office_admin', '张管理员', 'x', 1, 'dept_admin', TRUE, FALSE, "
+                           "'2026-11-01 00:00:00')"))
+            c.execute(text("INSERT INTO groups (code, name) VALUES ('designer', '流程设计'), ('inspector', '检查员'), "
+                           "('legacy', '旧的组')"))
+            c.execute(text("INSERT INTO user_groups (user_id, group_code) VALUES (1, 'inspector'), (1, 'legacy'), "
+                           "(2, 'designer')"))
+        before = memberships()
+
+        migrate(command.upgrade, "head")
+        with engine.connect() as c:
+            groups = c.execute(text("SELECT code, name, name_en, department_id FROM groups ORDER BY code")).all()
+        assert groups == [("designer", "流程设计", "Process designers", None), ("inspector", "检查员", "Inspectors", None),
+                          ("legacy", "旧的组", None, None)]
+        assert memberships() == before
+        assert _model_differences(engine) == []
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO groups (code, name, department_id) VALUES ('hr', '人事组', 1)"))
+            c.execute(text("INSERT INTO user_groups (user_id, group_code) VALUES (1, 'hr')"))
+
+        migrate(command.downgrade, "0010")
+        assert memberships() == sorted(before + [("clerk", "hr")])
+    finally:
+        engine.dispose()
+        if cleanup:
+            admin, schema = cleanup
+            with admin.begin() as c:
+                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
