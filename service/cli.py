@@ -289,23 +289,38 @@ def deployable_files(paths) -> list[tuple[str, bytes]]:
 
 @main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
-def deploy(paths: tuple[Path, ...]) -> None:
+@click.option("--as", "as_user", metavar="USERNAME",
+              help="Deploy on behalf of this user, with their rights: ownership of the process and the "
+                   "authority of the services it calls. Without it the operator deploys for the platform, "
+                   "whose own procedures may call every service.")
+def deploy(paths: tuple[Path, ...], as_user: str | None) -> None:
     """Deploy .bpmn/.dmn/.json files (or directories of them) as new versions."""
-    from . import definitions
+    from sqlalchemy import select
+
+    from . import definitions, policy
     from .errors import ApiError
+    from .models import User
 
     files = deployable_files(paths)
     app = _app()
     with app.test_request_context():
         s = _session(app)
-        try:
-            created = definitions.deploy(s, None, files)
+        try:  # closing the session on every exit ends its transaction, so nothing stays locked
+            user = None
+            if as_user is not None:
+                user = s.scalar(select(User).where(User.username == as_user, User.active.is_(True)))
+                if user is None or not policy.allows(user, "deploy", "process_definition"):
+                    click.echo(f"error: {as_user} is not an active user who may deploy processes", err=True)
+                    sys.exit(1)
+            created = definitions.deploy(s, user, files)
             s.commit()
         except ApiError as e:
             click.echo(f"error: {e.message}", err=True)
             for d in e.details or []:
                 click.echo(f"  {d.get('file')}: {d.get('element') or ''}: {d.get('message')}", err=True)
             sys.exit(1)
+        finally:
+            s.close()
     for d in created:
         click.echo(f"deployed {d.key} version {d.version}")
 

@@ -15,7 +15,11 @@ from sqlalchemy.orm import Session
 from engine.errors import DiagramProblem, InvalidDiagram
 from engine.loader import load_bundle
 
+<<<<<<< HEAD
 from . import audit, performers, policy, scheduler
+=======
+from . import audit, authority, policy, scheduler
+>>>>>>> h/authority
 from .errors import Forbidden, Invalid, InvalidDiagramError
 from .i18n import translate_problem
 from .models import Deployment, DeploymentFile, ProcessDefinition, User
@@ -93,6 +97,11 @@ def deploy(s: Session, user: User | None, files: Iterable[tuple[str, bytes]],
     _check_performers(s, bundle)
     if user is not None:
         _check_ownership(s, user, list(bundle.processes))
+    refused = authority.deploy_problems(user, bundle)
+    if refused:
+        first = refused[0]
+        raise InvalidDiagramError(_("The diagram is invalid: %(where)s: %(message)s", where=first["element"],
+                                    message=first["message"]), refused)
     deployment = Deployment(deployed_by=user.id if user else None)
     deployment.files = (
         [DeploymentFile(name=n, kind="bpmn", content=c) for n, c in bpmn.items()]

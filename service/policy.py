@@ -66,6 +66,14 @@ RULES: tuple[Rule, ...] = (
             "supervise on process_instance", "read on analytics"),
     *_rules("group:inspector", ALL, "record on finding"),
     *_rules(DESIGNER, ALL, "deploy on process_definition"),
+    # Acts only a procedure performs, through a service and after the approvals it relies on
+    # (service/authority.py): the platform's own procedures call them, and a diagram deployed by
+    # someone who holds them everywhere (R-ACC-2, R-ACC-4, R-DOC-4, R-SUP-4).
+    *_rules(PLATFORM, ALL, "create on user", "change on grant", "deactivate on user", "hand_over on document",
+            "publish on document"),
+    *_rules(SUPERVISOR, ALL, "publish on assessment"),
+    *_rules(SYSTEM_ADMIN, ALL, "create on user", "change on grant", "deactivate on user", "hand_over on document",
+            "publish on document", "publish on assessment"),
     # The studio (R-WF-1): a department's designers edit and deploy their department's process models.
     *_rules(DESIGNER, DEPARTMENT, "edit on process_model"),
     # System administrators: configuration and maintenance. Documents above their clearance stay
@@ -79,13 +87,23 @@ RULES: tuple[Rule, ...] = (
             "maintain on platform", "edit on process_model", "read on group", "manage on group"),
 )
 
+<<<<<<< HEAD
 # Nobody grants more than they hold: the roles and built-in groups each holder may hand out
 # (R-SEC-7). Office groups (dept_head follows the department's head, platform_admin is set up by
 # the system administrators) are granted by no procedure. A group a department or the platform
 # added is granted by whoever may `manage` it (the rows above), to people of its department.
 GRANTABLE_ROLES = {SYSTEM_ADMIN: ("user", "dept_admin"), DEPT_ADMIN: ("user", "dept_admin")}
+=======
+# Nobody grants more than they hold: the roles and groups each holder may hand out (R-SEC-7).
+# Office groups (dept_head follows the department's head, platform_admin is set up by the system
+# administrators) are granted by no procedure. The platform management department decides the
+# grants of an account application and of a permission change in its final review (R-ACC-2, R-ACC-4).
+GRANTABLE_ROLES = {SYSTEM_ADMIN: ("user", "dept_admin"), DEPT_ADMIN: ("user", "dept_admin"),
+                   PLATFORM: ("user", "dept_admin")}
+>>>>>>> h/authority
 GRANTABLE_GROUPS = {
     SYSTEM_ADMIN: ("designer", "inspector", "supervisor", "confidentiality_officer"),
+    PLATFORM: ("designer", "inspector", "supervisor", "confidentiality_officer"),
     DEPT_ADMIN: ("designer", "inspector"),
 }
 OFFICE_GROUPS = frozenset({"platform_admin", "dept_head"})
@@ -237,8 +255,12 @@ def may_grant(granter: User | None, role: str | None = None, groups: Iterable[Gr
 
 
 def table() -> dict:
-    """The rules as rows, for the read-only view (GET /api/v1/policy) and the documentation."""
+    """The rules as rows, for the read-only view (GET /api/v1/policy) and the documentation, with
+    the permission each service diagrams may call needs (service/authority.py)."""
+    from . import authority  # it imports this module
+
     rows = [{"holder": r.holder, "action": r.action, "resource": r.resource, "scope": r.scope} for r in RULES]
     grants = [{"holder": h, "roles": list(GRANTABLE_ROLES.get(h, ())), "groups": list(GRANTABLE_GROUPS.get(h, ()))}
               for h in sorted(set(GRANTABLE_ROLES) | set(GRANTABLE_GROUPS))]
-    return {"rules": rows, "grants": grants, "roles": list(ROLES), "scopes": list(SCOPES)}
+    return {"rules": rows, "grants": grants, "roles": list(ROLES), "scopes": list(SCOPES),
+            "services": authority.table()}

@@ -284,8 +284,20 @@ class PolicyGrants(Schema):
     groups = fields.List(fields.String())
 
 
+class ServiceAuthority(Schema):
+    service = fields.String()
+    effect = fields.String(metadata={"description": "none, notices, reads, accounts, permissions, documents, "
+                                                    "records or configuration"})
+    action = fields.String(allow_none=True, metadata={"description": "the permission it needs (none: checks only)"})
+    resource = fields.String(allow_none=True)
+    relies_on = fields.List(fields.String(), metadata={
+        "description": "the approvals it acts on, in order: element (who may give it); alternatives joined by |"})
+
+
 class Policy(Schema):
     rules = fields.List(fields.Nested(PolicyRule))
+    services = fields.List(fields.Nested(ServiceAuthority), metadata={
+        "description": "what each service diagrams may call does, and the permission its deployer needs"})
     grants = fields.List(fields.Nested(PolicyGrants), metadata={"description": "what each holder may grant"})
     roles = fields.List(fields.String())
     scopes = fields.List(fields.String())

@@ -148,8 +148,8 @@ class Validate(MethodView):
     @blp.arguments(ValidateIn)
     def post(self, body, key):
         """Problems of the draft (or of unsaved `xml`): [{element_id, file, message, severity}]."""
-        _user, model = _readable(key)
-        found = checks.problems(db.session(), model, model.draft, body.get("xml"))
+        user, model = _readable(key)
+        found = checks.problems(db.session(), model, model.draft, body.get("xml"), user=user)
         return {"valid": not found, "problems": found}
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from ..authority import CHECKS_ONLY
 from ..models import Department, User
 from ..services import current_unit, service
 
@@ -24,7 +25,7 @@ def responsible_department_problem(s: Session, code) -> tuple[str | None, Depart
     return None, department
 
 
-@service("check_responsible_department")
+@service("check_responsible_department", authority=CHECKS_ONLY)
 def check_responsible_department(params: dict, context: dict) -> dict:
     problem, department = responsible_department_problem(current_unit.get().session, params.get("department"))
     return {"ok": problem is None, "problem": problem or "", "name": department.name if department else ""}

@@ -8,11 +8,12 @@ from __future__ import annotations
 from sqlalchemy import select
 
 from .. import audit
+from ..authority import SENDS_NOTICES
 from ..models import Notification, User, UserGroup
 from ..services import ServiceFailure, current_unit, service
 
 
-@service("notify_escalation")
+@service("notify_escalation", authority=SENDS_NOTICES)
 def notify_escalation(params: dict, context: dict) -> dict:
     """Put an "escalation" notice about this instance in the inbox of every active group member."""
     unit = current_unit.get()

@@ -23,6 +23,7 @@ from engine.errors import InvalidDiagram
 from engine.loader import parse_xml
 
 from .. import audit
+from ..authority import READS, Authority
 from ..localtime import PLATFORM_TZ
 from ..models import (
     AuditEvent,
@@ -393,7 +394,7 @@ def compute(s: Session, start: datetime, end: datetime) -> Indicators:
 
 # -- the service --------------------------------------------------------------------------------
 
-@service("compute_indicators")
+@service("compute_indicators", authority=Authority(READS, "read", "analytics"))
 def compute_indicators_service(params: dict, context: dict) -> dict:
     """Indicators per department for `period` ('YYYY-Qn'), or `start`/`end`; default the quarter
     that just ended by the engine clock. The per-person figures go to the audit log only."""

@@ -6,6 +6,7 @@ from datetime import datetime
 from engine import clock
 
 from .. import policy
+from ..authority import CHECKS_ONLY
 from ..models import User
 from ..services import ServiceFailure, current_unit, service
 from .departments import responsible_department_problem
@@ -29,7 +30,7 @@ def _deadline_problem(value) -> str | None:
     return None
 
 
-@service("register_rectification")
+@service("register_rectification", authority=CHECKS_ONLY)
 def register_rectification(params: dict, context: dict) -> dict:
     """Check a recorded problem before it goes to the responsible department.
 

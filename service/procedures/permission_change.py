@@ -11,6 +11,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import audit, notifications, policy
+from ..authority import ACCOUNTS, CHECKS_ONLY, DOCUMENTS, PERMISSIONS, READS, Approval, Authority, granted_by
 from ..documents.access import clearance
 from ..documents.models import Document, level_name
 from ..groups import assignable
@@ -24,6 +25,9 @@ REQUESTABLE_ROLES = ("user", "dept_admin")
 # request neither grants nor removes them.
 UNREQUESTABLE_GROUPS = policy.OFFICE_GROUPS
 RUNNING = ("running", "error")
+# Every change is carried out after the platform management department's final review (R-ACC-4),
+# which also decides what may be granted (R-SEC-7).
+PLATFORM_REVIEW = Approval("platform_review", "platform_admin", grants=True)
 
 
 def _requester(s: Session) -> User | None:
@@ -64,7 +68,7 @@ def _problem(s: Session, requester: User | None, params: dict) -> tuple[str | No
     return None, target
 
 
-@service("check_permission_change")
+@service("check_permission_change", authority=CHECKS_ONLY)
 def check_permission_change(params: dict, context: dict) -> dict:
     """First step after the request: may this department administrator ask this (R-ACC-3)?"""
     s = current_unit.get().session
@@ -76,7 +80,7 @@ def check_permission_change(params: dict, context: dict) -> dict:
     return {"ok": problem is None, "problem": problem or "", "target": summary}
 
 
-@service("apply_permission_change")
+@service("apply_permission_change", authority=Authority(PERMISSIONS, "change", "grant", relies_on=(PLATFORM_REVIEW,)))
 def apply_permission_change(params: dict, context: dict) -> dict:
     """After the platform's approval: set the role and the requestable groups (R-ACC-4, R-SEC-7)."""
     unit = current_unit.get()
@@ -84,6 +88,10 @@ def apply_permission_change(params: dict, context: dict) -> dict:
     problem, target = _problem(s, _requester(s), dict(params, change_type="change"))
     if problem:
         raise ServiceFailure(f"the change can no longer be applied: {problem}")
+    beyond = sorted({b for reviewer in granted_by()
+                     for b in policy.may_grant(reviewer, params["new_role"], set(params.get("groups") or []))})
+    if beyond:
+        raise ServiceFailure(f"the platform's reviewer may not grant {', '.join(beyond)}")
     before = {"role": target.role, "groups": sorted(target.groups), "post": target.post}
     wanted = set(params.get("groups") or [])
     kept = {g for g in target.groups if g in UNREQUESTABLE_GROUPS}
@@ -128,7 +136,8 @@ def _target(s: Session, params: dict) -> User:
     return user
 
 
-@service("handover_inventory")
+# It lists what another account holds, documents above the caller's clearance included.
+@service("handover_inventory", authority=Authority(READS, "hand_over", "document"))
 def handover_inventory(params: dict, context: dict) -> dict:
     """List what must be handed over before the account is deactivated (R-ACC-4)."""
     s = current_unit.get().session
@@ -148,13 +157,15 @@ def handover_inventory(params: dict, context: dict) -> dict:
     }
 
 
-@service("apply_handover")
+@service("apply_handover", authority=Authority(DOCUMENTS, "hand_over", "document", relies_on=(PLATFORM_REVIEW,)))
 def apply_handover(params: dict, context: dict) -> dict:
     """Give the listed items to the successor. Only what the department administrator saw in the
     inventory is handed over; anything the account acquired since shows up in the next round."""
     unit = current_unit.get()
     s = unit.session
-    user = _target(s, params)
+    requested, user = _problem(s, _requester(s), {"target_username": params.get("username"), "change_type": "deactivate"})
+    if requested:
+        raise ServiceFailure(f"the hand-over can no longer be applied: {requested}")
     successor_name = str(params.get("successor") or "").strip()
     successor = s.scalar(select(User).where(User.username == successor_name))
     problem = None
@@ -197,7 +208,7 @@ def apply_handover(params: dict, context: dict) -> dict:
     return {"tasks": len(moved_tasks), "instances": len(moved_instances), "documents": len(documents), "problem": ""}
 
 
-@service("deactivate_user")
+@service("deactivate_user", authority=Authority(ACCOUNTS, "deactivate", "user", relies_on=(PLATFORM_REVIEW,)))
 def deactivate_user(params: dict, context: dict) -> dict:
     """Deactivate the account and end its sessions at once, or refuse while it still owns
     anything (R-ACC-4): the diagram then goes back to the hand-over."""

@@ -14,6 +14,7 @@ from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from .. import audit, policy
+from ..authority import CHECKS_ONLY, PERMISSIONS, READS, Authority
 from ..models import AuthToken, Department, Group, ProcessInstance, User, utcnow
 from ..services import ServiceFailure, current_unit, service
 
@@ -22,7 +23,7 @@ ROLE_NAMES = {"dept_admin": "部门管理员", "system_admin": "系统管理员"
 DEPARTMENT_REVIEWABLE = frozenset(policy.GRANTABLE_GROUPS[policy.DEPT_ADMIN])
 
 
-@service("check_permission_review_start")
+@service("check_permission_review_start", authority=CHECKS_ONLY)
 def check_permission_review_start(params: dict, context: dict) -> dict:
     """'timer' when the platform's quarterly timer started it, 'manual' when someone the policy
     lets `start` a permission review did, 'refused' for anybody else."""
@@ -42,7 +43,7 @@ def _grant(user: User, department: Department, code: str, label: str) -> dict:
             "grant": code, "label": label, "decision": "confirm"}
 
 
-@service("collect_grants")
+@service("collect_grants", authority=Authority(READS, "review", "grant"))
 def collect_grants(params: dict, context: dict) -> dict:
     """Every grant of every active user, per department, each with its reviewer (see above)."""
     s = current_unit.get().session
@@ -86,7 +87,7 @@ def _revoke(s: Session, target: User, grant: str) -> dict | None:
     return None
 
 
-@service("apply_permission_review")
+@service("apply_permission_review", authority=Authority(PERMISSIONS, "review", "grant"))
 def apply_permission_review(params: dict, context: dict) -> dict:
     """Apply a reviewer's decisions to the grants that were listed to them — only those: a grant
     added to the submitted form is ignored, and each decision must belong to its listed grant."""
@@ -132,7 +133,8 @@ def apply_permission_review(params: dict, context: dict) -> dict:
             "revoked": revoked, "remarks": remarks}
 
 
-@service("close_permission_review")
+# Its record is the review's outcome in the audit log (R-SEC-10): only a review may write it.
+@service("close_permission_review", authority=Authority(PERMISSIONS, "review", "grant"))
 def close_permission_review(params: dict, context: dict) -> dict:
     """The review's record: who reviewed what and what was revoked (R-SEC-7, R-SEC-10)."""
     unit = current_unit.get()

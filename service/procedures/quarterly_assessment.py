@@ -11,6 +11,7 @@ from sqlalchemy import select
 from engine import clock
 
 from .. import audit, policy
+from ..authority import CHECKS_ONLY, RECORDS, Authority
 from ..models import Department, Notification, ProcessInstance, User
 from ..services import ServiceFailure, current_unit, service
 
@@ -23,7 +24,7 @@ OUTCOME_NAMES = {"commend": "通报表扬", "pass": "达标", "rectify": "限期
 INDICATOR_NAMES = {"usage_rate": "平台使用率", "timeliness_rate": "文件处理及时率", "approval_pass_rate": "流程审批通过率"}
 
 
-@service("check_assessment_start")
+@service("check_assessment_start", authority=CHECKS_ONLY)
 def check_assessment_start(params: dict, context: dict) -> dict:
     """'timer' when the platform started the instance (its quarterly timer), 'manual' when a member
     of the supervision group did, 'refused' for anybody else; `period` is the default period."""
@@ -59,7 +60,7 @@ def _problem(period_name: str, name: str, score, grade: str, figures: dict, rema
     return text
 
 
-@service("publish_assessment")
+@service("publish_assessment", authority=Authority(RECORDS, "publish", "assessment"))
 def publish_assessment(params: dict, context: dict) -> dict:
     """Record the results (audit event `assessment_published`, the performance record), tell each
     department head, and return the departments below the bar with their rectification requests."""

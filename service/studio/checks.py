@@ -13,7 +13,11 @@ from sqlalchemy.orm import Session
 from engine.errors import InvalidDiagram
 from engine.loader import BPMN_NS, load_bundle, parse_xml
 
+<<<<<<< HEAD
 from .. import audit, performers
+=======
+from .. import audit, authority
+>>>>>>> h/authority
 from .. import definitions as deployments
 from ..errors import Conflict, InvalidDiagramError
 from ..i18n import translate_problem
@@ -48,8 +52,10 @@ def _key_problems(model: ProcessModel, xml: str) -> list[dict]:
                                 "executable process.", id=p)) for p in others]
 
 
-def problems(s: Session, model: ProcessModel, draft: ModelDraft, xml: str | None = None) -> list[dict]:
-    """Every problem of the draft (or of `xml`, unsaved edits), in the user's language."""
+def problems(s: Session, model: ProcessModel, draft: ModelDraft, xml: str | None = None,
+             user: User | None = None) -> list[dict]:
+    """Every problem of the draft (or of `xml`, unsaved edits), in the user's language; with
+    `user`, also the service tasks they may not deploy (service/authority.py)."""
     xml = draft.xml if xml is None else xml
     file = diagram_file(model)
     out: list[dict] = []
@@ -62,8 +68,14 @@ def problems(s: Session, model: ProcessModel, draft: ModelDraft, xml: str | None
         bundle = load_bundle({file: xml}, draft.dmn, forms=known_forms, services=SERVICES.keys())
     except InvalidDiagram as e:
         out += [_problem(p.file, p.element, translate_problem(p.template, p.params, p.message)) for p in e.problems]
+<<<<<<< HEAD
     else:  # lanes naming nobody: the deployment's own check
         out += [_problem(p["file"], p["element"], p["message"]) for p in performers.unresolved(s, bundle.processes.values())]
+=======
+    else:
+        if user is not None:
+            out += [_problem(p["file"], p["element"], p["message"]) for p in authority.deploy_problems(user, bundle)]
+>>>>>>> h/authority
     return out + _key_problems(model, xml)
 
 
@@ -76,7 +88,7 @@ def deploy(s: Session, user: User, model: ProcessModel, version: int) -> Process
     if version != draft.version:
         raise Conflict(_("The draft changed since you opened it (version %(current)s, yours %(yours)s); "
                          "reload it before deploying.", current=draft.version, yours=version))
-    found = problems(s, model, draft)
+    found = problems(s, model, draft, user=user)
     if found:
         first = found[0]
         raise InvalidDiagramError(_("The diagram is invalid: %(where)s: %(message)s",
