@@ -15,11 +15,7 @@ from sqlalchemy.orm import Session
 from engine.errors import DiagramProblem, InvalidDiagram
 from engine.loader import load_bundle
 
-<<<<<<< HEAD
-from . import audit, performers, policy, scheduler
-=======
-from . import audit, authority, policy, scheduler
->>>>>>> h/authority
+from . import audit, authority, performers, policy, scheduler
 from .errors import Forbidden, Invalid, InvalidDiagramError
 from .i18n import translate_problem
 from .models import Deployment, DeploymentFile, ProcessDefinition, User

@@ -87,20 +87,14 @@ RULES: tuple[Rule, ...] = (
             "maintain on platform", "edit on process_model", "read on group", "manage on group"),
 )
 
-<<<<<<< HEAD
-# Nobody grants more than they hold: the roles and built-in groups each holder may hand out
-# (R-SEC-7). Office groups (dept_head follows the department's head, platform_admin is set up by
-# the system administrators) are granted by no procedure. A group a department or the platform
-# added is granted by whoever may `manage` it (the rows above), to people of its department.
-GRANTABLE_ROLES = {SYSTEM_ADMIN: ("user", "dept_admin"), DEPT_ADMIN: ("user", "dept_admin")}
-=======
 # Nobody grants more than they hold: the roles and groups each holder may hand out (R-SEC-7).
 # Office groups (dept_head follows the department's head, platform_admin is set up by the system
 # administrators) are granted by no procedure. The platform management department decides the
 # grants of an account application and of a permission change in its final review (R-ACC-2, R-ACC-4).
+# A group a department or the platform added is granted by whoever may `manage` it (the rows
+# above), to people of its department.
 GRANTABLE_ROLES = {SYSTEM_ADMIN: ("user", "dept_admin"), DEPT_ADMIN: ("user", "dept_admin"),
                    PLATFORM: ("user", "dept_admin")}
->>>>>>> h/authority
 GRANTABLE_GROUPS = {
     SYSTEM_ADMIN: ("designer", "inspector", "supervisor", "confidentiality_officer"),
     PLATFORM: ("designer", "inspector", "supervisor", "confidentiality_officer"),

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from . import audit, policy
 from .authority import ACCOUNTS, AUTHORITIES, Approval, Authority, Refused, granted_by, guarded
-from .models import Department, User, UserGroup
+from .models import Department, Group, User, UserGroup
 from .passwords import hash_password, initial_password
 
 
@@ -81,8 +81,11 @@ def create_account(params: dict, context: dict) -> dict:
     # Nobody grants more than they hold (R-ACC-3, R-SEC-7): the platform's reviewer decides the
     # grant, so the account gets nothing that reviewer could not hand out — never system_admin, nor
     # the office groups platform_admin and dept_head.
+    # The platform's groups and the department's own (a department's group holds only its people).
+    group_rows = s.scalars(select(Group).where(Group.code.in_(groups), Group.department_id.is_(None)
+                                               | (Group.department_id == department.id))).all()
     approvers = granted_by()
-    beyond = sorted({b for approver in approvers for r in roles for b in policy.may_grant(approver, r, groups)})
+    beyond = sorted({b for approver in approvers for r in roles for b in policy.may_grant(approver, r, group_rows)})
     if beyond or not approvers:
         raise Refused(_("Service '%(service)s' refused: the approvals do not cover granting %(grants)s.",
                         service="create_account", grants=", ".join(beyond) or "?"))
@@ -101,14 +104,7 @@ def create_account(params: dict, context: dict) -> dict:
     )
     s.add(user)
     s.flush()
-<<<<<<< HEAD
-    # The platform's groups and the department's own (a department's group holds only its people).
-    known_groups = set(s.scalars(select(Group.code).where(
-        Group.department_id.is_(None) | (Group.department_id == department.id))))
-    granted = sorted({g for g in (params.get("groups") or []) if g in known_groups and g != "platform_admin"})
-=======
-    granted = sorted(groups)
->>>>>>> h/authority
+    granted = sorted(g.code for g in group_rows)
     for code in granted:
         s.add(UserGroup(user_id=user.id, group_code=code))
     audit.record(s, "account_created", "user", user.id, actor_id=unit.actor_id,

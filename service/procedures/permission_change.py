@@ -88,8 +88,8 @@ def apply_permission_change(params: dict, context: dict) -> dict:
     problem, target = _problem(s, _requester(s), dict(params, change_type="change"))
     if problem:
         raise ServiceFailure(f"the change can no longer be applied: {problem}")
-    beyond = sorted({b for reviewer in granted_by()
-                     for b in policy.may_grant(reviewer, params["new_role"], set(params.get("groups") or []))})
+    rows = s.scalars(select(Group).where(Group.code.in_(set(params.get("groups") or [])))).all()
+    beyond = sorted({b for reviewer in granted_by() for b in policy.may_grant(reviewer, params["new_role"], rows)})
     if beyond:
         raise ServiceFailure(f"the platform's reviewer may not grant {', '.join(beyond)}")
     before = {"role": target.role, "groups": sorted(target.groups), "post": target.post}

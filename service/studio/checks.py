@@ -13,11 +13,7 @@ from sqlalchemy.orm import Session
 from engine.errors import InvalidDiagram
 from engine.loader import BPMN_NS, load_bundle, parse_xml
 
-<<<<<<< HEAD
-from .. import audit, performers
-=======
-from .. import audit, authority
->>>>>>> h/authority
+from .. import audit, authority, performers
 from .. import definitions as deployments
 from ..errors import Conflict, InvalidDiagramError
 from ..i18n import translate_problem
@@ -68,14 +64,10 @@ def problems(s: Session, model: ProcessModel, draft: ModelDraft, xml: str | None
         bundle = load_bundle({file: xml}, draft.dmn, forms=known_forms, services=SERVICES.keys())
     except InvalidDiagram as e:
         out += [_problem(p.file, p.element, translate_problem(p.template, p.params, p.message)) for p in e.problems]
-<<<<<<< HEAD
-    else:  # lanes naming nobody: the deployment's own check
+    else:  # lanes naming nobody, and privileged services the deployer may not call
         out += [_problem(p["file"], p["element"], p["message"]) for p in performers.unresolved(s, bundle.processes.values())]
-=======
-    else:
         if user is not None:
             out += [_problem(p["file"], p["element"], p["message"]) for p in authority.deploy_problems(user, bundle)]
->>>>>>> h/authority
     return out + _key_problems(model, xml)
 
 
