@@ -20,7 +20,7 @@ from sqlalchemy import func, select
 from service.cli import main as cli
 from service.documents.models import Document
 from service.models import AuditEvent, Deployment, DeploymentFile, ProcessDefinition, User
-from tests.service.documents_helpers import uploaded
+from tests.service.documents_helpers import set_clearance, uploaded
 from tests.service.flows import complete, only_task
 from tests.service.studio_helpers import HEAD, create_model, save
 
@@ -36,9 +36,9 @@ def _params(params: dict[str, str]) -> str:
                    for name, value in params.items())
 
 
-def _service_task(element: str, service: str, params: dict[str, str]) -> str:
+def _service_task(element: str, service: str, params: dict[str, str], result: str = "result") -> str:
     return (f'<bpmn:serviceTask id="{element}" name="调用服务"><bpmn:extensionElements>'
-            f'<spiffworkflow:serviceTaskOperator id="{service}" resultVariable="result">'
+            f'<spiffworkflow:serviceTaskOperator id="{service}" resultVariable="{result}">'
             f'<spiffworkflow:parameters>{_params(params)}</spiffworkflow:parameters>'
             '</spiffworkflow:serviceTaskOperator></bpmn:extensionElements></bpmn:serviceTask>\n')
 
@@ -52,16 +52,21 @@ def _approval(element: str, performers: str) -> str:
             '</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>\n')
 
 
-def diagram(key: str, element: str, service: str, params: dict[str, str],
-            approvals: tuple[tuple[str, str], ...] = ()) -> str:
-    """start → the approvals (user tasks) → serviceTask(service) → end."""
-    ids = ["start", *[a[0] for a in approvals], element, "end"]
-    body = ('<bpmn:startEvent id="start" />\n' + "".join(_approval(*a) for a in approvals)
-            + _service_task(element, service, params) + '<bpmn:endEvent id="end" />\n')
+def steps(key: str, *elements: tuple[str, str]) -> str:
+    """start → the elements in order (their ids, their XML) → end."""
+    ids = ["start", *[e[0] for e in elements], "end"]
+    body = '<bpmn:startEvent id="start" />\n' + "".join(e[1] for e in elements) + '<bpmn:endEvent id="end" />\n'
     body += "".join(f'<bpmn:sequenceFlow id="f_{a}_{b}" sourceRef="{a}" targetRef="{b}" />\n'
                     for a, b in zip(ids, ids[1:], strict=False))
     return (HEAD + f'<bpmn:process id="{key}" name="测试流程" isExecutable="true">\n{body}</bpmn:process>\n'
             '</bpmn:definitions>\n')
+
+
+def diagram(key: str, element: str, service: str, params: dict[str, str],
+            approvals: tuple[tuple[str, str], ...] = ()) -> str:
+    """start → the approvals (user tasks: element, performers) → serviceTask(service) → end."""
+    return steps(key, *[(a[0], _approval(*a)) for a in approvals],
+                 (element, _service_task(element, service, params)))
 
 
 MALLORY = {"username": "'mallory'", "full_name": "'马洛里'", "department": "'FIN'", "roles": "['dept_admin']",
@@ -331,6 +336,60 @@ def test_an_account_gets_nothing_its_approvers_may_not_grant(app, login, group):
         assert s.scalar(select(User).where(User.username == "mallory")) is None
     finally:
         s.close()
+
+
+def _reviewed_publication(login, key: str, document: dict, submitted: bool) -> dict:
+    """A system administrator's diagram: (check_publication →) FIN head's and the platform's
+    approvals → publish_document; started by the document's owner, both approve."""
+    check = ("check", _service_task("check", "check_publication",
+                                    {"document_id": str(document["id"]), "audience": "'all'"}, result="check"))
+    reviews = [(e, _approval(e, by)) for e, by in (("dept_head_review", "user:fin_head"),
+                                                   ("platform_review", "platform_admin"))]
+    publish = ("publish", _service_task("publish", "publish_document", _publish(document["id"])))
+    xml = steps(key, *([check] if submitted else []), *reviews, publish)
+    assert _deploy(login("sysadmin"), f"{key}.bpmn", xml).status_code == 201
+    head = login("fin_head")
+    r = head.post("/api/v1/process-instances", json={"process_key": key})
+    assert r.status_code == 201, r.get_json()
+    for who in ("fin_head", "platform"):
+        api = login(who)
+        result = complete(api, only_task(api, instance_id=r.get_json()["id"]), {"decision": "approve", "opinion": "同意"})
+    return result
+
+
+def test_approvals_publish_only_what_was_submitted_for_them(app, login):
+    """R-DOC-4: with both reviews but no submission recorded by check_publication, publish_document
+    refuses: approvals in one instance cannot be turned to another document."""
+    document = _fin_document(login)
+    result = _reviewed_publication(login, "unsubmitted", document, submitted=False)
+    assert "publish_document" in _forbidden_incident(result, "publish", "publish_document")["message"]
+    s = _db(app)
+    try:
+        assert s.get(Document, document["id"]).published_at is None
+    finally:
+        s.close()
+
+
+def test_a_secret_document_needs_the_confidentiality_officer(app, login):
+    """R-DOC-4: for 秘密 and above the platform's approval does not count; the confidentiality
+    officer's is the one publish_document relies on."""
+    set_clearance(login, "fin_head", "秘密")
+    document = uploaded(login("fin_head"), b"FIN secret plan", title="财务秘密计划", security_level="秘密")
+    result = _reviewed_publication(login, "secret_reviewed", document, submitted=True)
+    assert "secrecy_review" in _forbidden_incident(result, "publish", "publish_document")["message"]
+    s = _db(app)
+    try:
+        assert s.get(Document, document["id"]).published_at is None
+    finally:
+        s.close()
+
+
+def test_an_internal_document_is_published_after_both_reviews(app, login):
+    """R-DOC-4: the same checks let a submitted, reviewed internal document through."""
+    document = _fin_document(login)
+    result = _reviewed_publication(login, "internal_reviewed", document, submitted=True)
+    assert result["state"] == "completed", result["incidents"]
+    assert login("clerk").get(f"/api/v1/documents/{document['id']}").status_code == 200
 
 
 # -- the declarations -----------------------------------------------------------------------------
