@@ -5,8 +5,10 @@ outright, since nothing in BPMN needs one and it is the door to XXE and entity e
 """
 from __future__ import annotations
 
+import bisect
+import codecs
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from lxml import etree
@@ -27,11 +29,17 @@ _SAFE_PARSER = etree.XMLParser(
 _LOCATING_PARSER = etree.XMLParser(
     resolve_entities=False, no_network=True, load_dtd=False, dtd_validation=False, huge_tree=False, recover=True
 )
-_PREDEFINED_ENTITIES = {"amp", "lt", "gt", "quot", "apos"}
-_ENTITY_REF = re.compile(r"&([A-Za-z_:][\w.:-]*);")
-_COMMENT = re.compile(r"<!--.*?-->", re.S)
+# What can stand before the root element besides a DOCTYPE: whitespace, the XML declaration or
+# another processing instruction, comments.
+_PROLOG_ITEM = re.compile(rb"\s*(?:<\?.*?\?>|<!--.*?-->)", re.S)
+_PROLOG_DOCTYPE = re.compile(rb"\s*<!DOCTYPE")
+# A run of adjacent references is one match, named by its first one that is not predefined
+# (&amp; and the like are plain XML): one step per run rather than per reference.
+_MARKUP = re.compile(r"<!--|<!\[CDATA\[|<!DOCTYPE"
+                     r"|&(?!(?:amp|lt|gt|quot|apos);)([A-Za-z_:][\w.:-]*);(?:&[A-Za-z_:][\w.:-]*;)*")
+_SECTION_END = {"<!--": "-->", "<![CDATA[": "]]>"}
+_SUBSET_END = re.compile(r"\]\s*>")
 _XSD_ID = re.compile(r"'([^']*)' is not a valid value of the atomic type 'xs:ID'")
-_DOCTYPE = re.compile(r"<!DOCTYPE(?:[^\[>]*\[.*?\]\s*>|[^>]*>)", re.S)
 
 
 @dataclass(frozen=True)
@@ -66,38 +74,109 @@ def _has_dtd(root: etree._Element | None) -> bool:
     return bool(info.doctype) or info.internalDTD is not None
 
 
-def _blank(match: re.Match) -> str:
-    # Keep the line structure so line numbers stay right.
-    return "\n" * match.group(0).count("\n")
+def _prolog_declares_doctype(content: bytes) -> bool:
+    """Whether the prolog holds a DOCTYPE: a look at the bytes before the root element, so a hostile
+    file is refused before it is parsed. The parsed tree's docinfo stays the authority (this sees
+    only ASCII-compatible encodings)."""
+    pos = len(codecs.BOM_UTF8) if content.startswith(codecs.BOM_UTF8) else 0
+    while (item := _PROLOG_ITEM.match(content, pos)) is not None:
+        pos = item.end()
+    return _PROLOG_DOCTYPE.match(content, pos) is not None
+
+
+def _entity_uses(text: str) -> Iterator[tuple[int, str]]:
+    """(line, name) of the entity references outside comments, CDATA sections and the DOCTYPE's
+    own declarations, in one pass: each search starts where the last one ended."""
+    pos = counted = 0
+    line = 1
+    while (match := _MARKUP.search(text, pos)) is not None:
+        if match.group(1) is not None:
+            line += text.count("\n", counted, match.start())
+            counted = match.start()
+            yield line, match.group(1)
+            pos = match.end()
+            continue
+        pos = _end_of_section(text, match.group(0), match.end())
+        if pos < 0:
+            return  # unterminated: the rest of the file is inside it
+
+
+def _end_of_section(text: str, opening: str, pos: int) -> int:
+    if opening == "<!DOCTYPE":
+        close = text.find(">", pos)
+        subset = text.find("[", pos, close if close >= 0 else len(text))
+        if subset < 0:
+            return close + 1 if close >= 0 else -1
+        end = _SUBSET_END.search(text, subset)
+        return end.end() if end else -1
+    closing = _SECTION_END[opening]
+    end = text.find(closing, pos)
+    return end + len(closing) if end >= 0 else -1
+
+
+class _ElementLines:
+    """Which element a source line belongs to, answered for many lines after one walk of the tree.
+
+    For a line where an element starts: the nearest element with an id, itself or an ancestor;
+    otherwise the last element with an id that starts before the line."""
+
+    def __init__(self, root: etree._Element | None):
+        self._starting: dict[int, str | None] = {}
+        self._lines: list[int] = []
+        self._ids: list[str] = []
+        if root is None:
+            return
+        enclosing: list[str | None] = []
+        for event, el in etree.iterwalk(root, events=("start", "end")):
+            if event == "end":
+                enclosing.pop()
+                continue
+            own = el.get("id") if isinstance(el.tag, str) else None
+            enclosing.append(own or (enclosing[-1] if enclosing else None))
+            line = el.sourceline
+            if not isinstance(el.tag, str) or not line:
+                continue
+            if line not in self._starting:
+                self._starting[line] = enclosing[-1] or self._before(line)
+            if own:
+                self._lines.append(line)
+                self._ids.append(own)
+
+    def _before(self, line: int) -> str | None:
+        at = bisect.bisect_left(self._lines, line)
+        return self._ids[at - 1] if at else None
+
+    def at(self, line: int | None) -> str | None:
+        if not line:
+            return None
+        return self._starting[line] if line in self._starting else self._before(line)
 
 
 def _doctype_problems(content: bytes, file: str, root: etree._Element | None) -> list[DiagramProblem]:
-    """One problem per element that uses an entity, or one for the file when none is used."""
+    """One problem per element that uses an entity, or one for the file when none is used.
+
+    Linear in the size of the file: a hostile one may hold millions of references."""
     encoding = (root.getroottree().docinfo.encoding if root is not None else None) or "utf-8"
     try:
         text = content.decode(encoding, errors="replace")
     except LookupError:
         text = content.decode("utf-8", errors="replace")
-    text = _DOCTYPE.sub(_blank, _COMMENT.sub(_blank, text))
+    lines = _ElementLines(root)
     problems: list[DiagramProblem] = []
     seen: set[str | None] = set()
-    for match in _ENTITY_REF.finditer(text):
-        if len(problems) >= 20:
-            break  # enough to find them; a hostile file may hold thousands
-        name = match.group(1)
-        if name in _PREDEFINED_ENTITIES:
-            continue
-        line = text.count("\n", 0, match.start()) + 1
-        element = _element_at_line(root, line) if root is not None else None
+    for line, name in _entity_uses(text):
+        element = lines.at(line)
         if element in seen:
             continue
         seen.add(element)
         problems.append(DiagramProblem.of(
             file, element, N_("uses the XML entity '&%(entity)s;': DOCTYPE and entity declarations are not allowed"),
             line=line, entity=name))
+        if len(problems) >= 20:
+            break  # enough to find them
     if not problems:
-        match = re.search(r"<!DOCTYPE", content.decode(encoding, errors="replace"))
-        line = content.decode(encoding, errors="replace").count("\n", 0, match.start()) + 1 if match else 1
+        doctype = text.find("<!DOCTYPE")
+        line = text.count("\n", 0, doctype) + 1 if doctype >= 0 else 1
         problems.append(DiagramProblem.of(file, None, N_("DOCTYPE declarations are not allowed"), line=line))
     return problems
 
@@ -107,6 +186,8 @@ def parse_xml(content: bytes | str, file: str) -> etree._Element:
     can be found) on any XML error or DOCTYPE."""
     if isinstance(content, str):
         content = content.encode("utf-8")
+    if _prolog_declares_doctype(content):
+        raise InvalidDiagram(_doctype_problems(content, file, _locating_tree(content)))
     try:
         root = etree.fromstring(content, parser=_SAFE_PARSER)
     except etree.XMLSyntaxError as e:
@@ -128,20 +209,7 @@ def parse_xml(content: bytes | str, file: str) -> etree._Element:
 
 def _element_at_line(root: etree._Element | None, line: int | None) -> str | None:
     """XSD errors carry a line but no element id (SpiffWorkflow pitfall P14); recover the id."""
-    if not line or root is None:
-        return None
-    best = None
-    for el in root.iter():
-        if not isinstance(el.tag, str):
-            continue
-        if el.sourceline == line:
-            node = el
-            while node is not None and node.get("id") is None:
-                node = node.getparent()
-            return node.get("id") if node is not None else best
-        if el.sourceline and el.sourceline < line and el.get("id"):
-            best = el.get("id")
-    return best
+    return _ElementLines(root).at(line) if line and root is not None else None
 
 
 def _readable(message: str) -> str:
@@ -152,6 +220,12 @@ def _readable(message: str) -> str:
 def _problem_from_validation(e: ValidationException, file: str, root: etree._Element | None) -> DiagramProblem:
     message = _readable(e.args[0] if e.args else str(e))
     element = e.id or _element_at_line(root, e.line_number)
+    if message.startswith("RecursionError"):
+        # SpiffWorkflow builds a process by recursing along its flows, a few frames per step; a
+        # called process is built on its own, so splitting the chain is the way out.
+        return DiagramProblem.of(file, element, N_("too many steps follow one another for the engine to build the "
+                                                   "process: move part of the chain into a call activity"),
+                                 line=e.line_number or None)
     if "found two items" in message and element:
         # SpiffWorkflow reports a dangling sequence flow this way; say what actually happened.
         message = f"a sequence flow from '{element}' points to an element that does not exist"

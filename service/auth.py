@@ -20,7 +20,7 @@ from . import audit, db, notifications
 from .errors import Forbidden, Invalid, NotFound, Unauthorized
 from .identity import lockout, mfa, password_policy, security_keys
 from .models import AuthToken, User, utcnow
-from .passwords import burn_time, hash_password, initial_password, verify_password
+from .passwords import hash_password, initial_password, verify_password
 
 PENDING_SECONDS = 5 * 60  # between the password and the second factor (ASVS 2.8)
 PENDING_ATTEMPTS = 5
@@ -58,16 +58,17 @@ def _refuse(s, username: str, user: User | None, reason: str, message: str | Non
 
 
 def check_password(s, username: str, password: str) -> User:
-    """The first step of signing in. The same answer for an unknown user, a wrong password, a
-    deactivated and a locked account (ASVS 2.2.1 / 3.2)."""
+    """The first step of signing in. The same answer, after the same argon2 work (one
+    verification, against a dummy hash when there is no account), for an unknown user, a wrong
+    password, a deactivated and a locked account (ASVS 2.2.1 / 3.2): neither the message nor the
+    time tells them apart."""
     user = s.scalar(select(User).where(User.username == username))
+    matches = verify_password(user.password_hash if user is not None else None, password)
     if user is None:
-        burn_time(password)
         _refuse(s, username, None, "password")
     if lockout.locked(s, user):
-        burn_time(password)
         _refuse(s, username, user, "locked")
-    if not user.active or not verify_password(user.password_hash, password):
+    if not user.active or not matches:
         _refuse(s, username, user, "password")
     rules = password_policy.profile(_config().password_profile)
     if password_policy.expired(rules, user.password_changed_at or user.created_at, utcnow()):

@@ -1,11 +1,13 @@
 """Password hashing (argon2id) and one-time initial passwords."""
 from __future__ import annotations
 
+import base64
 import secrets
 import string
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from argon2.low_level import ARGON2_VERSION
 from flask import current_app
 
 _hashers: dict[tuple[int, int], PasswordHasher] = {}
@@ -23,23 +25,31 @@ def hash_password(password: str) -> str:
     return _hasher().hash(password)
 
 
-def verify_password(stored: str, password: str) -> bool:
+def verify_password(stored: str | None, password: str) -> bool:
+    """Whether `password` matches the hash `stored`. With no hash (no such account) the same argon2
+    work is done against a dummy hash of the current cost and the answer is no, so the time a
+    sign-in takes does not tell whether the account exists (ASVS 2.2.1)."""
     try:
-        return _hasher().verify(stored, password)
+        return _hasher().verify(stored or _dummy_hash(), password) and stored is not None
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
 
-_DUMMY: dict[tuple[int, int], str] = {}
+_DUMMY: dict[tuple, str] = {}
 
 
-def burn_time(password: str) -> None:
-    """Spend what a real check would cost, so an unknown user answers as slowly as a wrong password."""
-    cfg = current_app.config["INKLESS"]
-    key = (cfg.argon2_time_cost, cfg.argon2_memory_cost)
+def _dummy_hash() -> str:
+    """An encoded argon2id hash of the hasher's parameters that no password matches: a random salt
+    and digest, written out rather than computed, so making it costs nothing."""
+    hasher = _hasher()
+    key = (hasher.time_cost, hasher.memory_cost, hasher.parallelism, hasher.salt_len, hasher.hash_len)
     if key not in _DUMMY:
-        _DUMMY[key] = hash_password(secrets.token_urlsafe(12))
-    verify_password(_DUMMY[key], password)
+        def b64(raw: bytes) -> str:
+            return base64.b64encode(raw).rstrip(b"=").decode("ascii")
+        _DUMMY[key] = (f"$argon2id$v={ARGON2_VERSION}$m={hasher.memory_cost},t={hasher.time_cost},"
+                       f"p={hasher.parallelism}${b64(secrets.token_bytes(hasher.salt_len))}"
+                       f"${b64(secrets.token_bytes(hasher.hash_len))}")
+    return _DUMMY[key]
 
 
 def initial_password(length: int = 14) -> str:

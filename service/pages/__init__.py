@@ -7,10 +7,11 @@ in the user's language instead of the API's JSON.
 """
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable
 from functools import wraps
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import unquote, urlencode, urlsplit
 
 from flask import Blueprint, Flask, g, redirect, render_template, request, url_for
 from flask_babel import get_locale
@@ -60,10 +61,37 @@ def _here() -> str:
 
 
 def safe_next(target: str | None, default: str | None = None) -> str:
-    """Only a path on this site may come next (no open redirect)."""
-    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+    """Where to go after a form when the request names it (`next`): only a path on this site, else
+    `default` (the home page). Every redirect that takes a place from the request goes through here."""
+    if target and _is_local_path(target):
         return target
     return default or url_for("pages.home.index")
+
+
+def _is_local_path(target: str) -> bool:
+    """A path of this origin however a browser reads it. Browsers drop tabs and newlines anywhere
+    in a URL and read a backslash as a slash, so `/\t/evil.example` and `/\\evil.example` are
+    `//evil.example`, another site; a control character cannot go into a Location header at all.
+    So: no control or format character and no backslash anywhere, one leading slash, and the same
+    for the path once percent-decoded (a proxy or a second decoding must not make it another site)."""
+    if len(target) > 2048 or not _plain(target):
+        return False
+    parts = urlsplit(target)
+    if parts.scheme or parts.netloc:
+        return False
+    path = parts.path
+    for _layer in range(3):
+        if not path.startswith("/") or path.startswith("//") or not _plain(path):
+            return False
+        decoded = unquote(path)
+        if decoded == path:
+            return True
+        path = decoded
+    return False  # encoded three times over: nobody's link
+
+
+def _plain(text: str) -> bool:
+    return "\\" not in text and not any(unicodedata.category(c) in ("Cc", "Cf") for c in text)
 
 
 @bp.after_request

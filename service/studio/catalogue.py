@@ -10,6 +10,7 @@ import re
 from xml.sax.saxutils import quoteattr
 
 from flask_babel import gettext as _
+from flask_babel import pgettext
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -80,7 +81,9 @@ def get(s: Session, key: str, for_update: bool = False) -> ProcessModel:
 
 
 def blank_diagram(key: str, name: str) -> str:
-    """A new model: one start event, with its shape, so the modeler opens on something to extend."""
+    """A new model: a named start event flowing to a named end event, with their shapes, so the
+    modeler opens on a diagram that passes bpmnlint and the server's check and is there to extend."""
+    start, end = quoteattr(pgettext("diagram", "Start")), quoteattr(pgettext("diagram", "End"))
     return f"""<?xml version="1.0" encoding="UTF-8"?>
 <bpmn:definitions xmlns:bpmn="http://www.omg.org/spec/BPMN/20100524/MODEL"
     xmlns:bpmndi="http://www.omg.org/spec/BPMN/20100524/DI" xmlns:dc="http://www.omg.org/spec/DD/20100524/DC"
@@ -88,13 +91,26 @@ def blank_diagram(key: str, name: str) -> str:
     xmlns:spiffworkflow="http://spiffworkflow.org/bpmn/schema/1.0/core"
     id="definitions_{key}" targetNamespace="http://inkless/bpmn">
   <bpmn:process id="{key}" name={quoteattr(name)} isExecutable="true">
-    <bpmn:startEvent id="start" />
+    <bpmn:startEvent id="start" name={start}>
+      <bpmn:outgoing>flow_start_end</bpmn:outgoing>
+    </bpmn:startEvent>
+    <bpmn:endEvent id="end" name={end}>
+      <bpmn:incoming>flow_start_end</bpmn:incoming>
+    </bpmn:endEvent>
+    <bpmn:sequenceFlow id="flow_start_end" sourceRef="start" targetRef="end" />
   </bpmn:process>
   <bpmndi:BPMNDiagram id="diagram_{key}">
     <bpmndi:BPMNPlane id="plane_{key}" bpmnElement="{key}">
       <bpmndi:BPMNShape id="start_di" bpmnElement="start">
         <dc:Bounds x="180" y="160" width="36" height="36" />
       </bpmndi:BPMNShape>
+      <bpmndi:BPMNShape id="end_di" bpmnElement="end">
+        <dc:Bounds x="420" y="160" width="36" height="36" />
+      </bpmndi:BPMNShape>
+      <bpmndi:BPMNEdge id="flow_start_end_di" bpmnElement="flow_start_end">
+        <di:waypoint x="216" y="178" />
+        <di:waypoint x="420" y="178" />
+      </bpmndi:BPMNEdge>
     </bpmndi:BPMNPlane>
   </bpmndi:BPMNDiagram>
 </bpmn:definitions>

@@ -333,3 +333,64 @@ def test_properties_panel_writes_the_extensions_inkless_reads(server, browser, t
     assert "postScript" not in _xml(page)
     designer.shot("studio-09-panel-extensions")
     assert not designer.problems, designer.problems
+
+
+def test_a_new_model_starts_valid_and_unsaved_edits_are_not_lost_silently(server, browser, tmp_path):  # noqa: F811
+    """Issue 14, R-WF-1: a new model opens with no lint error and passes the server's check; an edit
+    not yet saved makes the browser ask before the page is left, and once saved it lets go."""
+    designer = Person(browser, server, "office_admin", viewport={"width": 1400, "height": 1000})
+    designer.sign_in("office_admin")
+    designer.page.wait_for_url(server + "/")
+    page = designer.page
+    designer.goto("/studio")
+    page.get_by_label("标识").fill("fresh_model")
+    page.get_by_label("名称", exact=True).fill("新流程")
+    page.get_by_role("button", name="创建并打开建模器").click()
+    page.wait_for_url(server + "/studio/fresh_model")
+    page.wait_for_selector("#studio[data-ready=true]")
+    lint = page.locator(".bjsl-button")
+    page.wait_for_function("() => /没有问题|错误|警告/.test(document.querySelector('.bjsl-button').textContent)")
+    assert lint.inner_text().strip() == "没有问题", lint.inner_text()
+    assert "bjsl-button-error" not in lint.get_attribute("class")
+    assert page.evaluate("""() => ['start', 'end'].map(
+        id => window.inklessModeler.get('elementRegistry').get(id).businessObject.name)""") == ["开始", "结束"]
+    page.get_by_role("button", name="检查").click()
+    _wait_for_status(page, "未发现问题")
+    designer.shot("studio-10-new-model")
+
+    asked = []
+    page.on("dialog", lambda dialog: (asked.append(dialog.type), dialog.dismiss()))
+    # Opened and checked, nothing changed: leaving asks nothing.
+    page.get_by_role("link", name="流程设计", exact=True).first.click()
+    page.wait_for_url(server + "/studio")
+    assert asked == []
+
+    # An edit made on the canvas, then a link clicked: the browser asks, and staying keeps the edit.
+    designer.goto("/studio/fresh_model")
+    page.wait_for_selector("#studio[data-ready=true]")
+    page.locator('.djs-element[data-element-id="start"]').click()
+    page.locator('.djs-context-pad [data-action="append.append-task"]').click()
+    page.keyboard.type("登记")
+    page.keyboard.press("Enter")
+    with page.expect_event("dialog"):
+        page.get_by_role("link", name="流程设计", exact=True).first.click()
+    assert asked == ["beforeunload"]
+    assert page.url == server + "/studio/fresh_model" and "登记" in _xml(page)
+
+    # A diagram uploaded from another modeler is on screen only: leaving asks too.
+    upload = tmp_path / "car_request.bpmn"
+    upload.write_text(DIAGRAM.replace(f'id="{KEY}"', 'id="fresh_model"').replace(f'bpmnElement="{KEY}"',
+                                                                               'bpmnElement="fresh_model"'))
+    page.set_input_files("#upload", str(upload))
+    _wait_for_status(page, "流程图已导入")
+    with page.expect_event("dialog"):
+        page.get_by_role("link", name="流程设计", exact=True).first.click()
+    assert asked == ["beforeunload", "beforeunload"]
+
+    # Saved: leaving no longer asks.
+    page.get_by_role("button", name=re.compile("^保存草稿")).click()
+    _wait_for_status(page, "已保存")
+    page.get_by_role("link", name="流程设计", exact=True).first.click()
+    page.wait_for_url(server + "/studio")
+    assert asked == ["beforeunload", "beforeunload"]
+    assert not designer.problems, designer.problems

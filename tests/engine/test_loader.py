@@ -1,6 +1,7 @@
 """Loading and validating diagrams: every refusal names what the designer must fix."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -153,6 +154,90 @@ def test_billion_laughs_is_refused_quickly():
     problems = problems_of({"lol.bpmn": xml})
     assert time.perf_counter() - started < 2
     assert any("DOCTYPE" in p.message or "entity" in p.message for p in problems)
+
+
+# Run apart, under a CPU-time limit (not the wall clock: other work on the machine does not
+# count): the quadratic scan this guards against took over 120 s of CPU on this file.
+_HOSTILE_DOCTYPE_RUN = """
+import json, resource, sys
+resource.setrlimit(resource.RLIMIT_CPU, (20, 20))
+from engine.errors import InvalidDiagram
+from engine.loader import load_bundle
+from tests.engine.builders import bpmn, chain, end, start, user
+body = bpmn("p", start(), user("review"), end(), chain("start", "review", "end")).split("?>\\n", 1)[1]
+refs = "&a;" * 1_500_000
+body = body.replace('<bpmn:userTask id="review" name="review">',
+                    '<bpmn:userTask id="review" name="review"><bpmn:documentation>' + refs + '</bpmn:documentation>', 1)
+xml = '<?xml version="1.0"?>\\n<!DOCTYPE bpmn:definitions [<!ENTITY a "x">]>\\n' + body
+assert 4_400_000 < len(xml) < 5 * 1024 * 1024, len(xml)  # under the upload limit
+try:
+    load_bundle({"d.bpmn": xml.encode()})
+except InvalidDiagram as e:
+    json.dump([p.as_dict() for p in e.problems], sys.stdout)
+"""
+
+
+def test_doctype_with_a_million_entity_references_is_refused_in_linear_time():
+    """R-WF-1: designers upload diagrams; a 4.5 MB file of DOCTYPE + 1.5M `&a;` is refused, naming
+    the file and the element that uses the entity, long before the CPU limit of the run."""
+    run = subprocess.run([sys.executable, "-c", _HOSTILE_DOCTYPE_RUN], cwd=ROOT, capture_output=True, text=True)
+    assert run.returncode == 0, run.stderr[-2000:]  # SIGXCPU past 20 s of CPU
+    problems = json.loads(run.stdout)
+    assert [(p["file"], p["element"]) for p in problems] == [("d.bpmn", "review")]
+    assert "&a;" in problems[0]["message"] and "DOCTYPE" in problems[0]["message"]
+
+
+def test_entities_in_comments_cdata_and_the_doctype_itself_are_not_blamed():
+    xml = bpmn("p", start(), user("review"), script("work", "x = 1"), end(), chain("start", "review", "work", "end"))
+    xml = xml.replace("?>\n", '?>\n<!-- &c; --><!DOCTYPE bpmn:definitions [<!ENTITY a "&b;"> <!ENTITY b "x">]>\n', 1)
+    xml = xml.replace('<bpmn:userTask id="review" name="review">',
+                      '<bpmn:userTask id="review" name="review">\n<!-- &a; -->\n<bpmn:documentation>&a;</bpmn:documentation>', 1)
+    xml = xml.replace("<bpmn:script>x = 1</bpmn:script>", "<bpmn:script><![CDATA[x = '&a;']]></bpmn:script>", 1)
+    problems = problems_of({"d.bpmn": xml})
+    assert [(p.element, p.params.get("entity")) for p in problems] == [("review", "a")]
+
+
+@pytest.mark.parametrize("prolog", [
+    '<?xml version="1.0"?>\n<!-- a comment -->\n<?pi data?>\n  <!DOCTYPE bpmn:definitions>\n',
+    "\ufeff<!DOCTYPE bpmn:definitions>\n",
+])
+def test_doctype_after_comments_and_instructions_is_refused(prolog):
+    xml = prolog + bpmn("p", start(), end(), chain("start", "end")).split("?>\n", 1)[1]
+    problems = problems_of({"d.bpmn": xml.encode("utf-8")})
+    assert [p.message for p in problems] == ["DOCTYPE declarations are not allowed"]
+
+
+def test_doctype_in_a_utf16_file_is_refused():
+    """The look at the prolog reads ASCII-compatible bytes only; the parser still refuses the rest."""
+    xml = bpmn("p", start(), end(), chain("start", "end")).replace(
+        'encoding="UTF-8"?>\n', 'encoding="UTF-16"?>\n<!DOCTYPE bpmn:definitions>\n', 1)
+    problems = problems_of({"d.bpmn": xml.encode("utf-16")})
+    assert problems[0].file == "d.bpmn" and "DOCTYPE" in problems[0].message
+
+
+def test_markup_that_only_mentions_doctype_or_entities_loads():
+    """What the loader keeps accepting: the predefined entities, character references, and the
+    words `<!DOCTYPE` or `&nbsp;` inside a comment, a CDATA section or escaped text."""
+    code = "html = '<!DOCTYPE html><p>&nbsp;</p>'"
+    xml = bpmn("p", start(), script("work", "x = 1"), end(), chain("start", "work", "end"))
+    xml = xml.replace("<bpmn:script>x = 1</bpmn:script>", f"<bpmn:script><![CDATA[{code}]]></bpmn:script>", 1)
+    xml = xml.replace('name="p"', 'name="R&amp;D &#20013;&#x6587; &lt;&gt;&quot;&apos;"', 1)
+    xml = xml.replace("?>\n", "?>\n<!-- no <!DOCTYPE here -->\n", 1)
+    xml = xml.replace('isExecutable="true">\n', 'isExecutable="true">\n'
+                      "<bpmn:documentation>&lt;!DOCTYPE x&gt; &amp;nbsp;</bpmn:documentation>", 1)
+    process_ = load_bundle({"ok.bpmn": xml}).processes["p"]
+    assert process_.name == "R&D 中文 <>\"'"
+    assert "<!DOCTYPE html>" in process_.spec.task_specs["work"].script
+    assert process_.documentation == "<!DOCTYPE x> &nbsp;"
+
+
+def test_a_chain_too_long_for_the_engine_is_refused_with_advice():
+    """SpiffWorkflow recurses once per step when it builds a process; past a few hundred steps in a
+    row the designer reads what to do, not a RecursionError."""
+    ids = [f"step{i}" for i in range(1200)]
+    problems = problems_of({"long.bpmn": bpmn("p", start(), *(user(i) for i in ids), end(), chain("start", *ids, "end"))})
+    assert len(problems) == 1 and problems[0].element in ids
+    assert "call activity" in problems[0].message and "Recursion" not in problems[0].message
 
 
 def test_parse_xml_returns_the_root_of_a_clean_file():

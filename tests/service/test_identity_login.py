@@ -2,9 +2,13 @@
 administrator's password reset."""
 from __future__ import annotations
 
-from sqlalchemy import func, select
+import re
 
-from service.models import AuditEvent
+import argon2
+import argon2._password_hasher
+from sqlalchemy import func, select, update
+
+from service.models import AuditEvent, User
 from tests.conftest import PASSWORD
 from tests.service.test_pages import Browser, text
 
@@ -150,3 +154,51 @@ def test_a_change_of_the_security_settings_is_audited(app, org):
         assert [e.detail["password_profile"] for e in events] == ["asvs", "mlps3"]
         s.rollback()
         s.close()
+
+
+def test_every_refused_sign_in_does_the_same_argon2_work(app, org, client, frozen, monkeypatch):
+    """ASVS 2.2.1 (R-SEC-2): an unknown user, a wrong password, a deactivated and a locked account
+    (the last two with the right password) each cost exactly one argon2 verification, of the
+    parameters a real account's hash has, and get the same answer — on the page and the API alike.
+    Counted, not timed: the time follows from the work."""
+    with app.app_context():
+        s = app.extensions["inkless.db"]()
+        s.execute(update(User).where(User.username == "fin_head").values(active=False))
+        s.commit()
+        real_parameters = argon2.extract_parameters(s.scalar(select(User.password_hash).where(User.username == "clerk")))
+        s.close()
+    for _ in range(5):
+        assert _token(client, "fin_admin", "not the password").status_code == 401
+    verified = []
+    real_verify = argon2._password_hasher.verify_secret
+
+    def counting(hash: bytes, secret: bytes, type_):
+        verified.append(argon2.extract_parameters(hash.decode()))
+        return real_verify(hash, secret, type_)
+
+    monkeypatch.setattr(argon2._password_hasher, "verify_secret", counting)
+
+    def page(username, password):
+        b = Browser(app)
+        b.get("/signin")
+        r = b.post("/signin", {"username": username, "password": password})
+        return r.status_code, re.search(r'role="alert"[^>]*>([^<]*)<', text(r)).group(1).strip() if r.status_code == 401 else ""
+
+    def api(username, password):
+        r = _token(client, username, password)
+        return r.status_code, r.get_json().get("message") if r.status_code == 401 else ""
+
+    cases = {"unknown": ("nobody", PASSWORD), "wrong password": ("clerk", "not the password"),
+             "deactivated": ("fin_head", PASSWORD), "locked": ("fin_admin", PASSWORD)}
+    for channel in (page, api):
+        answers = set()
+        for case, (username, password) in cases.items():
+            verified.clear()
+            status, message = channel(username, password)
+            assert status == 401, (channel.__name__, case)
+            answers.add(message)
+            assert verified == [real_parameters], (channel.__name__, case)
+        assert len(answers) == 1 and answers != {""}, answers
+        verified.clear()
+        assert channel("clerk", PASSWORD)[0] in (200, 302)
+        assert verified == [real_parameters]

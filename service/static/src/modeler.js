@@ -72,12 +72,14 @@ async function load() {
   state.version = data.draft.version;
   state.scenarios = data.draft.scenarios || {};
   await modeler.importXML(data.draft.xml);
+  dirty = false;
   fit();
   fillScenarios();
   root.dataset.ready = "true";
 }
 
 async function save() {
+  // Cleared before the request, so an edit made while it is under way makes the draft dirty again.
   dirty = false;
   const { ok, status, data } = await call("PUT", api + "/draft", { version: state.version, xml: await currentXml() });
   if (ok) {
@@ -85,6 +87,7 @@ async function save() {
     root.dataset.version = String(data.version);
     say(labels.saved.replace("%s", data.version), "ok");
   } else {
+    dirty = true;
     say((data && data.message) || labels.failed, status === 409 ? "conflict" : "error");
   }
   return ok;
@@ -249,6 +252,7 @@ $("upload").addEventListener("change", async () => {
   if (!file) return;
   try {
     const result = await modeler.importXML(await file.text());
+    dirty = true; // the uploaded diagram is on screen only, until saved
     fit();
     say(labels.imported + (result.warnings.length ? " (" + result.warnings.length + ")" : ""), "ok");
   } catch (e) {
@@ -270,7 +274,10 @@ if ($("package")) {
       headers: { Accept: "application/json", "X-CSRF-Token": root.dataset.csrf },
     });
     const data = await response.json().catch(() => null);
-    if (response.ok) window.location.reload();
+    if (response.ok) {
+      dirty = false; // the package is the draft now: the page reloads with it
+      window.location.reload();
+    }
     else say((data && data.message) || labels.failed, response.status === 409 ? "conflict" : "error");
     $("package").value = "";
   });
@@ -289,14 +296,21 @@ document.querySelectorAll("[data-action]").forEach((button) => {
 
 // Autosave: every 30 s while there are unsaved edits. It sends the version it loaded like any
 // save, so it never overwrites someone else's newer draft (409: the status line says so).
+// Importing a diagram clears the command stack, which fires the same event: only an edit counts.
 let dirty = false;
-modeler.on("commandStack.changed", () => { dirty = true; });
+modeler.on("commandStack.changed", (event) => { if (event.trigger !== "clear") dirty = true; });
 if (root.dataset.editable === "true") {
   setInterval(async () => {
     if (!dirty || root.dataset.ready !== "true") return;
-    dirty = false;
-    if (!(await save())) dirty = true;
+    await save();
   }, 30000);
+  // Leaving the page (a link, reload, closing the tab) with edits not yet saved: the browser asks
+  // first, in its own words (browsers ignore a page's text here).
+  window.addEventListener("beforeunload", (event) => {
+    if (!dirty) return;
+    event.preventDefault();
+    event.returnValue = "";
+  });
 }
 
 // Ctrl+S saves (the modeler's own bindings give undo/redo, copy/paste, delete, … on the canvas).
