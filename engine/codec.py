@@ -20,7 +20,13 @@ from SpiffWorkflow.bpmn.serializer.default.workflow import BpmnWorkflowConverter
 from SpiffWorkflow.spiff.serializer.config import SPIFF_CONFIG
 from SpiffWorkflow.util.task import TaskState
 
+from . import bounds
+from .errors import N_, DataProblem, DataRejected
+
 FORMAT = "inkless/1"
+# An instance's whole engine state in JSON characters. Every request on the instance reads and
+# writes it, so task data past this (a script's 100 MB string) is refused rather than stored.
+MAX_STATE_CHARS = 8 * 1024 * 1024
 
 
 class _SpecByReference(BpmnWorkflowConverter):
@@ -60,6 +66,8 @@ _encoder_lock = threading.Lock()
 
 
 def dumps(workflow: BpmnWorkflow) -> str:
+    """The instance state as JSON; DataRejected names the variable when its data cannot be stored
+    (engine/bounds.py) or would make the state larger than MAX_STATE_CHARS."""
     registry = _serializer.registry
     with _encoder_lock:
         registry._encoder_mode = True
@@ -67,9 +75,64 @@ def dumps(workflow: BpmnWorkflow) -> str:
             dct = _serializer.to_dict(workflow)
             dct[_serializer.VERSION_KEY] = _serializer.VERSION
             dct["format"] = FORMAT
-            return json.dumps(dct, cls=_serializer._encoder_cls, separators=(",", ":"), ensure_ascii=False)
+            found = _stored_data_problem(dct)
+            if found is not None:
+                raise DataRejected(found)
+            text = json.dumps(dct, cls=_serializer._encoder_cls, separators=(",", ":"), ensure_ascii=False)
+        except RecursionError:
+            # SpiffWorkflow compares and the encoder walks data recursively: name the culprit.
+            found = _deepest(workflow)
+            if found is None:
+                raise
+            raise DataRejected(found) from None
         finally:
             registry._encoder_mode = False
+    if len(text) > MAX_STATE_CHARS:
+        raise DataRejected(_largest(dct, len(text)))
+    return text
+
+
+def _stored_data(dct: dict):
+    """The task data the serialized state writes: each task's own changes (the serializer stores
+    a delta against the parent) and full data where there is no parent, in every subprocess too."""
+    yield dct.get("data") or {}
+    for workflow in (dct, *dct.get("subprocesses", {}).values()):
+        for task in workflow.get("tasks", {}).values():
+            yield task.get("data") or {}
+            yield (task.get("delta") or {}).get("updates") or {}
+
+
+def _stored_data_problem(dct: dict) -> DataProblem | None:
+    for data in _stored_data(dct):
+        if data:
+            found = bounds.problem(data)
+            if found is not None:
+                return found
+    return None
+
+
+def _deepest(workflow: BpmnWorkflow) -> DataProblem | None:
+    for sub in (workflow, *workflow.subprocesses.values()):
+        for task in sub.get_tasks():
+            found = bounds.problem(task.data)
+            if found is not None:
+                return found
+    return None
+
+
+def _largest(dct: dict, total: int) -> DataProblem:
+    sizes: dict[str, int] = {}
+    for data in _stored_data(dct):
+        for key, value in data.items():
+            size = len(json.dumps(value, cls=_serializer._encoder_cls, ensure_ascii=False))
+            sizes[str(key)] = max(sizes.get(str(key), 0), size)
+    name = max(sizes, key=sizes.get) if sizes else "data"
+    return DataProblem(name, N_("makes the instance's data %(size)s MB; at most %(limit)s MB is kept"),
+                       {"size": _megabytes(total), "limit": _megabytes(MAX_STATE_CHARS)}, kind="size")
+
+
+def _megabytes(chars: int) -> str:
+    return f"{chars / (1024 * 1024):.1f}"
 
 
 def loads(text: str, spec, subprocess_specs: dict) -> BpmnWorkflow:

@@ -25,6 +25,21 @@ class DiagramProblem:
         return {"file": self.file, "element": self.element, "line": self.line, "message": self.message}
 
 
+@dataclass(frozen=True)
+class DataProblem:
+    """What is wrong with one value of task data and where it is (`data.items[2]`); see engine/bounds.py."""
+
+    field: str
+    template: str
+    params: dict = field(default_factory=dict)
+    # "size" problems are 413 in the API, "value" problems 422.
+    kind: str = "value"
+
+    @property
+    def message(self) -> str:
+        return self.template % self.params if self.params else self.template
+
+
 def N_(template: str) -> str:
     """Marks a message template for translation extraction; translation happens in the service."""
     return template
@@ -72,3 +87,13 @@ class Incident(EngineError):
 
     def as_dict(self) -> dict:
         return {"element": self.element, "kind": self.kind, "line": self.line, "message": self.message}
+
+
+@dataclass
+class DataRejected(EngineError):
+    """Task data the engine will not store (too deep, too big, or holding what no database keeps)."""
+
+    problem: DataProblem
+
+    def __str__(self) -> str:
+        return f"{self.problem.field}: {self.problem.message}"

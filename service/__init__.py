@@ -31,8 +31,10 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["TESTING"] = config.testing
     app.json.ensure_ascii = False
 
-    from . import api, auth, csrf, db, errors, i18n, pages, ratelimit
+    from . import api, auth, bounds, csrf, db, errors, i18n, pages, ratelimit
 
+    # Before any route is added: every <int:…> in the app is a 64-bit id (service/bounds.py).
+    app.url_map.converters["int"] = bounds.IdConverter
     db.init_app(app, config.database_url)
     i18n.init_app(app)
     ratelimit.init_app(app)

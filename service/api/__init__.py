@@ -1,8 +1,8 @@
 """The REST API under /api/v1, documented at /api/docs (flask-smorest)."""
 from __future__ import annotations
 
+import flask_smorest
 from flask import Flask, render_template
-from flask_smorest import Api
 
 from . import (
     analytics,
@@ -20,6 +20,12 @@ from . import (
     supervision,
     tasks,
 )
+from .schemas import ErrorOut
+
+
+class Api(flask_smorest.Api):
+    # The shape service/errors.py sends, not flask-smorest's (whose `code` is the HTTP status).
+    ERROR_SCHEMA = ErrorOut
 
 
 def _api_docs():

@@ -6,11 +6,12 @@ from __future__ import annotations
 from flask import Response
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields, validate
 
 from .. import analytics, auth, db, exports
+from ..bounds import Integer
 from ..errors import Invalid
+from .blueprint import Blueprint
 
 PREFIX = "/analytics"
 blp = Blueprint("analytics", __name__, description="Process optimisation statistics and assessment indicators")
@@ -24,12 +25,12 @@ class PeriodArgs(Schema):
 
 class ElementArgs(PeriodArgs):
     process_key = fields.String(load_default=None)  # required, checked after who may ask
-    version = fields.Integer(load_default=None, metadata={"description": "one version; default all"})
+    version = Integer(load_default=None, minimum=1, metadata={"description": "one version; default all"})
 
 
 class TrendArgs(Schema):
     grain = fields.String(load_default="month", validate=validate.OneOf(("month", "quarter")))
-    count = fields.Integer(load_default=12, validate=validate.Range(min=1, max=24))
+    count = Integer(load_default=12, minimum=1, maximum=24)
 
 
 class ExportArgs(PeriodArgs):
@@ -40,9 +41,88 @@ class RecordArgs(PeriodArgs):
     kind = fields.String(load_default=None, metadata={"description": "late | returned | incidents"})
 
 
+# --- answers -----------------------------------------------------------------------------------
+
+class PeriodOut(Schema):
+    label = fields.String(metadata={"description": "2026-Q4 or 2026-11"})
+    name = fields.String()
+    start = fields.String(metadata={"description": "ISO 8601, inclusive"})
+    end = fields.String(metadata={"description": "ISO 8601, exclusive"})
+
+
+class ElementStatsOut(Schema):
+    count = fields.Integer()
+    mean = fields.Float(allow_none=True, metadata={"description": "seconds"})
+    median = fields.Float(allow_none=True)
+    p90 = fields.Float(allow_none=True)
+    waited = fields.Integer()
+    wait_mean = fields.Float(allow_none=True)
+    wait_median = fields.Float(allow_none=True)
+    wait_p90 = fields.Float(allow_none=True)
+    returns = fields.Integer()
+    reentries = fields.Integer()
+
+
+class ElementOut(Schema):
+    name = fields.String()
+    heat = fields.Float(metadata={"description": "mean duration relative to the slowest element, 0..1"})
+    label = fields.String()
+    title = fields.String()
+    stats = fields.Nested(ElementStatsOut)
+    versions = fields.Dict(keys=fields.String(), values=fields.Nested(ElementStatsOut))
+
+
+class ElementsOut(Schema):
+    process_key = fields.String()
+    versions = fields.List(fields.Integer())
+    period = fields.Nested(PeriodOut)
+    elements = fields.Dict(keys=fields.String(), values=fields.Nested(ElementOut), metadata={
+        "description": "element id → statistics"})
+    bottlenecks = fields.List(fields.String(), metadata={"description": "element ids, slowest first"})
+
+
+class IndicatorsOut(Schema):
+    period = fields.Nested(PeriodOut)
+    computed_at = fields.String(metadata={"description": "ISO 8601"})
+    departments = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={
+        "description": "department code → its indicators, counts and people"})
+    platform = fields.Dict(allow_none=True, metadata={"description": "null unless the caller sees every department"})
+
+
+class TrendOut(Schema):
+    grain = fields.String()
+    periods = fields.List(fields.Nested(PeriodOut))
+    series = fields.Dict(keys=fields.String(), values=fields.Dict(
+        keys=fields.String(), values=fields.List(fields.Float(allow_none=True))), metadata={
+        "description": "indicator → department code ('*' the platform) → one value per period"})
+
+
+class RecordOut(Schema):
+    instance_id = fields.Integer(allow_none=True)
+    element_id = fields.String(allow_none=True)
+    name = fields.String(allow_none=True)
+    task_id = fields.String(allow_none=True)
+    completed_at = fields.String(allow_none=True)
+    flagged_at = fields.String(allow_none=True)
+    decision = fields.String(allow_none=True)
+    who = fields.String(allow_none=True)
+    process_key = fields.String(allow_none=True)
+    message = fields.String(allow_none=True)
+
+
+class RecordsOut(Schema):
+    kind = fields.String(allow_none=True)
+    items = fields.List(fields.Nested(RecordOut))
+    total = fields.Integer()
+
+
+EXPORT = {"type": "string", "format": "binary"}
+
+
 @blp.route("/elements")
 class Elements(MethodView):
     @blp.arguments(ElementArgs, location="query")
+    @blp.response(200, ElementsOut)
     def get(self, args):
         """Per element of a process: count, mean/median/p90 duration and waiting time (seconds),
         returns and re-entries, per version too; `elements` doubles as the viewer's heat overlay."""
@@ -57,6 +137,7 @@ class Elements(MethodView):
 @blp.route("/indicators")
 class Indicators(MethodView):
     @blp.arguments(PeriodArgs, location="query")
+    @blp.response(200, IndicatorsOut)
     def get(self, args):
         """The four indicators per department and person (and the platform, for viewers of all)."""
         department = analytics.scope(auth.current_user())
@@ -66,6 +147,7 @@ class Indicators(MethodView):
 @blp.route("/indicators/trend")
 class Trend(MethodView):
     @blp.arguments(TrendArgs, location="query")
+    @blp.response(200, TrendOut)
     def get(self, args):
         """Each indicator per department ('*' the platform) over the last months or quarters."""
         department = analytics.scope(auth.current_user())
@@ -75,6 +157,7 @@ class Trend(MethodView):
 @blp.route("/indicators/records")
 class Records(MethodView):
     @blp.arguments(RecordArgs, location="query")
+    @blp.response(200, RecordsOut)
     def get(self, args):
         """The records behind a number: late tasks, returned or rejected decisions, refusals."""
         department = analytics.scope(auth.current_user())
@@ -85,6 +168,8 @@ class Records(MethodView):
 @blp.route("/indicators/export")
 class Export(MethodView):
     @blp.arguments(ExportArgs, location="query")
+    @blp.doc(responses={200: {"description": "The table", "content": {
+        mimetype: {"schema": EXPORT} for mimetype in exports.MIMETYPES.values()}}})
     def get(self, args):
         """The indicator table (departments, then people) as CSV or XLSX."""
         department = analytics.scope(auth.current_user())

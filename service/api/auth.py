@@ -2,9 +2,9 @@ from __future__ import annotations
 
 from flask import g
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from .. import auth, db, ratelimit
+from .blueprint import Blueprint
 from .schemas import SessionList, Token, TokenRequest
 
 PREFIX = "/auth"

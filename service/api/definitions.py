@@ -3,14 +3,14 @@ from __future__ import annotations
 from flask import Response, request
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from .. import auth, db, policy
 from .. import definitions as deployments
 from ..errors import Invalid, NotFound
 from ..models import DeploymentFile, ProcessDefinition
-from .schemas import DefinitionList, ListArgs
+from .blueprint import Blueprint
+from .schemas import DefinitionList, ListArgs, VersionArgs
 
 PREFIX = "/process-definitions"
 blp = Blueprint("process_definitions", __name__, description="Deployed process definitions")
@@ -65,12 +65,13 @@ class DefinitionVersions(MethodView):
 
 @blp.route("/<string:key>/xml")
 class DefinitionXml(MethodView):
-    @blp.response(200, content_type="application/xml")
-    def get(self, key):
+    @blp.arguments(VersionArgs, location="query")
+    @blp.response(200, {"type": "string"}, content_type="application/xml")
+    def get(self, args, key):
         """The BPMN XML of a version (`?version=N`, default the latest)."""
         auth.current_user()
         versions = _versions(key)
-        wanted = request.args.get("version", type=int)
+        wanted = args.get("version")
         definition = next((d for d in versions if d.version == wanted), None) if wanted else versions[0]
         if definition is None:
             raise NotFound(_("Version %(v)s of '%(key)s' does not exist.", v=wanted, key=key))

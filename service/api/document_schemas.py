@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from ..bounds import Integer
 from ..documents.models import LEVELS, STATES
 from .schemas import ListArgs
 
@@ -97,7 +98,7 @@ class RestoreIn(_In):
 
 
 class DiffArgs(_In):
-    against = fields.Integer(validate=validate.Range(min=1), metadata={"description": "default: the previous version"})
+    against = Integer(minimum=1, metadata={"description": "default: the previous version"})
 
 
 class Change(Schema):
@@ -169,7 +170,8 @@ class BusinessTypeList(Schema):
 
 
 class ArchiveIn(_In):
-    older_than_days = fields.Integer(load_default=None, allow_none=True, validate=validate.Range(min=0))
+    # A cut-off before year 1 is no date at all; a thousand years reaches every document.
+    older_than_days = Integer(load_default=None, allow_none=True, minimum=0, maximum=366_000)
 
 
 class IdList(Schema):

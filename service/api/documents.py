@@ -6,7 +6,6 @@ from urllib.parse import quote
 
 from flask import Response, request
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -24,6 +23,7 @@ from ..documents.models import (
 from ..documents.storage import iter_plain
 from ..models import Department, User
 from . import document_schemas as schemas
+from .blueprint import Blueprint
 
 PREFIX = "/documents"
 blp = Blueprint("documents", __name__, description="The document library")

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from .. import auth, db, policy
@@ -10,6 +9,7 @@ from .. import instances as units
 from ..errors import Forbidden, Invalid
 from ..models import ProcessInstance, User
 from . import views
+from .blueprint import Blueprint
 from .schemas import CancelInstance, InstanceArgs, InstanceList, InstanceOut, RetryInstance, StartInstance
 
 PREFIX = "/process-instances"

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import current_app
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from .. import auth, backup, db, maintenance
+from .blueprint import Blueprint
 from .schemas import Maintenance
 
 PREFIX = "/maintenance"

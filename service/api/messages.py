@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from .. import auth, db, policy
 from .. import instances as units
 from . import views
+from .blueprint import Blueprint
 from .schemas import InstanceOut, Message
 
 PREFIX = "/messages"

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
 from marshmallow import Schema, fields
 from sqlalchemy import func, select
 
@@ -10,6 +9,7 @@ from .. import auth, db
 from ..errors import NotFound
 from ..models import Notification, utcnow
 from ..notifications import sentence
+from .blueprint import Blueprint
 from .schemas import ListArgs
 
 PREFIX = "/notifications"

@@ -2,11 +2,11 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
 from sqlalchemy import func, select
 
 from .. import auth, db, policy
 from ..models import Department, User
+from .blueprint import Blueprint
 from .schemas import DepartmentList, EndedSessions, ListArgs, MfaReset, MfaResetArgs, PasswordReset, UserList
 
 PREFIX = ""

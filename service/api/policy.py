@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 from flask.views import MethodView
-from flask_smorest import Blueprint
 
 from .. import auth, policy
+from .blueprint import Blueprint
 from .schemas import Policy
 
 PREFIX = "/policy"

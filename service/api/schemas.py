@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from marshmallow import EXCLUDE, Schema, fields, validate
 
+from ..bounds import Integer, JsonObject
+
 
 class _In(Schema):
     class Meta:
@@ -61,8 +63,8 @@ class Token(Schema):
 
 
 class ListArgs(_In):
-    limit = fields.Integer(load_default=50, validate=validate.Range(min=1, max=500))
-    offset = fields.Integer(load_default=0, validate=validate.Range(min=0))
+    limit = Integer(load_default=50, minimum=1, maximum=500)
+    offset = Integer(load_default=0, minimum=0)
 
 
 class Definition(Schema):
@@ -75,6 +77,10 @@ class Definition(Schema):
     deployed_at = fields.DateTime()
 
 
+class VersionArgs(_In):
+    version = Integer(minimum=1, metadata={"description": "default: the latest"})
+
+
 class DefinitionList(Schema):
     items = fields.List(fields.Nested(Definition))
     total = fields.Integer()
@@ -83,7 +89,7 @@ class DefinitionList(Schema):
 class StartInstance(_In):
     process_key = fields.String(required=True, validate=validate.Length(min=1, max=128))
     business_key = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
-    data = fields.Dict(load_default=dict)
+    data = JsonObject(load_default=dict)
 
 
 class InstanceArgs(ListArgs):
@@ -138,7 +144,7 @@ class CancelInstance(_In):
 
 class RetryInstance(_In):
     reason = fields.String(required=True, validate=validate.Length(min=1, max=4000))
-    data = fields.Dict(load_default=None, allow_none=True)
+    data = JsonObject(load_default=None, allow_none=True)
 
 
 class ReassignTask(_In):
@@ -148,7 +154,7 @@ class ReassignTask(_In):
 
 class TaskArgs(ListArgs):
     process_key = fields.String()
-    instance_id = fields.Integer()
+    instance_id = Integer(minimum=0)
     scope = fields.String(load_default="mine", validate=validate.OneOf(["mine", "assigned", "unclaimed", "all"]))
     overdue = fields.Boolean(load_default=False)
 
@@ -183,14 +189,14 @@ class TaskList(Schema):
 
 
 class CompleteTask(_In):
-    data = fields.Dict(load_default=dict)
+    data = JsonObject(load_default=dict)
 
 
 class Message(_In):
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
     business_key = fields.String(load_default=None, allow_none=True)
-    correlation = fields.Dict(load_default=None, allow_none=True)
-    payload = fields.Dict(load_default=dict)
+    correlation = JsonObject(load_default=None, allow_none=True)
+    payload = JsonObject(load_default=dict)
 
 
 class UserOut(Schema):
@@ -266,9 +272,13 @@ class GroupMemberIn(_In):
 
 
 class ErrorOut(Schema):
-    code = fields.String()
-    message = fields.String()
-    details = fields.Raw(allow_none=True)
+    """Every error answer (service/errors.py)."""
+
+    code = fields.String(required=True, metadata={"description": "e.g. not_found, invalid, invalid_json, too_large"})
+    message = fields.String(required=True, metadata={"description": "in the caller's language"})
+    details = fields.Raw(required=True, allow_none=True, metadata={
+        "description": "null, or what is wrong: [{field, message}] for input, [{file, element, line, message}] "
+                       "for diagrams"})
 
 
 class PolicyRule(Schema):

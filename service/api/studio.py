@@ -6,15 +6,17 @@ from __future__ import annotations
 from flask import Response, request
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
-from marshmallow import fields, validate
+from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
 from .. import auth, db
+from ..bounds import Integer, JsonObject, int_arg
 from ..errors import Invalid, NotFound
 from ..models import ProcessDefinition, ProcessInstance
 from ..studio import catalogue, checks, diff, migrate, package, tryit
+from ..studio.catalogue import MAX_DRAFT_BYTES
 from ..studio.models import ProcessModel
+from .blueprint import Blueprint
 from .schemas import _In
 
 PREFIX = "/studio"
@@ -27,22 +29,22 @@ class ModelIn(_In):
     description = fields.String(load_default="", validate=validate.Length(max=10000))
     category = fields.String(load_default="", validate=validate.Length(max=64))
     department = fields.String(load_default=None, allow_none=True)
-    starters = fields.Dict(load_default=dict)
+    starters = JsonObject(load_default=dict)
 
 
 class ModelPatch(_In):
     name = fields.String(validate=validate.Length(min=1, max=255))
     description = fields.String(validate=validate.Length(max=10000))
     category = fields.String(validate=validate.Length(max=64))
-    starters = fields.Dict()
+    starters = JsonObject()
 
 
 class DraftIn(_In):
-    version = fields.Integer(required=True)
+    version = Integer(required=True)
     xml = fields.String(load_default=None, allow_none=True)
-    forms = fields.Dict(load_default=None, allow_none=True)
-    dmn = fields.Dict(load_default=None, allow_none=True)
-    scenarios = fields.Dict(load_default=None, allow_none=True)
+    forms = JsonObject(load_default=None, allow_none=True, max_bytes=MAX_DRAFT_BYTES)
+    dmn = JsonObject(load_default=None, allow_none=True, max_bytes=MAX_DRAFT_BYTES)
+    scenarios = JsonObject(load_default=None, allow_none=True, max_bytes=MAX_DRAFT_BYTES)
 
 
 class ValidateIn(_In):
@@ -50,23 +52,165 @@ class ValidateIn(_In):
 
 
 class TryIn(_In):
-    scenario = fields.Dict(load_default=None, allow_none=True)
+    scenario = JsonObject(load_default=None, allow_none=True)
     scenario_name = fields.String(load_default=None, allow_none=True)
     xml = fields.String(load_default=None, allow_none=True)
 
 
 class DeployIn(_In):
-    version = fields.Integer(required=True)
+    version = Integer(required=True)
 
 
 class MigrateIn(_In):
-    to_version = fields.Integer(load_default=None, allow_none=True)
-    instance_ids = fields.List(fields.Integer(), load_default=None, allow_none=True)
+    to_version = Integer(load_default=None, allow_none=True, minimum=1)
+    instance_ids = fields.List(Integer(minimum=0), load_default=None, allow_none=True)
 
 
 class PreviewIn(_In):
-    schema = fields.Dict(required=True)
-    ui = fields.Dict(load_default=dict)
+    schema = JsonObject(required=True)
+    ui = JsonObject(load_default=dict)
+
+
+# --- answers -----------------------------------------------------------------------------------
+
+class DraftOut(Schema):
+    version = fields.Integer()
+    xml = fields.String()
+    forms = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "file name → JSON text"})
+    dmn = fields.Dict(keys=fields.String(), values=fields.String(), metadata={"description": "file name → DMN XML"})
+    scenarios = fields.Dict(keys=fields.String(), values=fields.Dict(), metadata={"description": "name → scenario"})
+
+
+class ModelOut(Schema):
+    key = fields.String()
+    name = fields.String()
+    description = fields.String()
+    category = fields.String()
+    department = fields.String()
+    department_name = fields.String()
+    starters = fields.Dict()
+    editable = fields.Boolean(metadata={"description": "whether the caller may change it"})
+    draft_version = fields.Integer()
+    deployed_versions = fields.List(fields.Integer())
+    updated_at = fields.String(metadata={"description": "ISO 8601"})
+    draft = fields.Nested(DraftOut, metadata={"description": "with a single model, not in the catalogue"})
+
+
+class ModelList(Schema):
+    items = fields.List(fields.Nested(ModelOut))
+    total = fields.Integer()
+
+
+class SavedDraft(Schema):
+    version = fields.Integer()
+    updated_at = fields.String(metadata={"description": "ISO 8601"})
+
+
+class Problem(Schema):
+    element_id = fields.String(allow_none=True)
+    file = fields.String(allow_none=True)
+    message = fields.String()
+    severity = fields.String()
+
+
+class Validation(Schema):
+    valid = fields.Boolean()
+    problems = fields.List(fields.Nested(Problem))
+
+
+class ReadyTask(Schema):
+    element_id = fields.String()
+    name = fields.String(allow_none=True)
+    form = fields.String(allow_none=True)
+    ui_form = fields.String(allow_none=True)
+    instructions = fields.String(allow_none=True)
+
+
+class TryOut(Schema):
+    ok = fields.Boolean()
+    path = fields.List(fields.String(), metadata={"description": "elements passed, in order"})
+    waiting = fields.List(fields.String())
+    data = fields.Dict()
+    failures = fields.List(fields.String())
+    ready = fields.List(fields.Nested(ReadyTask))
+    steps = fields.List(fields.Dict())
+    flows = fields.List(fields.String(allow_none=True))
+    calls = fields.List(fields.Raw())
+    messages = fields.List(fields.Raw())
+    failure_details = fields.List(fields.Dict())
+
+
+class Deployed(Schema):
+    key = fields.String()
+    version = fields.Integer()
+    id = fields.Integer()
+
+
+class ElementRef(Schema):
+    element_id = fields.String(allow_none=True)
+    name = fields.String()
+    type = fields.String()
+
+
+class ElementChange(Schema):
+    what = fields.String()
+    old = fields.Raw(allow_none=True)
+    new = fields.Raw(allow_none=True)
+
+
+class ChangedElement(ElementRef):
+    changes = fields.List(fields.Nested(ElementChange))
+
+
+class ModelDiff(Schema):
+    added = fields.List(fields.Nested(ElementRef))
+    removed = fields.List(fields.Nested(ElementRef))
+    changed = fields.List(fields.Nested(ChangedElement))
+
+
+class DiffArgs(_In):
+    from_ = fields.String(data_key="from", load_default="1", metadata={"description": "a version number or 'draft'"})
+    to = fields.String(load_default="draft", metadata={"description": "a version number or 'draft'"})
+
+
+class RunningInstance(Schema):
+    id = fields.Integer()
+    version = fields.Integer()
+    state = fields.String()
+    active = fields.List(fields.String())
+
+
+class RunningInstances(Schema):
+    items = fields.List(fields.Nested(RunningInstance))
+
+
+class Migrated(Schema):
+    id = fields.Integer()
+    from_ = fields.Integer(data_key="from", attribute="from")
+    to = fields.Integer()
+
+
+class Refused(Schema):
+    id = fields.Integer()
+    version = fields.Integer()
+    elements = fields.List(fields.String())
+    reason = fields.String()
+
+
+class Migration(Schema):
+    version = fields.Integer()
+    migrated = fields.List(fields.Nested(Migrated))
+    refused = fields.List(fields.Nested(Refused))
+
+
+class Preview(Schema):
+    html = fields.String()
+
+
+ZIP = {"type": "string", "format": "binary"}
+PACKAGE_BODY = {"required": True, "content": {"multipart/form-data": {"schema": {
+    "type": "object", "properties": {"file": ZIP, "version": {"type": "integer", "format": "int64"}},
+    "required": ["file"]}}}}
 
 
 def _model_out(s, model: ProcessModel, user, with_draft: bool = False) -> dict:
@@ -90,6 +234,7 @@ def _readable(key: str) -> tuple:
 
 @blp.route("")
 class Models(MethodView):
+    @blp.response(200, ModelList)
     def get(self):
         """The catalogue: every process model, with whether the caller may change it."""
         user = catalogue.require_designer(auth.current_user())
@@ -98,22 +243,25 @@ class Models(MethodView):
         return {"items": items, "total": len(items)}
 
     @blp.arguments(ModelIn)
+    @blp.response(201, ModelOut)
     def post(self, body):
         """A new model in the caller's department (an already deployed key is adopted)."""
         user = catalogue.require_designer(auth.current_user())
         with db.unit_of_work() as s:
             model = catalogue.create(s, user, body)
-            return _model_out(s, model, user, with_draft=True), 201
+            return _model_out(s, model, user, with_draft=True)
 
 
 @blp.route("/<string:key>")
 class Model(MethodView):
+    @blp.response(200, ModelOut)
     def get(self, key):
         """A model with its draft."""
         user, model = _readable(key)
         return _model_out(db.session(), model, user, with_draft=True)
 
     @blp.arguments(ModelPatch)
+    @blp.response(200, ModelOut)
     def patch(self, body, key):
         """Change name, description, category or who may start it."""
         user = catalogue.require_designer(auth.current_user())
@@ -125,6 +273,7 @@ class Model(MethodView):
 @blp.route("/<string:key>/draft")
 class Draft(MethodView):
     @blp.arguments(DraftIn)
+    @blp.response(200, SavedDraft)
     def put(self, body, key):
         """Save the draft; `version` is the one the editor loaded (409 when someone saved since)."""
         user = catalogue.require_designer(auth.current_user())
@@ -136,6 +285,7 @@ class Draft(MethodView):
 
 @blp.route("/<string:key>/draft/xml")
 class DraftXml(MethodView):
+    @blp.response(200, {"type": "string"}, content_type="application/xml")
     def get(self, key):
         """The draft diagram as a .bpmn download."""
         _user, model = _readable(key)
@@ -146,6 +296,7 @@ class DraftXml(MethodView):
 @blp.route("/<string:key>/validate")
 class Validate(MethodView):
     @blp.arguments(ValidateIn)
+    @blp.response(200, Validation)
     def post(self, body, key):
         """Problems of the draft (or of unsaved `xml`): [{element_id, file, message, severity}]."""
         user, model = _readable(key)
@@ -156,6 +307,7 @@ class Validate(MethodView):
 @blp.route("/<string:key>/try")
 class Try(MethodView):
     @blp.arguments(TryIn)
+    @blp.response(200, TryOut)
     def post(self, body, key):
         """Run the draft in a sandbox with a scenario (or a saved one, `scenario_name`); nothing is kept."""
         _user, model = _readable(key)
@@ -174,28 +326,32 @@ class Try(MethodView):
 @blp.route("/<string:key>/deploy")
 class Deploy(MethodView):
     @blp.arguments(DeployIn)
+    @blp.response(201, Deployed)
     def post(self, body, key):
         """Deploy the draft (validation must pass) as the next version of the process."""
         user = catalogue.require_designer(auth.current_user())
         with db.unit_of_work() as s:
             model = catalogue.get(s, key, for_update=True)
             definition = checks.deploy(s, user, model, body["version"])
-            return {"key": definition.key, "version": definition.version, "id": definition.id}, 201
+            return {"key": definition.key, "version": definition.version, "id": definition.id}
 
 
 @blp.route("/<string:key>/diff")
 class Diff(MethodView):
-    def get(self, key):
+    @blp.arguments(DiffArgs, location="query")
+    @blp.response(200, ModelDiff)
+    def get(self, args, key):
         """Elements added, removed and changed from version `from` to version `to` (a number or 'draft')."""
         _user, model = _readable(key)
         s = db.session()
-        old = catalogue.diagram(s, model, request.args.get("from") or "1")
-        new = catalogue.diagram(s, model, request.args.get("to") or "draft")
+        old = catalogue.diagram(s, model, args["from_"] or "1")
+        new = catalogue.diagram(s, model, args["to"] or "draft")
         return diff.diff(old, new)
 
 
 @blp.route("/<string:key>/instances")
 class Instances(MethodView):
+    @blp.response(200, RunningInstances)
     def get(self, key):
         """Running instances per version, to decide on a migration (the owning department's designers)."""
         user, model = _readable(key)
@@ -212,6 +368,7 @@ class Instances(MethodView):
 @blp.route("/<string:key>/migrate")
 class Migrate(MethodView):
     @blp.arguments(MigrateIn)
+    @blp.response(200, Migration)
     def post(self, body, key):
         """Move running instances of older versions to `to_version` (default the latest)."""
         user = catalogue.require_designer(auth.current_user())
@@ -222,19 +379,22 @@ class Migrate(MethodView):
 
 @blp.route("/<string:key>/package")
 class Package(MethodView):
+    @blp.response(200, ZIP, content_type="application/zip")
     def get(self, key):
         """The model as a zip: diagram, forms, DMN and scenarios."""
         _user, model = _readable(key)
         return Response(package.export(model), mimetype="application/zip", headers={
             "Content-Disposition": f'attachment; filename="{model.key}.zip"'})
 
+    @blp.doc(requestBody=PACKAGE_BODY)
+    @blp.response(200, SavedDraft)
     def post(self, key):
         """Replace the draft with a package (multipart `file`, form field `version`)."""
         user = catalogue.require_designer(auth.current_user())
         upload = request.files.get("file")
         if upload is None:
             raise Invalid(_("Upload a .zip package."), [{"field": "file", "message": _("no file")}])
-        version = request.form.get("version", type=int)
+        version = request.form.get("version", type=int_arg)
         with db.unit_of_work() as s:
             model = catalogue.get(s, key, for_update=True)
             catalogue.require_editor(user, model)
@@ -249,6 +409,7 @@ class Package(MethodView):
 @blp.route("/<string:key>/forms/preview")
 class FormPreview(MethodView):
     @blp.arguments(PreviewIn)
+    @blp.response(200, Preview)
     def post(self, body, key):
         """A form as staff will see it: the server's renderer on a JSON Schema and UI schema."""
         from flask import render_template

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 from flask import url_for
 from flask.views import MethodView
-from flask_smorest import Blueprint
 from marshmallow import EXCLUDE, Schema, fields
 
 from .. import auth, db, supervision
+from ..bounds import Integer
+from .blueprint import Blueprint
 
 PREFIX = "/supervision"
 blp = Blueprint("supervision", __name__, description="Where running instances stand (supervisors, administrators)")
@@ -31,7 +32,7 @@ class ElementArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    version = fields.Integer(load_default=None)
+    version = Integer(load_default=None, minimum=1)
 
 
 class ElementOverlay(Schema):

@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
 from sqlalchemy import select
 
 from .. import auth, db, inbox, policy
 from .. import instances as units
 from ..models import OpenTask, ProcessInstance, utcnow
 from . import views
+from .blueprint import Blueprint
 from .schemas import CompleteTask, InstanceOut, ReassignTask, TaskArgs, TaskList, TaskOut
 
 PREFIX = "/tasks"

@@ -14,6 +14,7 @@ from flask import Blueprint, g, render_template, request, url_for
 from sqlalchemy import func, select
 
 from .. import analytics, db
+from ..bounds import int_arg
 from ..models import ProcessDefinition
 from . import signed_in, when
 
@@ -74,7 +75,7 @@ def optimise():
         latest, (ProcessDefinition.key == latest.c.key) & (ProcessDefinition.version == latest.c.v))
         .order_by(ProcessDefinition.name, ProcessDefinition.key)).all()
     key = request.args.get("process") or (processes[0].key if processes else None)
-    version = request.args.get("version", type=int)
+    version = request.args.get("version", type=int_arg)
     chosen = analytics.period(_period_args())
     stats = analytics.element_stats(s, key, version, chosen, department) if key else None
     shown = version or (stats["versions"][-1] if stats else None)

@@ -10,6 +10,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select, update
 
 from .. import db
+from ..bounds import page_arg
 from ..errors import NotFound
 from ..models import Notification, OpenTask, utcnow
 from ..notifications import sentence
@@ -41,7 +42,7 @@ def index():
     query = select(Notification).where(Notification.user_id == g.user.id)
     if unread_only:
         query = query.where(Notification.read_at.is_(None))
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = max(request.args.get("page", 1, type=page_arg), 1)
     total = s.scalar(select(func.count()).select_from(query.subquery()))
     rows = s.scalars(query.order_by(Notification.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
     items = [{"row": n, "message": sentence(n.kind, n.title)} for n in rows]

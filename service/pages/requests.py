@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from .. import db
 from .. import instances as units
+from ..bounds import page_arg
 from ..models import OpenTask, ProcessDefinition, ProcessInstance
 from ..studio import catalogue as models_catalogue
 from . import diagram, signed_in, timeline
@@ -57,7 +58,7 @@ def start(key: str):
 def mine():
     s = db.session()
     state = request.args.get("state")
-    page = max(request.args.get("page", 1, type=int), 1)
+    page = max(request.args.get("page", 1, type=page_arg), 1)
     query = select(ProcessInstance).where(ProcessInstance.started_by == g.user.id)
     if state == "running":
         query = query.where(ProcessInstance.state.in_(("running", "error")))

@@ -13,6 +13,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from .. import db
+from ..bounds import int_arg
 from ..errors import Invalid
 from ..models import Department, Group, ProcessDefinition, ProcessInstance
 from ..studio import catalogue, diff, migrate, modeler_strings
@@ -149,7 +150,7 @@ def versions(key):
 @bp.post("/<key>/migrate")
 @signed_in
 def migrate_instances(key):
-    to_version = request.form.get("to_version", type=int)
+    to_version = request.form.get("to_version", type=int_arg)
     with db.unit_of_work() as s:
         model = catalogue.get(s, key)
         outcome = migrate.migrate(s, g.user, model, to_version)

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from .. import db, supervision
 from .. import instances as units
+from ..bounds import int_arg
 from ..errors import Forbidden, NotFound
 from ..models import InstanceStep, OpenTask, ProcessDefinition, User
 from . import signed_in, timeline
@@ -49,7 +50,7 @@ def index():
 def process(key: str):
     user = _supervisor()
     s = db.session()
-    d = supervision.definition(s, key, request.args.get("version", type=int))
+    d = supervision.definition(s, key, request.args.get("version", type=int_arg))
     counts = supervision.element_counts(s, user, d)
     element = request.args.get("element") or None
     names = supervision.element_names(s, d)

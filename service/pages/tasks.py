@@ -13,6 +13,7 @@ from sqlalchemy import select
 from .. import db, drafts, inbox
 from .. import instances as units
 from ..api import views
+from ..bounds import int_arg
 from ..errors import Forbidden, InvalidForm
 from ..models import OpenTask, ProcessInstance, User, utcnow
 from . import diagram, fields, safe_next, signed_in, timeline
@@ -136,7 +137,7 @@ def _keep_draft(task: OpenTask, intent: str):
 
 def _attach_uploaded(form_fields: list[fields.Field]) -> None:
     """Back from uploading a document for a document field (`?field=…&attach=id`): choose it there."""
-    name, attach = request.args.get("field"), request.args.get("attach", type=int)
+    name, attach = request.args.get("field"), request.args.get("attach", type=int_arg)
     if request.method != "GET" or not name or not attach:
         return
     for f in _walk(form_fields):

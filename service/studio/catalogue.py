@@ -15,6 +15,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from .. import audit, policy
+from ..bounds import int_arg
 from ..errors import Conflict, Forbidden, Invalid, NotFound
 from ..models import Department, DeploymentFile, Group, ProcessDefinition, User, utcnow
 from .models import ModelDraft, ProcessModel
@@ -234,7 +235,7 @@ def diagram(s: Session, model: ProcessModel, which: str | None) -> str:
     if which in (None, "", "draft"):
         return model.draft.xml
     try:
-        number = int(which)
+        number = int_arg(which)
     except ValueError:
         raise Invalid(_("The version is invalid."), [{"field": "version", "message": _("a number or 'draft'")}]) from None
     definition = s.scalar(select(ProcessDefinition).where(ProcessDefinition.key == model.key,
