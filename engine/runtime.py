@@ -8,7 +8,6 @@ them escape: the step that failed stays in ERROR, everything before it is kept.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -16,26 +15,26 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from jinja2.sandbox import SandboxedEnvironment
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from . import clock, codec
-from .errors import Incident, MessageNotCaught, TaskNotFound, TaskNotReady
+from .errors import Incident, MessageNotCaught, ScriptError, ScriptLimit, TaskNotFound, TaskNotReady
 from .loader import ParsedProcess
-from .sandbox import ScriptError
 
-_templates = SandboxedEnvironment(autoescape=False)
+# Call activities and subprocesses inside each other, at most: a process that calls itself (directly
+# or round a circle of processes deployed apart) would otherwise nest until memory runs out.
+MAX_NESTING = 12
+# An instruction template that overran one of these becomes an incident; any other template error
+# (an undefined name, a refused attribute) only shows the text as written, as it always did.
+_TEMPLATE_LIMITS = ("timeout", "memory", "limit")
 
-
-@functools.lru_cache(maxsize=512)
-def _template(source: str):
-    """Compiled once per instruction text: compiling costs more than rendering."""
-    return _templates.from_string(source)
 # Step kinds done by people (SpiffWorkflow's spec class names): the ones with an open task.
 PEOPLE_KINDS = ("UserTask", "ManualTask")
 _ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
@@ -74,6 +73,8 @@ class Instance:
     steps: list[Step] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     outbox: list[BpmnEvent] = field(default_factory=list)
+    # Instructions rendered during this unit of work, by task id: rendering takes a worker round trip.
+    _instructions: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
@@ -102,7 +103,7 @@ class Instance:
     def run(self) -> None:
         """Run every automatic step that is ready; record failures as incidents."""
         with self._unit_of_work():
-            self.workflow.do_engine_steps()
+            self._engine_steps()
 
     # -- user tasks ---------------------------------------------------------------------------
     def user_tasks(self) -> list[UserTask]:
@@ -121,7 +122,7 @@ class Instance:
         with self._unit_of_work():
             task.set_data(**data)
             task.run()
-            self.workflow.do_engine_steps()
+            self._engine_steps()
         for step in self.steps:
             if step.task_id == str(task.id):
                 return step
@@ -148,7 +149,7 @@ class Instance:
             raise MessageNotCaught(f"{name}: no waiting event matches the correlation")
         with self._unit_of_work():
             self.workflow.send_event(event)
-            self.workflow.do_engine_steps()
+            self._engine_steps()
 
     def waiting_messages(self) -> list[str]:
         if self.workflow.is_completed():
@@ -164,7 +165,7 @@ class Instance:
         # do_engine_steps alone leaves a due timer READY and unrun (pitfall P3).
         with self._unit_of_work():
             self.workflow.refresh_timers()
-            self.workflow.do_engine_steps()
+            self._engine_steps()
 
     def next_timer_due(self) -> datetime | None:
         due = []
@@ -204,7 +205,7 @@ class Instance:
                     task.parent.data.update(deepcopy(data))
                 self.workflow.reset_from_task_id(task.id)
             self.incidents.clear()
-            self.workflow.do_engine_steps()
+            self._engine_steps()
 
     def earlier_steps(self) -> list[tuple[str, str]]:
         """The user tasks the token may be moved back to: (element id, name), nearest first.
@@ -228,7 +229,7 @@ class Instance:
         with self._unit_of_work():
             self.workflow.reset_from_task_id(target.id)
             self.incidents.clear()
-            self.workflow.do_engine_steps()
+            self._engine_steps()
         return str(target.id)
 
     def _move_back_targets(self) -> list[Task]:
@@ -282,8 +283,31 @@ class Instance:
         except Exception as error:  # noqa: BLE001 - anything escaping would lose the unit's work
             self.incidents.append(self._incident(error))
         finally:
+            self._render_new_instructions()
             self._record_since(before)
             self.outbox.extend(self.workflow.get_events())
+
+    def _engine_steps(self) -> None:
+        self.workflow.do_engine_steps(will_complete_task=_refuse_deep_nesting)
+
+    def _render_new_instructions(self) -> None:
+        """Render the instructions of user tasks that opened in this unit, so that a template that
+        overruns its limits is an incident on its task now, not a hang whenever someone looks."""
+        for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
+            source = (task.task_spec.extensions or {}).get("instructionsForEndUser") or ""
+            if str(task.id) in self._instructions or "{" not in source:
+                continue
+            try:
+                self._instructions[str(task.id)] = self.workflow.script_engine.environment.render(source, task.data)
+            except ScriptError as error:
+                if error.kind not in _TEMPLATE_LIMITS:
+                    self._instructions[str(task.id)] = source
+                    continue
+                task._set_state(TaskState.ERROR)
+                self.incidents.append(Incident(element=task.task_spec.bpmn_id, kind=error.kind,
+                                               message=f"instructions: {error.message}"))
+            except Exception:  # noqa: BLE001 - a bad template must not hide the task
+                self._instructions[str(task.id)] = source
 
     def _exists(self, task: Task) -> bool:
         try:
@@ -376,12 +400,14 @@ class Instance:
         ext = spec.extensions or {}
         props = dict(ext.get("properties") or {})
         instructions = ext.get("instructionsForEndUser") or ""
-        if instructions and "{" in instructions:
+        if str(task.id) in self._instructions:
+            instructions = self._instructions[str(task.id)]
+        elif instructions and "{" in instructions:
             try:
-                # A mapping rather than **kwargs: task data keys need not be identifiers.
-                instructions = _template(instructions).render(task.data)
+                instructions = self.workflow.script_engine.environment.render(instructions, task.data)
             except Exception:  # noqa: BLE001 - a bad template must not hide the task
                 pass
+            self._instructions[str(task.id)] = instructions
         return UserTask(
             id=str(task.id),
             element_id=spec.bpmn_id,
@@ -418,6 +444,15 @@ def _timer_definitions(definition) -> list[TimerEventDefinition]:
     return [d for d in getattr(definition, "event_definitions", None) or [] if isinstance(d, TimerEventDefinition)]
 
 
+def _refuse_deep_nesting(task: Task) -> None:
+    """do_engine_steps' hook before each automatic step: a call activity or subprocess that would
+    open a process nested deeper than MAX_NESTING fails instead (its task is named)."""
+    if isinstance(task.task_spec, SubWorkflowTask) and task.workflow.depth >= MAX_NESTING:
+        limit = ScriptLimit(f"call activities and subprocesses are nested more than {MAX_NESTING} deep; "
+                            "does a process call itself?")
+        raise WorkflowTaskException(limit.message, task=task, exception=limit) from limit
+
+
 def _failing_task(error: Exception, workflow: BpmnWorkflow) -> Task | None:
     """The task whose spec raised: the exception's own `task`, else the innermost SpiffWorkflow
     frame that was working on one (plain exceptions such as 'Invalid duration' carry none)."""
@@ -450,9 +485,7 @@ def _incident_from(error: Exception, task: Task | None = None) -> Incident:
         cause = cause.__cause__ or cause.__context__
     notes = [n.strip() for n in getattr(error, "notes", []) if n and n.strip()]
     if isinstance(cause, ScriptError):
-        kind = type(cause).__name__.replace("Script", "").lower() or "script"
-        if kind == "error":
-            kind = "script"
+        kind = cause.kind
         message = getattr(cause, "message", None) or str(cause)
         line = getattr(cause, "line", None) or getattr(error, "line_number", None)
         if cause is not error:
