@@ -25,6 +25,7 @@ import types
 from collections.abc import Callable, Iterable
 from typing import Any, NamedTuple
 
+from jinja2 import nodes as jinja_nodes
 from jinja2.sandbox import SandboxedEnvironment
 from RestrictedPython import (
     PrintCollector,
@@ -42,10 +43,10 @@ from RestrictedPython.Guards import (
     safer_getattr_raise,
 )
 
-from .errors import ScriptError, ScriptForbidden, ScriptTimeout
+from .errors import N_, ScriptError, ScriptForbidden, ScriptTimeout
 
-__all__ = ["Deadline", "check_script", "check_template", "compiled", "describe", "namespace_for",
-           "render", "run", "strip_non_data"]
+__all__ = ["Deadline", "check_script", "compiled", "describe", "namespace_for", "render", "run",
+           "strip_non_data", "template_problems"]
 
 # SpiffWorkflow's error reporter looks for frames from this file name to find the failing line,
 # so sandboxed code must keep the name ``exec`` would have given it. Jinja names its compiled
@@ -498,13 +499,103 @@ def _template(source: str):
     return _templates.from_string(source)
 
 
-def check_template(source: str) -> str | None:
-    """The syntax error in an instruction template, or None."""
-    try:
-        _templates.parse(source)
-    except Exception as err:  # noqa: BLE001 - TemplateSyntaxError, RecursionError on absurd nesting
-        return f"{type(err).__name__}: {err}"
+# Deploy-time bounds on what a template spells out literally (the worker's limits catch the rest).
+TEMPLATE_LOOP_LIMIT = 100_000
+TEMPLATE_TEXT_LIMIT = 1_000_000
+_HUGE_BITS = 100_000
+
+
+class _TooBig(Exception):
+    pass
+
+
+def _literal_int(node) -> int | None:
+    """The value of an integer literal or of ``**``/``*`` over integer literals, if small enough
+    to compute (raises _TooBig past that); None for anything else."""
+    if isinstance(node, jinja_nodes.Const):
+        return node.value if isinstance(node.value, int) and not isinstance(node.value, bool) else None
+    if isinstance(node, (jinja_nodes.Pow, jinja_nodes.Mul)):
+        left, right = _literal_int(node.left), _literal_int(node.right)
+        if left is None or right is None:
+            return None
+        if isinstance(node, jinja_nodes.Pow):
+            if right < 0:
+                return None
+            if abs(left) > 1 and right * abs(left).bit_length() > _HUGE_BITS:
+                raise _TooBig
+            return left**right
+        if left.bit_length() + right.bit_length() > _HUGE_BITS:
+            raise _TooBig
+        return left * right
     return None
+
+
+def _range_size(node) -> int | None:
+    if not (isinstance(node, jinja_nodes.Call) and isinstance(node.node, jinja_nodes.Name)
+            and node.node.name == "range" and not node.kwargs and 1 <= len(node.args) <= 3):
+        return None
+    args = [_literal_int(arg) for arg in node.args]
+    if None in args:
+        return None
+    try:
+        return len(range(*args))
+    except (ValueError, OverflowError):
+        return None
+
+
+def _text_size(node) -> int | None:
+    """Characters of ``'x' * n`` over literals."""
+    if not isinstance(node, jinja_nodes.Mul):
+        return None
+    for text, count in ((node.left, node.right), (node.right, node.left)):
+        if isinstance(text, jinja_nodes.Const) and isinstance(text.value, str):
+            times = _literal_int(count)
+            return None if times is None else len(text.value) * times
+    return None
+
+
+def template_problems(source: str) -> list[tuple[str, dict]]:
+    """Deploy-time check of an instruction template: (message template, params) per problem.
+
+    Refuses loops that literally repeat more than TEMPLATE_LOOP_LIMIT times in all (``{% for %}``
+    over ``range(100000)`` inside another) and literal arithmetic too large to do
+    (``{{ 'x' * 1000000000 }}``, ``{{ 9 ** 999999999 }}``). Parses only; evaluates nothing. A
+    template that does not parse is not refused: it is shown as written, as it always was."""
+    try:
+        tree = _templates.parse(source)
+    except Exception:  # noqa: BLE001 - TemplateSyntaxError, RecursionError on absurd nesting
+        return []
+    problems: list[tuple[str, dict]] = []
+
+    def visit(node, repeats: int) -> None:
+        try:
+            if isinstance(node, jinja_nodes.For):
+                size = _range_size(node.iter)
+                if size is not None:
+                    repeats *= max(size, 1)
+                    if repeats > TEMPLATE_LOOP_LIMIT:
+                        problems.append((N_("instructions repeat a loop %(count)s times; at most %(limit)s "
+                                            "repetitions are allowed"),
+                                         {"count": f"{repeats:,}", "limit": f"{TEMPLATE_LOOP_LIMIT:,}"}))
+                        return
+            if isinstance(node, jinja_nodes.Pow):
+                _literal_int(node)  # Jinja folds constants when it compiles: 9**9**9 would hang there
+            size = _text_size(node)
+            if size is not None and size > TEMPLATE_TEXT_LIMIT:
+                problems.append((N_("instructions build a text of %(size)s characters; at most %(limit)s are "
+                                    "allowed"), {"size": f"{size:,}", "limit": f"{TEMPLATE_TEXT_LIMIT:,}"}))
+                return
+        except _TooBig:
+            problems.append((N_("instructions compute a number too large to show"), {}))
+            return
+        for child in node.iter_child_nodes():
+            visit(child, repeats)
+
+    try:
+        visit(tree, 1)
+    except RecursionError:
+        problems.append((N_("instructions are nested too deeply"), {}))
+    return problems
 
 
 def render(source: str, data: dict, deadline: Deadline) -> str:

@@ -19,7 +19,6 @@ from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-from SpiffWorkflow.bpmn.specs.mixins.subworkflow_task import SubWorkflowTask
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -76,6 +75,18 @@ class Instance:
     # Instructions rendered during this unit of work, by task id: rendering takes a worker round trip.
     _instructions: dict[str, str] = field(default_factory=dict, init=False, repr=False)
 
+    def __post_init__(self) -> None:
+        # SpiffWorkflow opens a call activity's process while *updating* the task, where no
+        # do_engine_steps hook runs; every subprocess is created through the top workflow, so the
+        # nesting limit goes there (the codec builds plain BpmnWorkflows, hence per object).
+        create = self.workflow.create_subprocess
+
+        def create_subprocess(my_task, spec_name):
+            _refuse_deep_nesting(my_task)
+            return create(my_task, spec_name)
+
+        self.workflow.create_subprocess = create_subprocess
+
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
     def start(cls, process: ParsedProcess, script_engine, data: dict | None = None) -> Instance:
@@ -103,7 +114,7 @@ class Instance:
     def run(self) -> None:
         """Run every automatic step that is ready; record failures as incidents."""
         with self._unit_of_work():
-            self._engine_steps()
+            self.workflow.do_engine_steps()
 
     # -- user tasks ---------------------------------------------------------------------------
     def user_tasks(self) -> list[UserTask]:
@@ -122,7 +133,7 @@ class Instance:
         with self._unit_of_work():
             task.set_data(**data)
             task.run()
-            self._engine_steps()
+            self.workflow.do_engine_steps()
         for step in self.steps:
             if step.task_id == str(task.id):
                 return step
@@ -149,7 +160,7 @@ class Instance:
             raise MessageNotCaught(f"{name}: no waiting event matches the correlation")
         with self._unit_of_work():
             self.workflow.send_event(event)
-            self._engine_steps()
+            self.workflow.do_engine_steps()
 
     def waiting_messages(self) -> list[str]:
         if self.workflow.is_completed():
@@ -165,7 +176,7 @@ class Instance:
         # do_engine_steps alone leaves a due timer READY and unrun (pitfall P3).
         with self._unit_of_work():
             self.workflow.refresh_timers()
-            self._engine_steps()
+            self.workflow.do_engine_steps()
 
     def next_timer_due(self) -> datetime | None:
         due = []
@@ -205,7 +216,7 @@ class Instance:
                     task.parent.data.update(deepcopy(data))
                 self.workflow.reset_from_task_id(task.id)
             self.incidents.clear()
-            self._engine_steps()
+            self.workflow.do_engine_steps()
 
     def earlier_steps(self) -> list[tuple[str, str]]:
         """The user tasks the token may be moved back to: (element id, name), nearest first.
@@ -229,7 +240,7 @@ class Instance:
         with self._unit_of_work():
             self.workflow.reset_from_task_id(target.id)
             self.incidents.clear()
-            self._engine_steps()
+            self.workflow.do_engine_steps()
         return str(target.id)
 
     def _move_back_targets(self) -> list[Task]:
@@ -286,9 +297,6 @@ class Instance:
             self._render_new_instructions()
             self._record_since(before)
             self.outbox.extend(self.workflow.get_events())
-
-    def _engine_steps(self) -> None:
-        self.workflow.do_engine_steps(will_complete_task=_refuse_deep_nesting)
 
     def _render_new_instructions(self) -> None:
         """Render the instructions of user tasks that opened in this unit, so that a template that
@@ -445,9 +453,9 @@ def _timer_definitions(definition) -> list[TimerEventDefinition]:
 
 
 def _refuse_deep_nesting(task: Task) -> None:
-    """do_engine_steps' hook before each automatic step: a call activity or subprocess that would
-    open a process nested deeper than MAX_NESTING fails instead (its task is named)."""
-    if isinstance(task.task_spec, SubWorkflowTask) and task.workflow.depth >= MAX_NESTING:
+    """A call activity or subprocess that would open a process nested deeper than MAX_NESTING
+    fails instead (its task is named)."""
+    if task.workflow.depth >= MAX_NESTING:
         limit = ScriptLimit(f"call activities and subprocesses are nested more than {MAX_NESTING} deep; "
                             "does a process call itself?")
         raise WorkflowTaskException(limit.message, task=task, exception=limit) from limit
