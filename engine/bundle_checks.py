@@ -7,7 +7,9 @@
   entries (with ``?`` standing for the input, or an operator prefix such as ``> 5``) and output
   entries must compile in the sandbox, or the deployment is refused naming the rule.
 
-Files that do not parse are skipped here: the loader reports them.
+`check_trees` takes what the loader has already parsed (and imports nothing of it, so
+engine/loader.py can call it); `check_bundle` parses the files itself. Files that do not parse
+are skipped: the loader reports them.
 """
 from __future__ import annotations
 
@@ -18,10 +20,10 @@ from collections.abc import Mapping
 from lxml import etree
 
 from .errors import N_, DiagramProblem, InvalidDiagram
-from .loader import BPMN_NS, parse_xml
 from .restricted import check_script
+from .validation import BPMN as BPMN_NS
 
-__all__ = ["check_bundle"]
+__all__ = ["check_bundle", "check_trees"]
 
 # SpiffWorkflow's own pattern (DMNEngine.evaluate): a '?' outside quotes stands for the input value.
 _QUESTION = re.compile(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
@@ -29,15 +31,21 @@ _QUESTION = re.compile(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
 
 def check_bundle(bpmn_files: Mapping[str, bytes | str], dmn_files: Mapping[str, bytes | str] | None = None
                  ) -> list[DiagramProblem]:
-    problems: list[DiagramProblem] = []
-    trees = {file: tree for file, tree in _parsed(bpmn_files).items()}
-    problems.extend(_call_cycles(trees))
-    for file, tree in _parsed(dmn_files or {}).items():
+    return check_trees(_parsed(bpmn_files), _parsed(dmn_files or {}))
+
+
+def check_trees(bpmn_trees: Mapping[str, etree._Element], dmn_trees: Mapping[str, etree._Element]
+                ) -> list[DiagramProblem]:
+    """The checks over parsed documents, by file name."""
+    problems = _call_cycles(bpmn_trees)
+    for file, tree in dmn_trees.items():
         problems.extend(_decision_problems(tree, file))
     return problems
 
 
 def _parsed(files: Mapping[str, bytes | str]) -> dict[str, etree._Element]:
+    from .loader import parse_xml
+
     out = {}
     for file, content in files.items():
         try:

@@ -9,8 +9,6 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from engine.bundle_checks import check_bundle
-from engine.errors import InvalidDiagram
 from engine.isolation import shared_pool
 from engine.loader import Bundle, load_bundle
 from engine.sandbox import make_script_engine
@@ -47,15 +45,7 @@ def bundle_from_files(files, validate: bool = True, forms=None, services=None) -
     dmn = {f.name: f.content for f in files if f.kind == "dmn"}
     if not validate:
         return load_bundle(bpmn, dmn)
-    # Checks across files (call cycles, DMN cells) join the loader's, so one upload reports all.
-    problems = check_bundle(bpmn, dmn)
-    try:
-        bundle = load_bundle(bpmn, dmn, forms=forms, services=services)
-    except InvalidDiagram as e:
-        raise InvalidDiagram([*e.problems, *problems]) from None
-    if problems:
-        raise InvalidDiagram(problems)
-    return bundle
+    return load_bundle(bpmn, dmn, forms=forms, services=services)
 
 
 def deployment_of(s: Session, definition_id: int) -> int:
