@@ -97,39 +97,52 @@ def _from_wire(dct: dict) -> Any:
     return dct
 
 
+# Made once: json.dumps/loads with options build a new encoder or decoder on every call.
+_encoder = json.JSONEncoder(default=_to_wire, ensure_ascii=False, separators=(",", ":"))
+_decoder = json.JSONDecoder(object_hook=_from_wire)
+
+
 def encode(message: Any) -> bytes:
-    return json.dumps(message, default=_to_wire, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return _encoder.encode(message).encode("utf-8")
 
 
 def decode(payload: bytes) -> Any:
-    return json.loads(payload, object_hook=_from_wire)
+    return _decoder.decode(payload.decode("utf-8"))
 
 
-def _read_exactly(fd: int, size: int, deadline: float | None, poller=None) -> bytes | None:
-    """`size` bytes from `fd`, None at end of file; TimeoutError once `deadline` passes."""
-    chunks, remaining = [], size
-    while remaining:
-        if deadline is not None:
-            left = deadline - time.monotonic()
+class _Reader:
+    """Frames from one pipe. A read takes whatever is there (usually a whole frame: the two ends
+    take turns), so a call costs one poll and one read rather than one per header and body."""
+
+    def __init__(self, fd: int, timed: bool = True):
+        self.fd = fd
+        self.buffer = bytearray()
+        self.poller = None
+        if timed:
             # poll, not select: a busy server's descriptors can be numbered past select's 1024.
-            if left <= 0 or not poller.poll(max(1, math.ceil(left * 1000))):
-                raise TimeoutError
-        chunk = os.read(fd, remaining)
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+            self.poller = select.poll()
+            self.poller.register(fd, select.POLLIN)
 
-
-def _read_frame(fd: int, deadline: float | None = None, limit: int | None = None, poller=None) -> bytes | None:
-    header = _read_exactly(fd, _HEADER.size, deadline, poller)
-    if header is None:
-        return None
-    (size,) = _HEADER.unpack(header)
-    if limit is not None and size > limit:
-        raise _Oversized(size)
-    return _read_exactly(fd, size, deadline, poller)
+    def frame(self, deadline: float | None = None, limit: int | None = None) -> bytes | None:
+        """The next frame, None at end of file; TimeoutError once `deadline` passes."""
+        size = None
+        while True:
+            if size is None and len(self.buffer) >= _HEADER.size:
+                (size,) = _HEADER.unpack_from(self.buffer)
+                if limit is not None and size > limit:
+                    raise _Oversized(size)
+            if size is not None and len(self.buffer) >= _HEADER.size + size:
+                payload = bytes(self.buffer[_HEADER.size:_HEADER.size + size])
+                del self.buffer[:_HEADER.size + size]
+                return payload
+            if deadline is not None:
+                left = deadline - time.monotonic()
+                if left <= 0 or not self.poller.poll(max(1, math.ceil(left * 1000))):
+                    raise TimeoutError
+            chunk = os.read(self.fd, 1 << 16 if size is None else max(1 << 16, _HEADER.size + size - len(self.buffer)))
+            if not chunk:
+                return None
+            self.buffer += chunk
 
 
 def _write_frame(fd: int, payload: bytes) -> None:
@@ -215,10 +228,9 @@ class _Worker:
         )
         self.to_worker = self.process.stdin.fileno()
         self.from_worker = self.process.stdout.fileno()
-        self.poller = select.poll()
-        self.poller.register(self.from_worker, select.POLLIN)
+        self.reader = _Reader(self.from_worker)
         try:
-            hello = decode(_read_frame(self.from_worker, time.monotonic() + _START_TIMEOUT, 1024, self.poller))
+            hello = decode(self.reader.frame(time.monotonic() + _START_TIMEOUT, 1024))
         except (TimeoutError, _Oversized, TypeError, ValueError):
             hello = None
         if not isinstance(hello, dict) or hello.get("ready") != self.process.pid:
@@ -237,7 +249,7 @@ class _Worker:
         while True:
             try:
                 # The margin covers the reply's own envelope; the worker checks the limit itself.
-                frame = _read_frame(self.from_worker, deadline, result_limit + 64 * 1024, self.poller)
+                frame = self.reader.frame(deadline, result_limit + 64 * 1024)
             except TimeoutError:
                 self.kill()
                 raise _Lost(ScriptTimeout(f"script exceeded the time limit of {time_limit:g} s and was stopped")) from None
@@ -464,23 +476,37 @@ def _limit_self(memory: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
 
 
+_cpu_soft_limit: list[float] = [math.inf]  # the worker's current RLIMIT_CPU soft limit
+
+
 def _limit_cpu(seconds: float) -> None:
+    """Let the kernel stop this call once it has used about `seconds` of CPU time.
+
+    RLIMIT_CPU counts the process's whole life in whole seconds, so the soft limit is moved along
+    with the CPU time used; it is left alone while it still falls between "enough for this call"
+    and "one second more than that" (a setrlimit per call costs more than the rest of a call)."""
     import resource
 
     if not seconds or seconds <= 0:
-        resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+        if _cpu_soft_limit[0] != math.inf:
+            resource.setrlimit(resource.RLIMIT_CPU, (resource.RLIM_INFINITY, resource.RLIM_INFINITY))
+            _cpu_soft_limit[0] = math.inf
         return
     usage = resource.getrusage(resource.RUSAGE_SELF)
-    used = usage.ru_utime + usage.ru_stime
-    # Whole seconds only; one more so the parent's wall-clock kill normally comes first.
-    resource.setrlimit(resource.RLIMIT_CPU, (math.ceil(used + seconds) + 1, resource.RLIM_INFINITY))
+    needed = usage.ru_utime + usage.ru_stime + seconds
+    if needed + 0.5 <= _cpu_soft_limit[0] <= needed + 2:
+        return
+    # One more second than needed, so the parent's wall-clock kill normally comes first.
+    soft = math.ceil(needed) + 1
+    resource.setrlimit(resource.RLIMIT_CPU, (soft, resource.RLIM_INFINITY))
+    _cpu_soft_limit[0] = soft
 
 
 class _Channel:
     """The worker's end of the pipes, also used by helper stubs to ask the parent."""
 
     def __init__(self, read_fd: int, write_fd: int):
-        self.read_fd, self.write_fd = read_fd, write_fd
+        self.reader, self.write_fd = _Reader(read_fd, timed=False), write_fd
 
     def ask(self, name: str, deadline, args: tuple, kwargs: dict) -> Any:
         try:
@@ -489,7 +515,7 @@ class _Channel:
             raise TypeError(f"{name}() takes data only: {err}") from None
         began = time.monotonic()
         _write_frame(self.write_fd, payload)
-        frame = _read_frame(self.read_fd)
+        frame = self.reader.frame()
         deadline.extend(time.monotonic() - began)
         if frame is None:
             raise SystemExit(0)
@@ -514,7 +540,7 @@ def serve() -> None:
     _limit_self(memory)
     _write_frame(write_fd, encode({"ready": os.getpid()}))
     while True:
-        frame = _read_frame(read_fd)
+        frame = channel.reader.frame()
         if frame is None:
             return
         try:

@@ -399,10 +399,13 @@ RESERVED = frozenset(["__builtins__", *GUARDS])
 
 
 def namespace_for(code: _Compiled) -> dict[str, Any]:
-    """Builtins and guards for one evaluation; `random`, when the code uses it, is its own."""
-    names = dict(_BUILTINS)
+    """Builtins and guards for one evaluation; `random`, when the code uses it, is its own.
+
+    Otherwise the builtins dict is shared: restricted code cannot name ``__builtins__``, so it
+    cannot change it."""
+    names = _BUILTINS
     if code.uses_random:
-        names["random"] = _Random()
+        names = {**_BUILTINS, "random": _Random()}
     return {"__builtins__": names, **GUARDS}
 
 
