@@ -221,11 +221,14 @@ class _Lost(Exception):
 class _Worker:
     def __init__(self, memory: int):
         self.memory = memory
-        self.process = subprocess.Popen(
-            [sys.executable, "-I", "-c", _BOOT, str(memory)],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, cwd="/",
-            env={"PATH": os.defpath, "LC_ALL": "C.UTF-8"}, close_fds=True, start_new_session=True,
-        )
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-I", "-c", _BOOT, str(memory)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=None, cwd="/",
+                env={"PATH": os.defpath, "LC_ALL": "C.UTF-8"}, close_fds=True, start_new_session=True,
+            )
+        except OSError as err:  # no more processes or descriptors
+            raise ScriptError(f"no script worker process could be started: {err.strerror or err}") from None
         self.to_worker = self.process.stdin.fileno()
         self.from_worker = self.process.stdout.fileno()
         self.reader = _Reader(self.from_worker)
@@ -269,7 +272,10 @@ class _Worker:
                 return message
             began = time.monotonic()
             answer = _run_helper(helpers, message)
-            _write_frame(self.to_worker, answer)
+            try:
+                _write_frame(self.to_worker, answer)
+            except OSError:
+                raise _Lost(self._death()) from None
             if deadline is not None:
                 deadline += time.monotonic() - began
 
