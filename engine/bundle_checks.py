@@ -1,8 +1,8 @@
 """Deploy-time checks that need the whole deployment, not one BPMN file (issue 13).
 
 * Processes that call each other in a circle (a → b → a, possibly across files) would nest call
-  activities without end; a process calling itself directly is reported per file by
-  engine/validation.py, and at run time engine/runtime.py caps nesting anyway.
+  activities without end; a process calling itself directly, and circles within one file, are
+  reported per file by engine/validation.py, and at run time engine/runtime.py caps nesting anyway.
 * DMN cells are Python expressions SpiffWorkflow evaluates (pitfall P7): input expressions, input
   entries (with ``?`` standing for the input, or an operator prefix such as ``> 5``) and output
   entries must compile in the sandbox, or the deployment is refused naming the rule.
@@ -21,9 +21,10 @@ from lxml import etree
 
 from .errors import N_, DiagramProblem, InvalidDiagram
 from .restricted import check_script
-from .validation import BPMN as BPMN_NS
 
-__all__ = ["check_bundle", "check_trees"]
+__all__ = ["call_cycles", "check_bundle", "check_trees"]
+
+BPMN_NS = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 
 # SpiffWorkflow's own pattern (DMNEngine.evaluate): a '?' outside quotes stands for the input value.
 _QUESTION = re.compile(r"(\?)(?=(?:[^'\"]|['\"][^'\"]*['\"])*$)")
@@ -37,7 +38,7 @@ def check_bundle(bpmn_files: Mapping[str, bytes | str], dmn_files: Mapping[str, 
 def check_trees(bpmn_trees: Mapping[str, etree._Element], dmn_trees: Mapping[str, etree._Element]
                 ) -> list[DiagramProblem]:
     """The checks over parsed documents, by file name."""
-    problems = _call_cycles(bpmn_trees)
+    problems = call_cycles(bpmn_trees)
     for file, tree in dmn_trees.items():
         problems.extend(_decision_problems(tree, file))
     return problems
@@ -58,7 +59,8 @@ def _parsed(files: Mapping[str, bytes | str]) -> dict[str, etree._Element]:
 # -- call activities ----------------------------------------------------------------------------------
 
 
-def _call_cycles(trees: Mapping[str, etree._Element]) -> list[DiagramProblem]:
+def call_cycles(trees: Mapping[str, etree._Element]) -> list[DiagramProblem]:
+    """Call activities on a circle of processes of length two or more, across `trees`."""
     calls: dict[str, list[tuple[str, etree._Element, str]]] = {}  # process -> [(called, element, file)]
     for file, root in trees.items():
         for process in root.iter(f"{{{BPMN_NS}}}process"):

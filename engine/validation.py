@@ -11,6 +11,7 @@ from lxml import etree
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
 from . import horizon
+from .bundle_checks import call_cycles
 from .errors import N_, DiagramProblem
 from .restricted import check_script, template_problems
 
@@ -229,6 +230,7 @@ def check_process_tree(
                 if bare:
                     add(el_id, N_("gateway '%(name)s' has outgoing flows without a condition (%(flows)s) and no default flow"),
                         name=el.get("name") or el_id, flows=", ".join(bare))
+    problems.extend(call_cycles({file: root}))
     for proc in root.iterfind("bpmn:process", NS):
         problems.extend(_foreign_id_clashes(proc, file))
     for scope in root.iter(*(f"{{{BPMN}}}{s}" for s in _SCOPES)):

@@ -270,6 +270,15 @@ def test_processes_calling_each_other_in_a_circle_are_refused_across_files():
     assert check_bundle({"ping.bpmn": ping, "pong.bpmn": straight}) == []
 
 
+def test_processes_calling_each_other_in_one_file_are_refused_by_the_loader():
+    xml = document(process("ping", start("s1"), call("to_pong", "pong"), end("e1"), chain("s1", "to_pong", "e1")),
+                   process("pong", start("s2"), call("to_ping", "ping"), end("e2"), chain("s2", "to_ping", "e2")),
+                   pid="pingpong")
+    with pytest.raises(Exception) as refused:
+        load_bundle({"pingpong.bpmn": xml})
+    assert sorted(p.element for p in refused.value.problems) == ["to_ping", "to_pong"]
+
+
 @pytest.mark.parametrize(("entry", "output", "words"), [
     ("&gt; 0", "__import__('os')", "output grade"),
     ("().__class__", '"x"', "input score"),
