@@ -97,3 +97,49 @@ class DataRejected(EngineError):
 
     def __str__(self) -> str:
         return f"{self.problem.field}: {self.problem.message}"
+
+
+# -- designer code (scripts, conditions, expressions, templates) -----------------------------------
+
+
+class ScriptError(Exception):
+    """A script, condition, expression or template failed in a controlled way.
+
+    `kind` says which guard stopped it; the runtime copies it into the incident. Not an
+    EngineError: it happens inside a step and becomes an Incident, it is not a refused call."""
+
+    kind = "script"
+
+    def __init__(self, message: str, line: int | None = None):
+        # args[0] must stay a str: PythonScriptEngine.create_task_exec_exception concatenates it.
+        super().__init__(message)
+        self.message = message
+        self.line = line
+
+    def __str__(self) -> str:
+        return self.message
+
+
+class ScriptTimeout(ScriptError):
+    """The code ran past its time limit (wall clock or CPU)."""
+
+    kind = "timeout"
+
+
+class ScriptForbidden(ScriptError):
+    """The restricted compiler refused the source (import, dunder access, exec, ...)."""
+
+    kind = "forbidden"
+
+
+class ScriptMemory(ScriptError):
+    """The code tried to use more memory than its worker process may hold."""
+
+    kind = "memory"
+
+
+class ScriptLimit(ScriptError):
+    """A bound other than time or memory: a result too large to keep, a timer beyond the horizon,
+    call activities nested too deep."""
+
+    kind = "limit"

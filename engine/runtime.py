@@ -8,7 +8,6 @@ them escape: the step that failed stays in ERROR, everything before it is kept.
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Iterator
 from copy import deepcopy
 from dataclasses import dataclass, field
@@ -16,8 +15,8 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from jinja2.sandbox import SandboxedEnvironment
 from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
+from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 from SpiffWorkflow.exceptions import WorkflowException
@@ -25,17 +24,16 @@ from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
 
 from . import clock, codec
-from .errors import Incident, MessageNotCaught, TaskNotFound, TaskNotReady
+from .errors import Incident, MessageNotCaught, ScriptError, ScriptLimit, TaskNotFound, TaskNotReady
 from .loader import ParsedProcess
-from .sandbox import ScriptError
 
-_templates = SandboxedEnvironment(autoescape=False)
+# Call activities and subprocesses inside each other, at most: a process that calls itself (directly
+# or round a circle of processes deployed apart) would otherwise nest until memory runs out.
+MAX_NESTING = 12
+# An instruction template that overran one of these becomes an incident; any other template error
+# (an undefined name, a refused attribute) only shows the text as written, as it always did.
+_TEMPLATE_LIMITS = ("timeout", "memory", "limit")
 
-
-@functools.lru_cache(maxsize=512)
-def _template(source: str):
-    """Compiled once per instruction text: compiling costs more than rendering."""
-    return _templates.from_string(source)
 # Step kinds done by people (SpiffWorkflow's spec class names): the ones with an open task.
 PEOPLE_KINDS = ("UserTask", "ManualTask")
 _ACTIVE = TaskState.READY | TaskState.WAITING | TaskState.STARTED | TaskState.ERROR
@@ -74,6 +72,20 @@ class Instance:
     steps: list[Step] = field(default_factory=list)
     incidents: list[Incident] = field(default_factory=list)
     outbox: list[BpmnEvent] = field(default_factory=list)
+    # Instructions rendered during this unit of work, by task id: rendering takes a worker round trip.
+    _instructions: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        # SpiffWorkflow opens a call activity's process while *updating* the task, where no
+        # do_engine_steps hook runs; every subprocess is created through the top workflow, so the
+        # nesting limit goes there (the codec builds plain BpmnWorkflows, hence per object).
+        create = self.workflow.create_subprocess
+
+        def create_subprocess(my_task, spec_name):
+            _refuse_deep_nesting(my_task)
+            return create(my_task, spec_name)
+
+        self.workflow.create_subprocess = create_subprocess
 
     # -- life cycle -------------------------------------------------------------------------
     @classmethod
@@ -282,8 +294,28 @@ class Instance:
         except Exception as error:  # noqa: BLE001 - anything escaping would lose the unit's work
             self.incidents.append(self._incident(error))
         finally:
+            self._render_new_instructions()
             self._record_since(before)
             self.outbox.extend(self.workflow.get_events())
+
+    def _render_new_instructions(self) -> None:
+        """Render the instructions of user tasks that opened in this unit, so that a template that
+        overruns its limits is an incident on its task now, not a hang whenever someone looks."""
+        for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
+            source = (task.task_spec.extensions or {}).get("instructionsForEndUser") or ""
+            if str(task.id) in self._instructions or "{" not in source:
+                continue
+            try:
+                self._instructions[str(task.id)] = self.workflow.script_engine.environment.render(source, task.data)
+            except ScriptError as error:
+                if error.kind not in _TEMPLATE_LIMITS:
+                    self._instructions[str(task.id)] = source
+                    continue
+                task._set_state(TaskState.ERROR)
+                self.incidents.append(Incident(element=task.task_spec.bpmn_id, kind=error.kind,
+                                               message=f"instructions: {error.message}"))
+            except Exception:  # noqa: BLE001 - a bad template must not hide the task
+                self._instructions[str(task.id)] = source
 
     def _exists(self, task: Task) -> bool:
         try:
@@ -376,12 +408,14 @@ class Instance:
         ext = spec.extensions or {}
         props = dict(ext.get("properties") or {})
         instructions = ext.get("instructionsForEndUser") or ""
-        if instructions and "{" in instructions:
+        if str(task.id) in self._instructions:
+            instructions = self._instructions[str(task.id)]
+        elif instructions and "{" in instructions:
             try:
-                # A mapping rather than **kwargs: task data keys need not be identifiers.
-                instructions = _template(instructions).render(task.data)
+                instructions = self.workflow.script_engine.environment.render(instructions, task.data)
             except Exception:  # noqa: BLE001 - a bad template must not hide the task
                 pass
+            self._instructions[str(task.id)] = instructions
         return UserTask(
             id=str(task.id),
             element_id=spec.bpmn_id,
@@ -418,6 +452,15 @@ def _timer_definitions(definition) -> list[TimerEventDefinition]:
     return [d for d in getattr(definition, "event_definitions", None) or [] if isinstance(d, TimerEventDefinition)]
 
 
+def _refuse_deep_nesting(task: Task) -> None:
+    """A call activity or subprocess that would open a process nested deeper than MAX_NESTING
+    fails instead (its task is named)."""
+    if task.workflow.depth >= MAX_NESTING:
+        limit = ScriptLimit(f"call activities and subprocesses are nested more than {MAX_NESTING} deep; "
+                            "does a process call itself?")
+        raise WorkflowTaskException(limit.message, task=task, exception=limit) from limit
+
+
 def _failing_task(error: Exception, workflow: BpmnWorkflow) -> Task | None:
     """The task whose spec raised: the exception's own `task`, else the innermost SpiffWorkflow
     frame that was working on one (plain exceptions such as 'Invalid duration' carry none)."""
@@ -450,9 +493,7 @@ def _incident_from(error: Exception, task: Task | None = None) -> Incident:
         cause = cause.__cause__ or cause.__context__
     notes = [n.strip() for n in getattr(error, "notes", []) if n and n.strip()]
     if isinstance(cause, ScriptError):
-        kind = type(cause).__name__.replace("Script", "").lower() or "script"
-        if kind == "error":
-            kind = "script"
+        kind = cause.kind
         message = getattr(cause, "message", None) or str(cause)
         line = getattr(cause, "line", None) or getattr(error, "line_number", None)
         if cause is not error:

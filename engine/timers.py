@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import ast
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
     CycleTimerEventDefinition,
@@ -19,7 +19,10 @@ from SpiffWorkflow.bpmn.specs.event_definitions.timer import (
 from SpiffWorkflow.bpmn.specs.mixins.events.start_event import StartEvent
 
 from . import clock
+from .horizon import due_moment, fixed_length, parse_duration
 from .loader import ParsedProcess
+
+__all__ = ["StartTimer", "due_moment", "first_fire", "next_fire", "start_timers"]
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,26 @@ def start_timers(process: ParsedProcess) -> list[StartTimer]:
 
 
 def _add(duration: str, start: datetime) -> datetime:
-    parsed = TimerEventDefinition.parse_iso_duration(duration)
+    # Held to the horizon first: SpiffWorkflow adds years and months one month at a time.
+    parsed = parse_duration(duration)
     return start + TimerEventDefinition.get_timedelta_from_start(parsed, start)
+
+
+def _first_after(anchor: datetime, period: str, moment: datetime) -> tuple[datetime, int]:
+    """The first of anchor, anchor + period, anchor + 2 periods, ... after `moment`, and its
+    number. A fixed-length period jumps there at once: an anchor in year 1 with a period of a
+    second would otherwise take billions of steps."""
+    fire, n = anchor, 0
+    step = fixed_length(parse_duration(period))
+    if step is not None and step > timedelta(0) and fire <= moment:
+        skip = (moment - fire) // step
+        fire, n = fire + skip * step, skip
+    while fire <= moment:
+        later = _add(period, fire)
+        if later <= fire:
+            raise ValueError(f"timer period {period!r} does not advance")
+        fire, n = later, n + 1
+    return fire, n
 
 
 def _cycle_parts(expression: str) -> tuple[int, datetime | None, str]:
@@ -76,11 +97,9 @@ def first_fire(timer: StartTimer, armed_at: datetime | None = None) -> datetime 
         return None
     if start is None:
         return _add(period, armed_at)  # as SpiffWorkflow: the first fire is one period after arming
-    fire, n = start, 0
-    while fire <= armed_at:  # skip periods that passed before deployment
-        fire, n = _add(period, fire), n + 1
-        if cycles > 0 and n >= cycles:
-            return None
+    fire, n = _first_after(start, period, armed_at)  # skip periods that passed before deployment
+    if cycles > 0 and n >= cycles:
+        return None
     return fire
 
 
@@ -93,7 +112,4 @@ def next_fire(timer: StartTimer, previous: datetime, fired: int) -> datetime | N
         return None
     if anchor is None:
         return _add(period, previous)
-    fire = anchor
-    while fire <= previous:
-        fire = _add(period, fire)
-    return fire
+    return _first_after(anchor, period, previous)[0]

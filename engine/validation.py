@@ -10,8 +10,10 @@ from datetime import datetime
 from lxml import etree
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
 
+from . import horizon
+from .bundle_checks import call_cycles
 from .errors import N_, DiagramProblem
-from .sandbox import check_script
+from .restricted import check_script, template_problems
 
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -80,17 +82,34 @@ def _naive_iso(value: str) -> bool:
         return False  # an ISO week date ("2025W101T09:00"): SpiffWorkflow parses it itself
 
 
+_TIMER_KINDS = {"timeDuration": "duration", "timeDate": "date", "timeCycle": "cycle"}
+
+
+def _literal(text: str):
+    """The value of `text` when it is a Python literal, else None (an expression over task data)."""
+    try:
+        return ast.literal_eval(text.strip())
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return None
+
+
 def _check_timer_literal(part: str, text: str) -> str | None:
     """Returns a problem template if `text` is a string literal SpiffWorkflow cannot use as `part`.
 
     The literal is handed to SpiffWorkflow's own parsers, so deploy time and run time agree on what
     is valid. Anything that is not a literal is an expression over task data: syntax only."""
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    value = _literal(text)
+    if value is None:
         return None
     if not isinstance(value, str):
         return N_("timer value must be an ISO 8601 string")
+    try:
+        # Before SpiffWorkflow's parsers: they do calendar arithmetic one month at a time.
+        horizon.check_timer_value(_TIMER_KINDS[part], value)
+    except horizon.TimerBeyondHorizon:
+        return N_("timer value %(value)s lies more than 100 years ahead")
+    except horizon.TimerNotIso:
+        pass  # SpiffWorkflow's parsers below say which form was expected
     try:
         if part == "timeDuration":
             TimerEventDefinition.parse_iso_duration(value)
@@ -140,6 +159,12 @@ def check_process_tree(
             if not props.get("formJsonSchemaFilename") and not _ext_text(el, "instructionsForEndUser") \
                     and props.get("approval", "").lower() != "true":
                 add(el_id, N_("user task '%(name)s' needs a form or instructions"), name=el.get("name") or el_id)
+            problems.extend(_check_due(el, props.get("due"), file))
+        if kind in _TASKS:
+            instructions = _ext_text(el, "instructionsForEndUser")
+            if instructions and "{" in instructions:
+                for template, params in template_problems(instructions):
+                    add(el_id, template, **params)
         if kind in _TASKS:
             props = _properties(el)
             for prop in _FORM_PROPERTIES:
@@ -190,6 +215,12 @@ def check_process_tree(
                     add(owner_id, template, value=text)
         if kind == "serviceTask":
             problems.extend(_check_service_task(el, file, services))
+        if kind == "callActivity":
+            process = next((a for a in el.iterancestors(f"{{{BPMN}}}process")), None)
+            called = (el.get("calledElement") or "").strip()
+            if process is not None and called and called == process.get("id"):
+                add(el_id, N_("call activity '%(name)s' calls its own process '%(called)s'; a process may not "
+                              "call itself"), name=el.get("name") or el_id, called=called)
         if kind in ("exclusiveGateway", "inclusiveGateway"):
             outgoing = [f for f in root.iter(f"{{{BPMN}}}sequenceFlow") if f.get("sourceRef") == el_id]
             if len(outgoing) > 1 and not el.get("default"):
@@ -199,6 +230,7 @@ def check_process_tree(
                 if bare:
                     add(el_id, N_("gateway '%(name)s' has outgoing flows without a condition (%(flows)s) and no default flow"),
                         name=el.get("name") or el_id, flows=", ".join(bare))
+    problems.extend(call_cycles({file: root}))
     for proc in root.iterfind("bpmn:process", NS):
         problems.extend(_foreign_id_clashes(proc, file))
     for scope in root.iter(*(f"{{{BPMN}}}{s}" for s in _SCOPES)):
@@ -206,6 +238,30 @@ def check_process_tree(
             continue
         problems.extend(_dangling_references(root, scope, file))
         problems.extend(_unreachable(scope, file))
+    return problems
+
+
+def _check_due(el: etree._Element, due: str | None, file: str) -> list[DiagramProblem]:
+    """The `due` property: an expression giving an ISO 8601 duration or date-time (R-WF-3)."""
+    if due is None or not due.strip():
+        return []
+    problems = [DiagramProblem.of(file, el.get("id"), N_("due property error: %(error)s"), error=msg)
+                for msg in check_script(due.strip(), "eval")]
+    value = _literal(due) if not problems else None
+    if value is not None and not isinstance(value, str):
+        problems.append(DiagramProblem.of(file, el.get("id"), N_(
+            "due date %(value)s is neither an ISO 8601 duration (e.g. \"P3D\") nor a date and time"),
+            value=due.strip()))
+    elif isinstance(value, str):
+        try:
+            horizon.due_moment(value)
+        except horizon.TimerBeyondHorizon:
+            problems.append(DiagramProblem.of(file, el.get("id"), N_("due date %(value)s lies more than 100 years "
+                                                                     "ahead"), value=due.strip()))
+        except (ValueError, OverflowError):
+            problems.append(DiagramProblem.of(file, el.get("id"), N_(
+                "due date %(value)s is neither an ISO 8601 duration (e.g. \"P3D\") nor a date and time"),
+                value=due.strip()))
     return problems
 
 

@@ -16,7 +16,15 @@ class Config:
     # Finished tasks kept in an instance's engine state above its open tasks (history lives in
     # the history table; see engine/codec.py).
     keep_history: int = 12
+    # Designer code (scripts, conditions, expressions, templates) runs in worker processes with hard
+    # limits (engine/isolation.py): seconds per evaluation, bytes of address space per worker, bytes
+    # of result (task data) a script may hand back, workers at most, and seconds a step waits for a
+    # free worker before it fails with an incident.
     script_time_limit: float = 2.0
+    script_memory_limit: int = 256 * 1024 * 1024
+    script_result_limit: int = 1024 * 1024
+    script_workers: int = 4
+    script_worker_wait: float = 10.0
     process_models_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "process_models")
     forms_dir: Path = field(default_factory=lambda: Path(__file__).resolve().parent.parent / "forms")
     # argon2 cost; tests lower it (OWASP's minimum is m=19 MiB, t=2, p=1).
@@ -84,6 +92,7 @@ class Config:
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
         _identity_from_env(cfg, env)
+        _scripts_from_env(cfg, env)
         for key, value in overrides.items():
             setattr(cfg, key, value)
         return cfg
@@ -110,6 +119,24 @@ def _identity_from_env(cfg: Config, env) -> None:
             setattr(cfg, attr, int(env[name]))
     if cfg.password_profile not in ("asvs", "mlps3"):
         raise ValueError(f"INKLESS_PASSWORD_PROFILE must be asvs or mlps3, not {cfg.password_profile!r}")
+
+
+def _scripts_from_env(cfg: Config, env) -> None:
+    for name, attr, kind in (("INKLESS_SCRIPT_TIME_LIMIT", "script_time_limit", float),
+                             ("INKLESS_SCRIPT_MEMORY_MB", "script_memory_limit", int),
+                             ("INKLESS_SCRIPT_RESULT_KB", "script_result_limit", int),
+                             ("INKLESS_SCRIPT_WORKERS", "script_workers", int),
+                             ("INKLESS_SCRIPT_WORKER_WAIT", "script_worker_wait", float)):
+        if name in env:
+            value = kind(env[name])
+            if attr == "script_memory_limit":
+                value *= 1024 * 1024
+            elif attr == "script_result_limit":
+                value *= 1024
+            setattr(cfg, attr, value)
+    if cfg.script_time_limit <= 0 or cfg.script_memory_limit < 64 * 1024 * 1024 or cfg.script_workers < 1:
+        raise ValueError("script limits: the time limit must be positive, the memory limit at least 64 MB "
+                         "and there must be at least one worker")
 
 
 def _stored_secret(data_dir: Path) -> str:

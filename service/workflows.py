@@ -9,6 +9,7 @@ from flask import current_app
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from engine.isolation import shared_pool
 from engine.loader import Bundle, load_bundle
 from engine.sandbox import make_script_engine
 
@@ -63,14 +64,21 @@ def process_for(s: Session, deployment_id: int, key: str):
     return cache.get(s, deployment_id).processes[key]
 
 
-_engines: dict[float, object] = {}
+_engines: dict[tuple, object] = {}
 
 
 def script_engine():
-    """One script engine per time limit; it holds no per-instance state."""
+    """One script engine per set of limits; it holds no per-instance state. Designer code runs in
+    this process's pool of worker processes (engine/isolation.py), sized by the configuration."""
     from .services import HELPERS, SERVICES
 
-    limit = current_app.config["INKLESS"].script_time_limit
-    if limit not in _engines:
-        _engines[limit] = make_script_engine(helpers=HELPERS, services=SERVICES, time_limit=limit)
-    return _engines[limit]
+    cfg = current_app.config["INKLESS"]
+    key = (cfg.script_time_limit, cfg.script_memory_limit, cfg.script_result_limit, cfg.script_workers,
+           cfg.script_worker_wait)
+    if key not in _engines:
+        pool = shared_pool(cfg.script_memory_limit, cfg.script_workers, cfg.script_worker_wait)
+        pool.warm(1)  # the first script of this process need not wait for a worker to start
+        _engines[key] = make_script_engine(helpers=HELPERS, services=SERVICES, time_limit=cfg.script_time_limit,
+                                           memory_limit=cfg.script_memory_limit,
+                                           result_limit=cfg.script_result_limit, pool=pool)
+    return _engines[key]
