@@ -21,6 +21,7 @@ class UnitContext:
     session: Session
     actor_id: int | None
     instance_id: int | None
+    definition_id: int | None = None
     # Secrets to show once to the caller of this request and never store (e.g. initial passwords).
     one_time: list[dict] = field(default_factory=list)
 
