@@ -77,6 +77,8 @@ class Config:
             cfg.backup_dir = Path(env["INKLESS_BACKUP_DIR"]).resolve()
         if env.get("INKLESS_BACKUP_KEEP"):
             cfg.backup_keep = int(env["INKLESS_BACKUP_KEEP"])
+        if env.get("INKLESS_SCRIPT_TIME_LIMIT"):
+            cfg.script_time_limit = float(env["INKLESS_SCRIPT_TIME_LIMIT"])
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
         _identity_from_env(cfg, env)

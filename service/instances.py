@@ -138,22 +138,21 @@ def _begin(s: Session, changes: list[Change], user: User | None, key: str, busin
         if user is not None and not start_event and not message and not catalogue.may_start(s, user, key):
             raise Forbidden(_("You may not start '%(name)s'.", name=definition.name))
         process = process_for(s, definition.deployment_id, key)
-        instance_id = _new_instance_id(s)
-    row = ProcessInstance(
-        id=instance_id,
-        definition_id=definition.id,
-        process_key=key,
-        version=definition.version,
-        business_key=business_key,
-        started_by=user.id if user else None,
-        department_id=user.department_id if user else None,
-        engine_state="",
-        serializer_version=codec.serializer_version(),
-    )
-    unit = _unit_for(s, user, row)
-    initial = dict(data or {})
-    if user is not None:
-        initial["initiator"] = user.username  # never taken from start data
+        row = ProcessInstance(
+            id=_new_instance_id(s),
+            definition_id=definition.id,
+            process_key=key,
+            version=definition.version,
+            business_key=business_key,
+            started_by=user.id if user else None,
+            department_id=user.department_id if user else None,
+            engine_state="",
+            serializer_version=codec.serializer_version(),
+        )
+        unit = _unit_for(s, user, row)
+        initial = dict(data or {})
+        if user is not None:
+            initial["initiator"] = user.username  # never taken from start data
     # A service the first steps call finds the row in the session (and writes it with its own
     # writes, in the transaction it opens); otherwise it is written in the write phase.
     s.add(row)
@@ -206,19 +205,29 @@ def _load(s: Session, instance_id: int, for_update: bool = True) -> ProcessInsta
     return row
 
 
-def _read(s: Session, instance_id: int) -> tuple[ProcessInstance, Any, dict[str, datetime | None]]:
-    """The read phase of a step on an existing instance: its row, its process and its open tasks."""
+@dataclass
+class _Read:
+    """What the read phase of a step on an existing instance found."""
+
+    row: ProcessInstance
+    process: Any
+    existing: dict[str, datetime | None]
+    actor: User | None
+    unit: UnitContext
+
+    def change(self) -> Change:
+        """Deserialized — outside any transaction — into a Change to step."""
+        instance = Instance.load(self.process, self.row.engine_state, script_engine())
+        return Change(self.row, instance, self.actor, self.unit, existing=self.existing)
+
+
+def _read(s: Session, instance_id: int, actor: User | None) -> _Read:
+    """The instance's row, process and open tasks, and the unit's context. Inside `db.reading`:
+    after a lost race the actor is read again there too, not later under a lock."""
     row = _load(s, instance_id)
     process = process_for(s, deployment_of(s, row.definition_id), row.process_key)
     existing = dict(s.execute(select(OpenTask.id, OpenTask.due_at).where(OpenTask.instance_id == row.id)).all())
-    return row, process, existing
-
-
-def _change(s: Session, read: tuple, actor: User | None) -> Change:
-    """Deserialize what `_read` found (outside any transaction) into a Change to step."""
-    row, process, existing = read
-    return Change(row, Instance.load(process, row.engine_state, script_engine()), actor, _unit_for(s, actor, row),
-                  existing=existing)
+    return _Read(row, process, existing, actor, _unit_for(s, actor, row))
 
 
 def _engine_instance(s: Session, row: ProcessInstance) -> Instance:
@@ -279,11 +288,11 @@ def _complete(s: Session, user: User | None, task_id: str, data: dict[str, Any])
         schema = form_schema(s, task)
         forms.validate(schema, data, task.approval)
         attachments.check(s, user, schema, data)
-        read = _read(s, task.instance_id)
-    row = read[0]
+        read = _read(s, task.instance_id, user)
+    row = read.row
     if row.state not in ("running", "error"):
         raise Conflict(_("The process instance is %(state)s.", state=row.state))
-    change = _change(s, read, user)
+    change = read.change()
     with _in(change.unit):
         try:
             step = change.instance.complete(task.id, data)
@@ -299,8 +308,8 @@ def _complete(s: Session, user: User | None, task_id: str, data: dict[str, Any])
     if user is None:
         detail["by"] = "applicant"  # a tracking-code holder, who has no account
     change.audit.append(("task_completed", "task", task.id, actor_id, detail))
-    _prepare(s, [change])
-    _write_all(s, [change])
+    changes = _prepare(s, [change])
+    _write_all(s, changes)
     return Outcome(row, change.unit.one_time)
 
 
@@ -376,10 +385,10 @@ def _deliver(s: Session, changes: list[Change], user: User | None, name: str, pa
         change = known.get(instance_id)
         if change is None:
             with db.reading(s):
-                read = _read(s, instance_id)
-            if read[0].state != "running":
+                read = _read(s, instance_id, user)
+            if read.row.state != "running":
                 continue
-            change = _change(s, read, user)
+            change = read.change()
         if correlation and not _correlates(change.instance.workflow.correlations, correlation):
             continue
         with _in(change.unit):
@@ -478,17 +487,17 @@ def fire_timers(s: Session, instance_id: int) -> bool:
     when the instance no longer runs (its timer job is left over)."""
     def attempt() -> bool:
         with db.reading(s):
-            read = _read(s, instance_id)
-        if read[0].state != "running":
+            read = _read(s, instance_id, None)
+        if read.row.state != "running":
             return False
-        change = _change(s, read, None)
+        change = read.change()
         with _in(change.unit):
             change.instance.fire_due_timers()
         if change.instance.steps:
             change.audit.append(("timers_fired", "process_instance", instance_id, None,
                                  {"elements": [st.element_id for st in change.instance.steps]}))
-        _prepare(s, [change])
-        _write_all(s, [change])
+        changes = _prepare(s, [change])
+        _write_all(s, changes)
         return True
 
     return optimistic.run(s, attempt)
@@ -505,17 +514,17 @@ def retry(s: Session, user: User, instance_id: int, reason: str, data: dict | No
     """Run an instance's failed step again (after its cause was fixed), with an audited reason."""
     def attempt() -> Outcome:
         with db.reading(s):
-            read = _read(s, instance_id)
-        row = read[0]
+            read = _read(s, instance_id, user)
+        row = read.row
         if row.state != "error":
             raise Conflict(_("The process instance is %(state)s.", state=row.state))
-        change = _change(s, read, user)
+        change = read.change()
         with _in(change.unit):
             change.instance.retry(data)
         change.audit.append(("instance_retried", "process_instance", row.id, user.id, {"reason": reason}))
-        _prepare(s, [change])
+        changes = _prepare(s, [change])
         row.incidents = []
-        _write_all(s, [change])
+        _write_all(s, changes)
         return Outcome(row, change.unit.one_time)
 
     return optimistic.run(s, attempt)
@@ -548,12 +557,12 @@ def move_back(s: Session, user: User, instance_id: int, element_id: str, reason:
     gains a "moved_back" row naming the step, the actor and the reason; the audit log too."""
     def attempt() -> Outcome:
         with db.reading(s):
-            read = _read(s, instance_id)
-            row = read[0]
+            read = _read(s, instance_id, user)
+            row = read.row
             policy.authorize(user, "move_back", "process_instance", row)
         if row.state not in ("running", "error"):
             raise Conflict(_("The process instance is %(state)s.", state=row.state))
-        change = _change(s, read, user)
+        change = read.change()
         left = [a["element_id"] for a in row.active_elements or []]
         with _in(change.unit):
             try:
@@ -563,7 +572,7 @@ def move_back(s: Session, user: User, instance_id: int, element_id: str, reason:
                               [{"field": "element_id", "message": _("not an earlier step of this instance")}]) from None
         change.audit.append(("instance_moved_back", "process_instance", row.id, user.id,
                              {"to": element_id, "from": left, "reason": reason}))
-        _prepare(s, [change])
+        changes = _prepare(s, [change])
         ready = change.projection.ready.get(task_id)
         # Added before the steps' rows, so it keeps its place in the history.
         s.add(InstanceStep(instance_id=row.id, element_id=element_id, name=ready.view.name if ready else None,
@@ -571,7 +580,7 @@ def move_back(s: Session, user: User, instance_id: int, element_id: str, reason:
                            opinion=reason))
         if not change.instance.failed:
             row.incidents = []
-        _write_all(s, [change])
+        _write_all(s, changes)
         return Outcome(row, change.unit.one_time)
 
     return optimistic.run(s, attempt)
@@ -580,16 +589,16 @@ def move_back(s: Session, user: User, instance_id: int, element_id: str, reason:
 def cancel(s: Session, user: User, instance_id: int, reason: str | None) -> Outcome:
     def attempt() -> Outcome:
         with db.reading(s):
-            read = _read(s, instance_id)
-        row = read[0]
+            read = _read(s, instance_id, user)
+        row = read.row
         if row.state not in ("running", "error"):
             raise Conflict(_("The process instance is %(state)s.", state=row.state))
-        change = _change(s, read, user)
+        change = read.change()
         change.instance.cancel()
         change.final_state = "cancelled"
         change.audit.append(("instance_cancelled", "process_instance", row.id, user.id, {"reason": reason}))
-        _prepare(s, [change])
-        _write_all(s, [change])
+        changes = _prepare(s, [change])
+        _write_all(s, changes)
         return Outcome(row)
 
     return optimistic.run(s, attempt)
@@ -605,13 +614,14 @@ def _persist(s: Session, row: ProcessInstance, instance: Instance, actor: User |
     _write_all(s, changes)
 
 
-def _prepare(s: Session, changes: list[Change]) -> None:
-    """The rest of the step phase: route the messages the steps threw (the receivers step now
-    too), then compute each instance's projection — all before the write transaction."""
+def _prepare(s: Session, changes: list[Change]) -> list[Change]:
+    """The rest of the step phase: route the messages the steps threw (the instances they reach
+    step now too and join `changes`), then compute each projection — all before the write."""
     if any(c.instance.outbox for c in changes):
         _route(s, changes)
     for change in changes:
         change.projection = _project(change)
+    return changes
 
 
 def _project(change: Change) -> Projection:
