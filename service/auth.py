@@ -280,9 +280,12 @@ def _load_user() -> None:
         return
     s = db.session()
     # One round trip for the token, its user and the user's groups: this runs on every request.
-    found = s.execute(select(AuthToken, User).join(User, User.id == AuthToken.user_id)
-                      .where(AuthToken.token_hash == _digest(raw))
-                      .options(joinedload(User.group_links))).unique().first()
+    # Read without a lock (and ended), so a request takes SQLite's write lock only when its own
+    # work begins — a unit that runs designer code ends reads before the step (service/optimistic.py).
+    with db.reading(s):
+        found = s.execute(select(AuthToken, User).join(User, User.id == AuthToken.user_id)
+                          .where(AuthToken.token_hash == _digest(raw))
+                          .options(joinedload(User.group_links))).unique().first()
     if found is None:
         return
     token, user = found

@@ -1,6 +1,13 @@
-"""The database: one SQLAlchemy engine per app, one session per request (or per CLI command)."""
+"""The database: one SQLAlchemy engine per app, one session per request (or per CLI command).
+
+Reads that must take no lock run inside `reading(s)`: the read phase of a unit that runs designer
+code (service/optimistic.py) and authentication. On SQLite they run without BEGIN, so each
+statement is its own read transaction and (in WAL mode) never waits for the writer nor holds the
+write lock; every other transaction takes the write lock up front (BEGIN IMMEDIATE).
+"""
 from __future__ import annotations
 
+import contextvars
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
@@ -33,15 +40,52 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            if not _reading.get():
+                conn.exec_driver_sql("BEGIN IMMEDIATE")
 
-        return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    else:
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    _watch_writes(engine)
+    return engine
+
+
+_reading: contextvars.ContextVar[bool] = contextvars.ContextVar("inkless_reading", default=False)
+_WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "TRUNCATE", "WITH", "MERGE")
+_WROTE = "inkless.wrote"
+_CONNECTION = "inkless.connection"
+
+
+def _watch_writes(engine: Engine) -> None:
+    """Remember whether a connection's transaction has written (`has_written`); refuse a write
+    inside `reading`, which on SQLite would commit on its own, outside any transaction."""
+
+    @event.listens_for(engine, "begin")
+    def _fresh(conn):
+        conn.info[_WROTE] = False
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _note(conn, cursor, statement, parameters, context, executemany):
+        if statement.lstrip()[:8].upper().startswith(_WRITES):
+            if _reading.get():
+                raise RuntimeError(f"a write inside a read phase: {statement[:80]}")
+            conn.info[_WROTE] = True
+
+
+def _track_connection(factory: sessionmaker) -> None:
+    @event.listens_for(factory, "after_begin")
+    def _bound(s, transaction, connection):
+        s.info[_CONNECTION] = connection
+
+    @event.listens_for(factory, "after_transaction_end")
+    def _unbound(s, transaction):
+        if transaction.parent is None:
+            s.info.pop(_CONNECTION, None)
 
 
 def init_app(app: Flask, url: str) -> None:
     engine = make_engine(url)
-    app.extensions["inkless.db"] = sessionmaker(engine, expire_on_commit=False)
+    app.extensions["inkless.db"] = factory = sessionmaker(engine, expire_on_commit=False)
+    _track_connection(factory)
     app.extensions["inkless.engine"] = engine
 
     @app.teardown_appcontext
@@ -75,6 +119,45 @@ def unit_of_work() -> Iterator[Session]:
     except BaseException:
         s.rollback()
         raise
+
+
+def has_written(s: Session) -> bool:
+    """Whether the session's transaction holds changes: written statements or pending objects."""
+    if s.new or s.dirty or s.deleted:
+        return True
+    connection = s.info.get(_CONNECTION)
+    return connection is not None and bool(connection.info.get(_WROTE))
+
+
+def end_reads(s: Session) -> bool:
+    """End the session's transaction if all it did was read, so nothing it took (SQLite's write
+    lock at BEGIN IMMEDIATE, PostgreSQL row locks) is held across what comes next; False, with the
+    transaction left as it is, when it has written (its work must commit or roll back as one)."""
+    if has_written(s):
+        return False
+    if s.in_transaction():
+        s.commit()
+    return True
+
+
+@contextmanager
+def reading(s: Session) -> Iterator[Session]:
+    """Reads that hold no lock once done: without BEGIN on SQLite, no FOR UPDATE anywhere, ended
+    on the way out. Inside a transaction that holds a connection already (a service task opened
+    it, or the caller wrote) or with changes waiting to be flushed, the reads simply join it."""
+    if s.info.get(_CONNECTION) is not None or has_written(s):
+        yield s
+        return
+    token = _reading.set(True)
+    try:
+        with s.no_autoflush:
+            yield s
+    except BaseException:
+        _reading.reset(token)
+        s.rollback()
+        raise
+    _reading.reset(token)
+    s.commit()
 
 
 class UTCDateTime(TypeDecorator):

@@ -1,26 +1,32 @@
 """Process instances as units of work.
 
-Every operation loads one instance row, runs the engine, and writes — in one transaction — the
+Every operation reads one instance row, runs the engine, and writes — in one transaction — the
 new engine state (guarded by the row's version), the history of the steps just completed, the
-open-task projection and the audit record. Task lists and history are read from the
-projections; they never deserialize an engine state.
+open-task projection and the audit record. No lock is held while the engine runs designer code:
+the read, the step and the write are three phases (service/optimistic.py). Task lists and
+history are read from the projections; they never deserialize an engine state.
 """
 from __future__ import annotations
 
+import contextlib
+import threading
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, insert, inspect, select
+from sqlalchemy import delete, func, insert, inspect, select, text, update
 from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import clock, codec
 from engine.errors import MessageNotCaught, TaskNotFound, TaskNotReady
-from engine.runtime import PEOPLE_KINDS, Instance, Step
+from engine.runtime import PEOPLE_KINDS, Instance, Step, UserTask
 from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
-from . import audit, forms, notifications, performers, policy, scheduler
+from . import audit, db, forms, notifications, optimistic, performers, policy, scheduler
 from .db import in_session
 from .documents import attachments
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -45,6 +51,62 @@ class Outcome:
     one_time: list[dict] = field(default_factory=list)
 
 
+@dataclass
+class Ready:
+    """A READY user task as the projection stores it. `due_at` and `data` are computed only for a
+    task new to the projection (the others keep theirs)."""
+
+    view: UserTask  # its instructions rendered
+    due_at: datetime | None = None
+    data: dict | None = None
+
+
+@dataclass
+class Projection:
+    """What the write phase stores, computed from the engine before it: the designer code in here
+    (instruction templates, `due` expressions) and the serialization run outside the lock."""
+
+    state: str
+    engine_state: str
+    active_elements: list
+    waiting_messages: list
+    next_timer_at: datetime | None
+    ready: dict[str, Ready]
+
+
+@dataclass
+class Change:
+    """One instance's step in a unit: run with no lock held, written under the row's version."""
+
+    row: ProcessInstance
+    instance: Instance
+    actor: User | None
+    unit: UnitContext
+    # The instance's open tasks (id -> due date) as read with the row; the version check on the
+    # row vouches for them at write time, since every change of the set bumps the version.
+    existing: dict[str, datetime | None] = field(default_factory=dict)
+    new: bool = False
+    step_meta: dict[str, dict] = field(default_factory=dict)
+    final_state: str | None = None
+    # Audit records written with the instance: (action, object type, object id, actor id, detail).
+    audit: list[tuple] = field(default_factory=list)
+    projection: Projection | None = None
+
+
+@contextlib.contextmanager
+def _in(unit: UnitContext) -> Iterator[None]:
+    """Services called by the step find their unit of work (session, actor, instance) here."""
+    token = current_unit.set(unit)
+    try:
+        yield
+    finally:
+        current_unit.reset(token)
+
+
+def _unit_for(s: Session, actor: User | None, row: ProcessInstance) -> UnitContext:
+    return UnitContext(s, actor.id if actor else None, row.id, definition_id=row.definition_id)
+
+
 def latest_definition(s: Session, key: str) -> ProcessDefinition:
     definition = s.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
                           .order_by(ProcessDefinition.version.desc()).limit(1))
@@ -57,51 +119,115 @@ def start(s: Session, user: User | None, key: str, business_key: str | None = No
           start_event: str | None = None, message: tuple[str, dict] | None = None) -> Outcome:
     """Start the latest version of `key` by hand, through timer start event `start_event`, or by a
     `message` (name, payload); `user` None is the platform itself."""
-    definition = latest_definition(s, key)
-    if user is not None and not start_event and not message and not catalogue.may_start(s, user, key):
-        raise Forbidden(_("You may not start '%(name)s'.", name=definition.name))
-    process = process_for(s, definition.deployment_id, key)
-    row = ProcessInstance(
-        definition_id=definition.id,
-        process_key=key,
-        version=definition.version,
-        business_key=business_key,
-        started_by=user.id if user else None,
-        department_id=user.department_id if user else None,
-        engine_state="",
-        serializer_version=codec.serializer_version(),
-    )
-    s.add(row)
-    s.flush()
-    unit = UnitContext(s, user.id if user else None, row.id)
-    token = current_unit.set(unit)
-    try:
+    def attempt() -> Outcome:
+        changes: list[Change] = []
+        change = _begin(s, changes, user, key, business_key, data, start_event, message)
+        _prepare(s, changes)
+        _write_all(s, changes)
+        return Outcome(change.row, change.unit.one_time)
+
+    return optimistic.run(s, attempt)
+
+
+def _begin(s: Session, changes: list[Change], user: User | None, key: str, business_key: str | None = None,
+           data: dict | None = None, start_event: str | None = None,
+           message: tuple[str, dict] | None = None) -> Change:
+    """Read and step of a start: the new instance runs up to its first wait, added to `changes`."""
+    with db.reading(s):
+        definition = latest_definition(s, key)
+        if user is not None and not start_event and not message and not catalogue.may_start(s, user, key):
+            raise Forbidden(_("You may not start '%(name)s'.", name=definition.name))
+        process = process_for(s, definition.deployment_id, key)
+        row = ProcessInstance(
+            id=_new_instance_id(s),
+            definition_id=definition.id,
+            process_key=key,
+            version=definition.version,
+            business_key=business_key,
+            started_by=user.id if user else None,
+            department_id=user.department_id if user else None,
+            engine_state="",
+            serializer_version=codec.serializer_version(),
+        )
+        unit = _unit_for(s, user, row)
         initial = dict(data or {})
         if user is not None:
             initial["initiator"] = user.username  # never taken from start data
+    # A service the first steps call finds the row in the session (and writes it with its own
+    # writes, in the transaction it opens); otherwise it is written in the write phase.
+    s.add(row)
+    with _in(unit):
         if start_event:
             instance = begin_by_timer(process, script_engine(), start_event)
         elif message:
             instance = begin_by_message(process, script_engine(), message[0], message[1])
         else:
             instance = begin(process, script_engine(), initial)
-    finally:
-        current_unit.reset(token)
-    _persist(s, row, instance, user, unit)
-    audit.record(s, "instance_started", "process_instance", row.id, actor_id=user.id if user else None,
-                 detail={"process_key": key, "version": definition.version, "business_key": business_key})
-    return Outcome(row, unit.one_time)
+    if inspect(row).pending:
+        s.expunge(row)  # so later reads of this unit (routing its messages) need no transaction
+    change = Change(row, instance, user, unit, new=True)
+    change.audit.append(("instance_started", "process_instance", row.id, unit.actor_id,
+                         {"process_key": key, "version": definition.version, "business_key": business_key}))
+    changes.append(change)
+    return change
+
+
+_drawn_ids = threading.Lock()
+
+
+def _new_instance_id(s: Session) -> int:
+    """The new instance's id, known before its first step: services that step calls look the row
+    up and write the id (audit, notifications), and the row is written only after the step.
+    PostgreSQL draws it from the column's sequence. SQLite has none: the highest id + 1, counted in
+    this process as well so its threads never draw the same one; the write phase checks that no
+    other process took it meanwhile (`_write`)."""
+    if s.bind.dialect.name == "postgresql":
+        return s.scalar(text("SELECT nextval(pg_get_serial_sequence('process_instances', 'id'))"))
+    highest = s.scalar(select(func.max(ProcessInstance.id))) or 0
+    with _drawn_ids:
+        drawn = current_app.extensions.setdefault("inkless.instance_ids", [0])
+        drawn[0] = max(drawn[0], highest) + 1
+        return drawn[0]
 
 
 def _load(s: Session, instance_id: int, for_update: bool = True) -> ProcessInstance:
     query = select(ProcessInstance).where(ProcessInstance.id == instance_id)
-    if for_update and s.bind.dialect.name == "postgresql":
-        # Serialise concurrent work on one instance; the version column still guards the write.
+    if optimistic.optimistic():
+        # What the session remembers from earlier in the request may be stale by now; the write
+        # checks the version read here.
+        query = query.execution_options(populate_existing=True)
+    elif for_update and s.bind.dialect.name == "postgresql":
+        # Inline in a transaction that has written: serialise work on the instance as before.
         query = query.with_for_update()
     row = s.scalar(query)
     if row is None:
         raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
     return row
+
+
+@dataclass
+class _Read:
+    """What the read phase of a step on an existing instance found."""
+
+    row: ProcessInstance
+    process: Any
+    existing: dict[str, datetime | None]
+    actor: User | None
+    unit: UnitContext
+
+    def change(self) -> Change:
+        """Deserialized — outside any transaction — into a Change to step."""
+        instance = Instance.load(self.process, self.row.engine_state, script_engine())
+        return Change(self.row, instance, self.actor, self.unit, existing=self.existing)
+
+
+def _read(s: Session, instance_id: int, actor: User | None) -> _Read:
+    """The instance's row, process and open tasks, and the unit's context. Inside `db.reading`:
+    after a lost race the actor is read again there too, not later under a lock."""
+    row = _load(s, instance_id)
+    process = process_for(s, deployment_of(s, row.definition_id), row.process_key)
+    existing = dict(s.execute(select(OpenTask.id, OpenTask.due_at).where(OpenTask.instance_id == row.id)).all())
+    return _Read(row, process, existing, actor, _unit_for(s, actor, row))
 
 
 def _engine_instance(s: Session, row: ProcessInstance) -> Instance:
@@ -132,20 +258,18 @@ def form_schema(s: Session, task: OpenTask) -> dict:
 
 
 def complete(s: Session, user: User, task_id: str, data: dict[str, Any]) -> Outcome:
-    task = _task_to_complete(s, task_id)
-    if not may_complete(user, task):
-        raise Forbidden(_("This task is not assigned to you."))
-    return _complete(s, user, task, data)
+    return optimistic.run(s, lambda: _complete(s, user, task_id, data))
 
 
 def complete_for_applicant(s: Session, task_id: str, data: dict[str, Any]) -> Outcome:
     """Complete an applicant's task for someone without an account: the holder of a public
     application's tracking code (service/applications.py checks the code and the task first)."""
-    return _complete(s, None, _task_to_complete(s, task_id), data)
+    return optimistic.run(s, lambda: _complete(s, None, task_id, data))
 
 
 def _task_to_complete(s: Session, task_id: str) -> OpenTask:
-    task = s.get(OpenTask, str(task_id), options=[joinedload(OpenTask.candidates)])
+    task = s.get(OpenTask, str(task_id), options=[joinedload(OpenTask.candidates)],
+                 populate_existing=optimistic.optimistic())
     if task is None:
         # Completed tasks leave the projection; say so plainly if the task ever existed.
         done = s.scalar(select(InstanceStep.id).where(InstanceStep.task_id == str(task_id)).limit(1))
@@ -155,87 +279,135 @@ def _task_to_complete(s: Session, task_id: str) -> OpenTask:
     return task
 
 
-def _complete(s: Session, user: User | None, task: OpenTask, data: dict[str, Any]) -> Outcome:
-    task_id = task.id
-    schema = form_schema(s, task)
-    forms.validate(schema, data, task.approval)
-    attachments.check(s, user, schema, data)
-    row = _load(s, task.instance_id)
+def _complete(s: Session, user: User | None, task_id: str, data: dict[str, Any]) -> Outcome:
+    """`user` None: an applicant without an account, whose right the caller has checked."""
+    with db.reading(s):
+        task = _task_to_complete(s, task_id)
+        if user is not None and not may_complete(user, task):
+            raise Forbidden(_("This task is not assigned to you."))
+        schema = form_schema(s, task)
+        forms.validate(schema, data, task.approval)
+        attachments.check(s, user, schema, data)
+        read = _read(s, task.instance_id, user)
+    row = read.row
     if row.state not in ("running", "error"):
         raise Conflict(_("The process instance is %(state)s.", state=row.state))
-    instance = _engine_instance(s, row)
-    actor_id = user.id if user else None
-    unit = UnitContext(s, actor_id, row.id)
-    token = current_unit.set(unit)
-    try:
-        step = instance.complete(task_id, data)
-    except TaskNotReady:
-        raise Conflict(_("This task has already been completed.")) from None
-    except TaskNotFound:
-        raise NotFound(_("Task not found or already completed.")) from None
-    finally:
-        current_unit.reset(token)
-    meta = {step.task_id: {"user_id": actor_id, "data": data,
-                           "decision": data.get("decision") if task.approval else None,
-                           "opinion": data.get("opinion") if task.approval else None}}
-    _persist(s, row, instance, user, unit, meta)
-    detail = {"instance": row.id, "element": task.element_id, "decision": meta[step.task_id]["decision"]}
+    change = read.change()
+    with _in(change.unit):
+        try:
+            step = change.instance.complete(task.id, data)
+        except TaskNotReady:
+            raise Conflict(_("This task has already been completed.")) from None
+        except TaskNotFound:
+            raise NotFound(_("Task not found or already completed.")) from None
+    actor_id = change.unit.actor_id
+    decision = data.get("decision") if task.approval else None
+    change.step_meta = {step.task_id: {"user_id": actor_id, "data": data, "decision": decision,
+                                       "opinion": data.get("opinion") if task.approval else None}}
+    detail = {"instance": row.id, "element": task.element_id, "decision": decision}
     if user is None:
         detail["by"] = "applicant"  # a tracking-code holder, who has no account
-    audit.record(s, "task_completed", "task", task_id, actor_id=actor_id, detail=detail)
-    return Outcome(row, unit.one_time)
+    change.audit.append(("task_completed", "task", task.id, actor_id, detail))
+    changes = _prepare(s, [change])
+    _write_all(s, changes)
+    return Outcome(row, change.unit.one_time)
 
 
 def claim(s: Session, user: User, task_id: str, release: bool = False) -> OpenTask:
+    """Take an open task offered to a group, or give it back. The UPDATE decides: of several
+    candidates claiming at once exactly one changes the row; the others are told who has it."""
     task = open_task(s, task_id)
     if release:
-        if task.assignee_id != user.id:
+        if task.assignee_id != user.id or not _assign(s, task, None, expected=user.id):
             raise Forbidden(_("This task is not assigned to you."))
-        task.assignee_id = None
-        task.claimed_at = None
     else:
         if task.assignee_id == user.id:
             return task
-        if task.assignee_id is not None:
-            raise Conflict(_("This task has already been claimed by someone else."))
-        if not may_complete(user, task):
+        if task.assignee_id is None and not may_complete(user, task):
             raise Forbidden(_("This task is not assigned to you."))
-        task.assignee_id = user.id
-        task.claimed_at = utcnow()
+        if task.assignee_id is not None or not _assign(s, task, user.id, expected=None):
+            holder = s.get(User, task.assignee_id) if task.assignee_id else None
+            if holder is None:
+                raise Conflict(_("This task has already been claimed by someone else."))
+            raise Conflict(_("This task has already been claimed by %(name)s.", name=holder.full_name))
     audit.record(s, "task_released" if release else "task_claimed", "task", task_id, actor_id=user.id)
     return task
+
+
+def _assign(s: Session, task: OpenTask, assignee_id: int | None, expected: int | None) -> bool:
+    """Set the task's assignee if it still is `expected`; else read who it is now."""
+    claimed_at = utcnow() if assignee_id is not None else None
+    holder = OpenTask.assignee_id.is_(None) if expected is None else OpenTask.assignee_id == expected
+    changed = s.execute(update(OpenTask).where(OpenTask.id == task.id, holder)
+                        .values(assignee_id=assignee_id, claimed_at=claimed_at)
+                        .execution_options(synchronize_session=False)).rowcount
+    if changed:
+        set_committed_value(task, "assignee_id", assignee_id)
+        set_committed_value(task, "claimed_at", claimed_at)
+    else:
+        s.refresh(task)
+    return bool(changed)
 
 
 def deliver_message(s: Session, user: User | None, name: str, payload: dict | None,
                     business_key: str | None = None, correlation: dict | None = None) -> Outcome:
     """Deliver a message to the one running instance that waits for it (and matches)."""
+    def attempt() -> Outcome:
+        changes: list[Change] = []
+        change = _deliver(s, changes, user, name, payload, business_key, correlation)
+        if change is None:
+            raise NotFound(_("No running instance waits for message '%(name)s'.", name=name))
+        _prepare(s, changes)
+        _write_all(s, changes)
+        return Outcome(change.row, change.unit.one_time)
+
+    return optimistic.run(s, attempt)
+
+
+def _deliver(s: Session, changes: list[Change], user: User | None, name: str, payload: dict | None,
+             business_key: str | None = None, correlation: dict | None = None) -> Change | None:
+    """Read and step of a delivery: the first instance, by id, that waits for `name` (and matches)
+    gets it; else the process that a message `name` starts is started. The instances already
+    stepped in this unit (`changes`) are asked in memory, as they stand now."""
     query = select(ProcessInstance.id).where(
         ProcessInstance.state == "running",
         func.cast(ProcessInstance.waiting_messages, _text_type()).like(f'%"{_like_escape(name)}"%', escape="\\"),
     ).order_by(ProcessInstance.id)
     if business_key:
         query = query.where(ProcessInstance.business_key == business_key)
-    for instance_id in s.scalars(query):
-        row = _load(s, instance_id)
-        instance = _engine_instance(s, row)
-        if correlation and not _correlates(instance.workflow.correlations, correlation):
+    with db.reading(s):
+        found = set(s.scalars(query))
+    known = {c.row.id: c for c in changes}
+    here = {i for i, c in known.items() if c.final_state is None and not c.instance.completed
+            and not c.instance.failed and name in c.instance.waiting_messages()
+            and (not business_key or c.row.business_key == business_key)}
+    for instance_id in sorted((found - set(known)) | here):
+        change = known.get(instance_id)
+        if change is None:
+            with db.reading(s):
+                read = _read(s, instance_id, user)
+            if read.row.state != "running":
+                continue
+            change = read.change()
+        if correlation and not _correlates(change.instance.workflow.correlations, correlation):
             continue
-        unit = UnitContext(s, user.id if user else None, row.id)
-        token = current_unit.set(unit)
-        try:
-            instance.deliver(name, payload)
-        except MessageNotCaught:
-            continue
-        finally:
-            current_unit.reset(token)
-        _persist(s, row, instance, user, unit)
-        audit.record(s, "message_delivered", "process_instance", row.id,
-                     actor_id=user.id if user else None, detail={"message": name})
-        return Outcome(row, unit.one_time)
-    key = _process_started_by(s, name)
-    if key is not None and not business_key:
-        return start(s, user, key, message=(name, payload or {}))
-    raise NotFound(_("No running instance waits for message '%(name)s'.", name=name))
+        with _in(change.unit):
+            try:
+                change.instance.deliver(name, payload)
+            except MessageNotCaught:
+                continue
+        if instance_id not in known:
+            changes.append(change)
+        change.audit.append(("message_delivered", "process_instance", instance_id, change.unit.actor_id,
+                             {"message": name}))
+        return change
+    if business_key:
+        return None
+    with db.reading(s):
+        key = _process_started_by(s, name)
+    if key is None:
+        return None
+    return _begin(s, changes, user, key, message=(name, payload or {}))
 
 
 def _process_started_by(s: Session, name: str) -> str | None:
@@ -251,21 +423,36 @@ def _process_started_by(s: Session, name: str) -> str | None:
     return None
 
 
-def _route_outbox(s: Session, events: list, origin: ProcessInstance) -> None:
-    """Messages a step threw go to the instance waiting for them, or start the process that
-    begins with them, in the same transaction."""
-    for event in events:
-        name = getattr(event.event_definition, "name", None)
-        if not name:
-            continue
-        payload = event.payload if isinstance(event.payload, dict) else {"value": event.payload}
-        try:
-            outcome = deliver_message(s, None, name, payload)
-        except NotFound:
-            audit.record(s, "message_undelivered", "process_instance", origin.id, detail={"message": name})
-            continue
-        audit.record(s, "message_sent", "process_instance", origin.id,
-                     detail={"message": name, "to": outcome.instance.id})
+# Messages routed in one unit at most: two processes that answer each other's message forever
+# would otherwise never let the unit end.
+MAX_ROUTED = 100
+
+
+def _route(s: Session, changes: list[Change]) -> None:
+    """Messages the steps threw go to the instance waiting for them, or start the process that
+    begins with them, in the same unit — stepped now, before anything is written, so the
+    receivers' designer code runs outside the lock too."""
+    routed = 0
+    while True:
+        sender = next((c for c in changes if c.instance.outbox), None)
+        if sender is None:
+            return
+        events, sender.instance.outbox = sender.instance.outbox, []
+        for event in events:
+            name = getattr(event.event_definition, "name", None)
+            if not name:
+                continue
+            routed += 1
+            if routed > MAX_ROUTED:
+                raise Conflict(_("More than %(n)s messages passed between instances in one step; "
+                                 "the processes keep answering each other.", n=MAX_ROUTED))
+            payload = event.payload if isinstance(event.payload, dict) else {"value": event.payload}
+            target = _deliver(s, changes, None, name, payload)
+            if target is None:
+                sender.audit.append(("message_undelivered", "process_instance", sender.row.id, None, {"message": name}))
+            else:
+                sender.audit.append(("message_sent", "process_instance", sender.row.id, None,
+                                     {"message": name, "to": target.row.id}))
 
 
 def _correlates(current: dict, wanted: dict) -> bool:
@@ -285,28 +472,35 @@ def _like_escape(value: str) -> str:
 
 def start_by_timer(s: Session, key: str, element: str):
     """A timer start event is due: start one instance of the latest version (system initiator)."""
-    try:
-        definition = latest_definition(s, key)
-    except NotFound:
-        return None
-    process = process_for(s, definition.deployment_id, key)
+    with db.reading(s):
+        try:
+            definition = latest_definition(s, key)
+        except NotFound:
+            return None
+        process = process_for(s, definition.deployment_id, key)
     start(s, None, key, start_event=element)
     return process
 
 
-def fire_timers(s: Session, row: ProcessInstance) -> None:
-    """Fire the instance's due timers (boundary escalations, waits) as one unit of work."""
-    instance = _engine_instance(s, row)
-    unit = UnitContext(s, None, row.id)
-    token = current_unit.set(unit)
-    try:
-        instance.fire_due_timers()
-    finally:
-        current_unit.reset(token)
-    _persist(s, row, instance, None, unit)
-    if instance.steps:
-        audit.record(s, "timers_fired", "process_instance", row.id,
-                     detail={"elements": [st.element_id for st in instance.steps]})
+def fire_timers(s: Session, instance_id: int) -> bool:
+    """Fire the instance's due timers (boundary escalations, waits) as one unit of work; False
+    when the instance no longer runs (its timer job is left over)."""
+    def attempt() -> bool:
+        with db.reading(s):
+            read = _read(s, instance_id, None)
+        if read.row.state != "running":
+            return False
+        change = read.change()
+        with _in(change.unit):
+            change.instance.fire_due_timers()
+        if change.instance.steps:
+            change.audit.append(("timers_fired", "process_instance", instance_id, None,
+                                 {"elements": [st.element_id for st in change.instance.steps]}))
+        changes = _prepare(s, [change])
+        _write_all(s, changes)
+        return True
+
+    return optimistic.run(s, attempt)
 
 
 def mark_overdue(s: Session, task: OpenTask) -> None:
@@ -318,20 +512,22 @@ def mark_overdue(s: Session, task: OpenTask) -> None:
 
 def retry(s: Session, user: User, instance_id: int, reason: str, data: dict | None = None) -> Outcome:
     """Run an instance's failed step again (after its cause was fixed), with an audited reason."""
-    row = _load(s, instance_id)
-    if row.state != "error":
-        raise Conflict(_("The process instance is %(state)s.", state=row.state))
-    instance = _engine_instance(s, row)
-    unit = UnitContext(s, user.id, row.id)
-    token = current_unit.set(unit)
-    try:
-        instance.retry(data)
-    finally:
-        current_unit.reset(token)
-    row.incidents = []
-    _persist(s, row, instance, user, unit)
-    audit.record(s, "instance_retried", "process_instance", row.id, actor_id=user.id, detail={"reason": reason})
-    return Outcome(row, unit.one_time)
+    def attempt() -> Outcome:
+        with db.reading(s):
+            read = _read(s, instance_id, user)
+        row = read.row
+        if row.state != "error":
+            raise Conflict(_("The process instance is %(state)s.", state=row.state))
+        change = read.change()
+        with _in(change.unit):
+            change.instance.retry(data)
+        change.audit.append(("instance_retried", "process_instance", row.id, user.id, {"reason": reason}))
+        changes = _prepare(s, [change])
+        row.incidents = []
+        _write_all(s, changes)
+        return Outcome(row, change.unit.one_time)
+
+    return optimistic.run(s, attempt)
 
 
 def reassign(s: Session, user: User, task_id: str, username: str, reason: str) -> OpenTask:
@@ -359,83 +555,143 @@ def move_back(s: Session, user: User, instance_id: int, element_id: str, reason:
     """Move the token back to an earlier user task (admin action): that task opens again, what
     came after it is discarded (open tasks, deadlines, incidents). History keeps everything and
     gains a "moved_back" row naming the step, the actor and the reason; the audit log too."""
-    row = _load(s, instance_id)
-    policy.authorize(user, "move_back", "process_instance", row)
-    if row.state not in ("running", "error"):
-        raise Conflict(_("The process instance is %(state)s.", state=row.state))
-    instance = _engine_instance(s, row)
-    left = [a["element_id"] for a in row.active_elements or []]
-    unit = UnitContext(s, user.id, row.id)
-    token = current_unit.set(unit)
-    try:
-        task_id = instance.move_back(element_id)
-    except TaskNotFound:
-        raise Invalid(_("The instance cannot move back to '%(element)s'.", element=element_id),
-                      [{"field": "element_id", "message": _("not an earlier step of this instance")}]) from None
-    finally:
-        current_unit.reset(token)
-    name = next((t.name for t in instance.user_tasks() if t.id == task_id), None)
-    s.add(InstanceStep(instance_id=row.id, element_id=element_id, name=name, kind="moved_back", task_id=task_id,
-                       user_id=user.id, completed_at=utcnow(), opinion=reason))
-    if not instance.failed:
-        row.incidents = []
-    _persist(s, row, instance, user, unit)
-    audit.record(s, "instance_moved_back", "process_instance", row.id, actor_id=user.id,
-                 detail={"to": element_id, "from": left, "reason": reason})
-    return Outcome(row, unit.one_time)
+    def attempt() -> Outcome:
+        with db.reading(s):
+            read = _read(s, instance_id, user)
+            row = read.row
+            policy.authorize(user, "move_back", "process_instance", row)
+        if row.state not in ("running", "error"):
+            raise Conflict(_("The process instance is %(state)s.", state=row.state))
+        change = read.change()
+        left = [a["element_id"] for a in row.active_elements or []]
+        with _in(change.unit):
+            try:
+                task_id = change.instance.move_back(element_id)
+            except TaskNotFound:
+                raise Invalid(_("The instance cannot move back to '%(element)s'.", element=element_id),
+                              [{"field": "element_id", "message": _("not an earlier step of this instance")}]) from None
+        change.audit.append(("instance_moved_back", "process_instance", row.id, user.id,
+                             {"to": element_id, "from": left, "reason": reason}))
+        changes = _prepare(s, [change])
+        ready = change.projection.ready.get(task_id)
+        # Added before the steps' rows, so it keeps its place in the history.
+        s.add(InstanceStep(instance_id=row.id, element_id=element_id, name=ready.view.name if ready else None,
+                           kind="moved_back", task_id=task_id, user_id=user.id, completed_at=utcnow(),
+                           opinion=reason))
+        if not change.instance.failed:
+            row.incidents = []
+        _write_all(s, changes)
+        return Outcome(row, change.unit.one_time)
+
+    return optimistic.run(s, attempt)
 
 
 def cancel(s: Session, user: User, instance_id: int, reason: str | None) -> Outcome:
-    row = _load(s, instance_id)
-    if row.state not in ("running", "error"):
-        raise Conflict(_("The process instance is %(state)s.", state=row.state))
-    instance = _engine_instance(s, row)
-    instance.cancel()
-    unit = UnitContext(s, user.id, row.id)
-    _persist(s, row, instance, user, unit, final_state="cancelled")
-    audit.record(s, "instance_cancelled", "process_instance", row.id, actor_id=user.id, detail={"reason": reason})
-    return Outcome(row)
+    def attempt() -> Outcome:
+        with db.reading(s):
+            read = _read(s, instance_id, user)
+        row = read.row
+        if row.state not in ("running", "error"):
+            raise Conflict(_("The process instance is %(state)s.", state=row.state))
+        change = read.change()
+        change.instance.cancel()
+        change.final_state = "cancelled"
+        change.audit.append(("instance_cancelled", "process_instance", row.id, user.id, {"reason": reason}))
+        changes = _prepare(s, [change])
+        _write_all(s, changes)
+        return Outcome(row)
+
+    return optimistic.run(s, attempt)
 
 
 def _persist(s: Session, row: ProcessInstance, instance: Instance, actor: User | None, unit: UnitContext,
              step_meta: dict[str, dict] | None = None, final_state: str | None = None) -> None:
-    cfg = current_app.config["INKLESS"]
-    step_meta = step_meta or {}
+    """Project and write one instance's step in the caller's transaction (studio/migrate.py)."""
+    existing = dict(s.execute(select(OpenTask.id, OpenTask.due_at).where(OpenTask.instance_id == row.id)).all())
+    change = Change(row, instance, actor, unit, existing=existing, step_meta=step_meta or {}, final_state=final_state)
+    changes = [change]
+    _prepare(s, changes)
+    _write_all(s, changes)
+
+
+def _prepare(s: Session, changes: list[Change]) -> list[Change]:
+    """The rest of the step phase: route the messages the steps threw (the instances they reach
+    step now too and join `changes`), then compute each projection — all before the write."""
+    if any(c.instance.outbox for c in changes):
+        _route(s, changes)
+    for change in changes:
+        change.projection = _project(change)
+    return changes
+
+
+def _project(change: Change) -> Projection:
+    instance = change.instance
+    # Serialized first: compacting drops finished branches the projection does not read.
+    engine_state = instance.dumps(keep_history=current_app.config["INKLESS"].keep_history)
+    if change.final_state:
+        state = change.final_state
+    elif instance.completed:
+        state = "completed"
+    elif instance.failed:
+        state = "error"
+    else:
+        state = "running"
+    if state not in ("running", "error"):
+        return Projection(state, engine_state, [], [], None, {})
+    ready = {}
+    for view in instance.user_tasks():
+        task = Ready(view)
+        if view.id not in change.existing:
+            task.due_at, task.data = _due_at(view), _json_safe(view.data)
+        ready[view.id] = task
+    return Projection(state, engine_state, instance.active_elements(), instance.waiting_messages(),
+                      instance.next_timer_due(), ready)
+
+
+def _write_all(s: Session, changes: list[Change]) -> None:
+    for change in changes:
+        _write(s, change)
+
+
+def _write(s: Session, change: Change) -> None:
+    """The write phase for one instance: its row first — the UPDATE checks the version read in
+    the read phase — then history, open tasks, its timer job and the unit's audit records."""
+    row, instance, projection = change.row, change.instance, change.projection
+    if change.new and row not in s:
+        # SQLite's drawn id (`_new_instance_id`): another process may have taken it meanwhile.
+        taken = s.bind.dialect.name == "sqlite" and s.scalar(
+            select(ProcessInstance.id).where(ProcessInstance.id == row.id)) is not None
+        if taken:
+            raise optimistic.lost()
+        s.add(row)
     had_timer_job = scheduler.has_timer_job(row)
+    now = utcnow()
+    row.engine_state = projection.engine_state
+    row.serializer_version = codec.serializer_version()
+    if instance.incidents:
+        row.incidents = list(row.incidents or []) + [dict(i.as_dict(), at=now.isoformat()) for i in instance.incidents]
+    row.state = projection.state
+    if projection.state in ("completed", "cancelled"):
+        row.ended_at = now
+    row.active_elements = projection.active_elements
+    row.waiting_messages = projection.waiting_messages
+    row.next_timer_at = projection.next_timer_at
+    optimistic.write_first(s)
     if instance.steps:
         # A user task's ready and claim times live on its open task, which is about to be dropped;
         # the task being completed is already in the session, so this usually reads nothing.
         lives = _task_lives(s, [st.task_id for st in instance.steps if st.kind in PEOPLE_KINDS])
-        # One (executemany) INSERT; nothing in the unit reads the new rows' ids. It autoflushes
-        # first, so rows added before (move_back's "moved_back") keep their place in the history.
+        # One (executemany) INSERT; nothing in the unit reads the new rows' ids. Rows added before
+        # (move_back's "moved_back") were flushed with the instance row, so keep their place.
         # render_nulls keeps every row's column list the same, so the rows are one batch.
         s.execute(insert(InstanceStep).execution_options(render_nulls=True),
-                  [_history_row(row, step, step_meta.get(step.task_id, {}), lives.get(step.task_id, (None, None)))
-                   for step in instance.steps])
-    row.engine_state = instance.dumps(keep_history=cfg.keep_history)
-    row.serializer_version = codec.serializer_version()
-    now = utcnow()
-    if instance.incidents:
-        row.incidents = list(row.incidents or []) + [dict(i.as_dict(), at=now.isoformat()) for i in instance.incidents]
-    if final_state:
-        row.state = final_state
-        row.ended_at = now
-    elif instance.completed:
-        row.state = "completed"
-        row.ended_at = now
-    elif instance.failed:
-        row.state = "error"
-    else:
-        row.state = "running"
-    row.active_elements = [] if row.state in ("completed", "cancelled") else instance.active_elements()
-    row.waiting_messages = [] if row.state in ("completed", "cancelled") else instance.waiting_messages()
-    row.next_timer_at = None if row.state in ("completed", "cancelled") else instance.next_timer_due()
-    _sync_open_tasks(s, row, instance if row.state in ("running", "error") else None)
+                  [_history_row(row, step, change.step_meta.get(step.task_id, {}),
+                                lives.get(step.task_id, (None, None))) for step in instance.steps])
+    _sync_open_tasks(s, row, projection.ready, change.existing)
     scheduler.sync_instance(s, row, had_timer_job)
+    for action, object_type, object_id, actor_id, detail in change.audit:
+        audit.record(s, action, object_type, object_id, actor_id=actor_id, detail=detail)
     s.flush()
-    if instance.outbox:
-        events, instance.outbox = instance.outbox, []
-        _route_outbox(s, events, row)
 
 
 def _task_lives(s: Session, task_ids: list[str]) -> dict[str, tuple]:
@@ -474,9 +730,8 @@ def _history_row(row: ProcessInstance, step: Step, meta: dict, life: tuple) -> d
     }
 
 
-def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None) -> None:
-    ready = {t.id: t for t in instance.user_tasks()} if instance is not None else {}
-    existing = dict(s.execute(select(OpenTask.id, OpenTask.due_at).where(OpenTask.instance_id == row.id)).all())
+def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
+                     existing: dict[str, datetime | None]) -> None:
     gone = set(existing) - set(ready)
     if gone:
         # task_candidates and task_drafts rows go with their task (ON DELETE CASCADE; SQLite has
@@ -491,9 +746,10 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None
         # Only a task with a due date has a deadline job (see below).
         scheduler.drop_deadlines(s, {task_id for task_id in gone if existing[task_id] is not None})
     initiator = s.get(User, row.started_by) if row.started_by else None
-    for task_id, view in ready.items():
+    for task_id, new in ready.items():
         if task_id in existing:
             continue
+        view = new.view
         spec = performers.spec_for(view.lane, view.properties)
         who = performers.resolve(s, spec, view.data, initiator)
         task = OpenTask(
@@ -507,8 +763,8 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, instance: Instance | None
             ui_form=view.ui_form,
             approval=str(view.properties.get("approval", "")).lower() == "true",
             instructions=view.instructions,
-            data=_json_safe(view.data),
-            due_at=_due_at(view),
+            data=new.data,
+            due_at=new.due_at,
         )
         task.candidates = [TaskCandidate(user_id=u) for u in sorted(who.users)] + [
             TaskCandidate(group_code=g) for g in sorted(who.groups)]

@@ -1,11 +1,15 @@
 """Due work: instance timers, task deadlines, timer start events (R-WF-2, R-SEC-9, R-SUP-4) and the
 platform's daily jobs (document archiving, R-DOC-3; backup and daily checks, R-SEC-5, R-OPS-1).
 
-Every due thing is a row in `scheduled_jobs`. `run_due` claims one due row at a time inside the
-transaction that does its work: on PostgreSQL with SELECT … FOR UPDATE SKIP LOCKED, so several
-workers (`inkless worker`, and the scheduler inside `inkless serve`) never fire the same row, and
-a worker killed mid-way rolls back and leaves the row to the next; on SQLite every write
-transaction already holds the single write lock. Time comes from `engine.clock`.
+Every due thing is a row in `scheduled_jobs`. `run_due` claims one due row at a time: on
+PostgreSQL with SELECT … FOR UPDATE SKIP LOCKED, so several workers (`inkless worker`, and the
+scheduler inside `inkless serve`) never fire the same row; on SQLite every write transaction
+already holds the single write lock. Most jobs are done inside the transaction that claimed them,
+and a worker killed mid-way rolls back and leaves the row to the next. Jobs that run the engine
+(instance timers, timer starts) run designer code, during which no lock may be held
+(service/optimistic.py): their claim moves the row out of reach for a lease and commits, the unit
+runs, and its write puts the row where it belongs next (or deletes it); a worker killed mid-way
+leaves the row to be fired when the lease ends. Time comes from `engine.clock`.
 """
 from __future__ import annotations
 
@@ -15,13 +19,14 @@ import socket
 from datetime import datetime, time, timedelta, timezone
 
 from flask import Flask
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from engine import clock
 from engine.timers import StartTimer, first_fire, next_fire, start_timers
 
+from .errors import Conflict
 from .localtime import PLATFORM_TZ
 from .models import OpenTask, ProcessInstance, ScheduledJob
 
@@ -34,6 +39,10 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 DAILY_AT = time(2, 0)
 DAILY_JOBS = {"archive": ("documents", DAILY_AT), "backup": ("nightly", time(2, 30)),
               "digest": ("supervisors", time(8, 0))}
+# Jobs whose work is a unit that runs the engine, and how long a claim keeps one from other
+# workers: longer than a step takes, short enough that a dead worker's job is soon fired again.
+ENGINE_JOBS = ("timer", "start")
+LEASE = timedelta(minutes=5)
 
 
 def _upsert(s: Session, kind: str, ref: str, due_at: datetime | None) -> None:
@@ -121,6 +130,10 @@ def run_due(app: Flask, limit: int = 1000) -> int:
                 job_id = job.id
                 try:
                     done = _fire(s, job)
+                except Conflict:  # a request changed the instance meanwhile: the job is due again
+                    s.rollback()
+                    skip.add(job_id)
+                    continue
                 except Exception as e:  # noqa: BLE001 - one bad job must not stop the others
                     s.rollback()
                     _record_failure(factory, job_id, e)
@@ -156,17 +169,20 @@ def _record_failure(factory, job_id: int, error: Exception) -> None:
         s.close()
 
 
+def _lease(s: Session, job: ScheduledJob) -> datetime:
+    """Take an engine job out of other workers' reach and commit, before its unit runs."""
+    job.due_at = clock.now() + LEASE
+    s.commit()
+    return job.due_at
+
+
 def _fire(s: Session, job: ScheduledJob) -> bool:
     from . import instances
 
     if job.kind == "timer":
-        row = _lock_instance(s, int(job.ref))
-        if row is None:
-            return False  # someone is working on it; it stays due
-        if row.state != "running":
+        _lease(s, job)
+        if not instances.fire_timers(s, int(job.ref)):  # its write re-syncs (or deletes) this job
             s.delete(job)
-            return True
-        instances.fire_timers(s, row)  # persists and re-syncs (or deletes) this job
         return True
     if job.kind == "deadline":
         task = s.get(OpenTask, job.ref)
@@ -176,17 +192,25 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
         return True
     if job.kind == "start":
         key, _, element = job.ref.partition(":")
+        due, fired = job.due_at, job.fired + 1
+        lease = _lease(s, job)
         started = instances.start_by_timer(s, key, element)
-        job.fired += 1
         timer = _start_timer(started, element) if started else None
-        nxt = next_fire(timer, job.due_at, job.fired) if timer else None
+        nxt = next_fire(timer, due, fired) if timer else None
         # After an outage, fire once and move on to the next future period.
         while nxt is not None and nxt <= clock.now():
-            nxt = next_fire(timer, nxt, job.fired)
+            nxt = next_fire(timer, nxt, fired)
+        # Still this worker's lease? Else another worker took the job when it ran out, and this
+        # start must not count (the caller rolls it back).
+        still_mine = (ScheduledJob.id == job.id) & (ScheduledJob.due_at == lease)
         if nxt is None:
-            s.delete(job)
+            moved = s.execute(delete(ScheduledJob).where(still_mine))
         else:
-            job.due_at = nxt
+            moved = s.execute(update(ScheduledJob).where(still_mine).values(fired=fired, due_at=nxt)
+                              .execution_options(synchronize_session=False))
+        if moved.rowcount != 1:
+            return False
+        s.expire(job)
         return True
     if job.kind == "archive":
         from .documents import lifecycle
@@ -221,14 +245,6 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
 
 def _start_timer(process, element: str) -> StartTimer | None:
     return next((t for t in start_timers(process) if t.element_id == element), None)
-
-
-def _lock_instance(s: Session, instance_id: int) -> ProcessInstance | None:
-    query = select(ProcessInstance).where(ProcessInstance.id == instance_id)
-    if s.bind.dialect.name == "postgresql":
-        # Jobs are locked before instances here, requests do the opposite: never wait, skip.
-        query = query.with_for_update(skip_locked=True)
-    return s.scalar(query)
 
 
 def ensure_job(s: Session, kind: str, ref: str, due_at: datetime) -> None:
