@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask.views import MethodView
 from flask_babel import gettext as _
-from flask_smorest import Blueprint
 
 from .. import auth, db, groups, policy
+from .blueprint import Blueprint
 from .schemas import GroupIn, GroupList, GroupMemberIn, GroupOut, GroupPatch, ListArgs
 
 PREFIX = "/groups"
