@@ -1,8 +1,9 @@
 """What one request may carry, so that no input reaches the database or the engine as a 500.
 
-- Integers: ids and counts are 64-bit columns on SQLite and PostgreSQL; a larger number in a path
-  is no resource (404, through the app-wide `int` converter) and in a query or a body a 422
-  naming the field (`Integer`), instead of an OverflowError in the driver.
+- Integers: ids and counts are INTEGER columns, 32-bit on PostgreSQL (SQLite would hold 64); a
+  larger number in a path is no resource (404, through the app-wide `int` converter) and in a
+  query or a body a 422 naming the field (`Integer`), instead of an OverflowError or
+  NumericValueOutOfRange in the driver.
 - JSON: bodies are parsed strictly (service/api/blueprint.py) and task data (`JsonObject`) is
   bounded in depth and values (engine/bounds.py) and in size (MAX_DATA_BYTES, 413).
 """
@@ -17,8 +18,9 @@ from werkzeug.routing import ValidationError as NoRoute
 
 from .errors import ApiError
 
-MAX_INT = 2**63 - 1
-MIN_INT = -(2**63)
+# The narrower of the two databases: PostgreSQL's INTEGER.
+MAX_INT = 2**31 - 1
+MIN_INT = -(2**31)
 # Task data, message payloads and scenario data in one request, as JSON (a form with repeating
 # sections is a few kilobytes).
 MAX_DATA_BYTES = 1024 * 1024
@@ -30,7 +32,7 @@ class TooLarge(ApiError):
 
 
 class IdConverter(IntegerConverter):
-    """`<int:…>` everywhere: only numbers a BIGINT column holds match; anything longer is no
+    """`<int:…>` everywhere: only numbers an INTEGER column holds match; anything longer is no
     route (404) before int() is even asked to read a million digits."""
 
     def __init__(self, map, fixed_digits: int = 0, min: int | None = None, max: int | None = None,  # noqa: A002
