@@ -21,8 +21,8 @@ from sqlalchemy import delete, func, insert, inspect, select, text, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from engine import clock, codec
-from engine.errors import MessageNotCaught, TaskNotFound, TaskNotReady
+from engine import codec, horizon
+from engine.errors import Incident, MessageNotCaught, ScriptError, TaskNotFound, TaskNotReady
 from engine.runtime import PEOPLE_KINDS, Instance, Step, UserTask
 from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
@@ -642,7 +642,7 @@ def _project(change: Change) -> Projection:
     for view in instance.user_tasks():
         task = Ready(view)
         if view.id not in change.existing:
-            task.due_at, task.data = _due_at(view), _json_safe(view.data)
+            task.due_at, task.data = _due_at(instance, view), _json_safe(view.data)
         ready[view.id] = task
     return Projection(state, engine_state, instance.active_elements(), instance.waiting_messages(),
                       instance.next_timer_due(), ready)
@@ -794,25 +794,21 @@ def _nobody_can_take(s: Session, row: ProcessInstance, task: OpenTask, spec: str
     notifications.notify_task(s, task, "unassigned")
 
 
-def _due_at(view):
+def _due_at(instance, view):
     """The task property `due`: a Python expression over task data giving an ISO 8601 duration
-    ("P2D", counted from now) or an ISO 8601 date-time. A bad value leaves the task without a due
-    date rather than failing the step; deploy-time validation checks the expression compiles."""
+    ("P2D", counted from now) or an ISO 8601 date-time, held to the timer horizon. A value that
+    is neither, or an expression stopped by its limits, leaves the task open without a due date
+    rather than failing the step, and becomes an incident naming the task so its designer learns."""
     expression = view.properties.get("due")
     if not expression:
         return None
-    from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
-
     try:
-        value = script_engine().environment.evaluate(expression, dict(view.data))
-        if isinstance(value, str) and value.upper().startswith("P"):
-            parsed = TimerEventDefinition.parse_iso_duration(value)
-            now = clock.now()
-            return now + TimerEventDefinition.get_timedelta_from_start(parsed, now)
-        if isinstance(value, str):
-            return TimerEventDefinition.get_datetime(value)
-    except Exception:  # noqa: BLE001
-        return None
+        return horizon.due_moment(script_engine().environment.evaluate(expression, dict(view.data)))
+    except ScriptError as err:
+        kind, message, line = err.kind, err.message, err.line
+    except Exception as err:  # noqa: BLE001 - a designer's expression may raise anything
+        kind, message, line = "due", f"due: {err}", None
+    instance.incidents.append(Incident(element=view.element_id, kind=kind, message=message, line=line))
     return None
 
 

@@ -183,3 +183,48 @@ def test_template_loop_over_a_huge_literal_range_is_refused_at_deploy(login):
             '<bpmn:sequenceFlow id="f2" sourceRef="read" targetRef="end" />\n')
     message = _refused(login("office_admin"), "tpl", _only_lane("tpl", body, ["start", "read", "end"]), "read")
     assert "10,000,000,000" in message
+
+
+def _due_process(key: str, due: str) -> bytes:
+    """start → prepare (sets `n`) → approve (user task whose `due` reads `n`) → end."""
+    body = ('<bpmn:startEvent id="start" />'
+            '<bpmn:userTask id="prepare" name="准备"><bpmn:extensionElements>'
+            "<spiffworkflow:instructionsForEndUser>准备</spiffworkflow:instructionsForEndUser>"
+            "</bpmn:extensionElements></bpmn:userTask>"
+            '<bpmn:userTask id="approve" name="审批"><bpmn:extensionElements>'
+            "<spiffworkflow:instructionsForEndUser>审批</spiffworkflow:instructionsForEndUser>"
+            f'<spiffworkflow:properties><spiffworkflow:property name="due" value="{due}" /></spiffworkflow:properties>'
+            '</bpmn:extensionElements></bpmn:userTask><bpmn:endEvent id="end" />'
+            '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="prepare" />'
+            '<bpmn:sequenceFlow id="f2" sourceRef="prepare" targetRef="approve" />'
+            '<bpmn:sequenceFlow id="f3" sourceRef="approve" targetRef="end" />\n')
+    return _only_lane(key, body, ["start", "prepare", "approve", "end"])
+
+
+@pytest.mark.parametrize(("value", "due", "kind"), [
+    (10, "&quot;P%dD&quot; % (value ** value ** value)", "timeout"),
+    (99999999, "&quot;P%dY&quot; % value", "limit"),
+])
+def test_due_expression_that_overruns_at_run_time_is_an_incident_and_the_task_stays_open(login, value, due, kind):
+    """Issue 13, R-WF-2: a `due` expression that only overruns with the data it meets at run time
+    (work in C past the time limit; a duration computed past the 100-year horizon) neither freezes
+    the step nor loops month by month: the task opens without a due date, the instance records an
+    incident naming the task, and the task can be completed."""
+    designer = login("office_admin")
+    _deploy(designer, "due_runtime", _due_process("due_runtime", due))
+    clerk = login("clerk")
+    instance = clerk.post("/api/v1/process-instances", json={"process_key": "due_runtime"}).get_json()
+    task = clerk.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"][0]
+    began = time.monotonic()
+    r = clerk.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {"value": value}})
+    elapsed = time.monotonic() - began
+    assert r.status_code == 200, r.get_json()
+    assert elapsed < 5, f"the step took {elapsed:.1f} s"
+    body = clerk.get(f"/api/v1/process-instances/{instance['id']}").get_json()
+    assert body["state"] == "running"
+    (incident,) = body["incidents"]
+    assert incident["element"] == "approve" and incident["kind"] == kind, incident
+    (approve,) = clerk.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"]
+    assert approve["element_id"] == "approve" and approve.get("due_at") is None, approve
+    done = clerk.post(f"/api/v1/tasks/{approve['id']}/complete", json={"data": {}})
+    assert done.status_code == 200 and done.get_json()["state"] == "completed", done.get_json()
