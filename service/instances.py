@@ -301,9 +301,12 @@ def _complete(s: Session, user: User | None, task_id: str, data: dict[str, Any])
         except TaskNotFound:
             raise NotFound(_("Task not found or already completed.")) from None
     actor_id = change.unit.actor_id
-    decision = data.get("decision") if task.approval else None
+    # Any form's decision and opinion are the step's record, whether or not its designer marked
+    # the task an Inkless approval: a studio diagram's return reason must reach the history.
+    decision, opinion = (_text(data.get(name)) for name in ("decision", "opinion"))
+    decision = decision[:16] if decision else None  # the history column holds a short code
     change.step_meta = {step.task_id: {"user_id": actor_id, "data": data, "decision": decision,
-                                       "opinion": data.get("opinion") if task.approval else None}}
+                                       "opinion": opinion}}
     detail = {"instance": row.id, "element": task.element_id, "decision": decision}
     if user is None:
         detail["by"] = "applicant"  # a tracking-code holder, who has no account
@@ -311,6 +314,10 @@ def _complete(s: Session, user: User | None, task_id: str, data: dict[str, Any])
     changes = _prepare(s, [change])
     _write_all(s, changes)
     return Outcome(row, change.unit.one_time)
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) and value.strip() else None
 
 
 def claim(s: Session, user: User, task_id: str, release: bool = False) -> OpenTask:
