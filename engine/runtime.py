@@ -19,6 +19,7 @@ from SpiffWorkflow.bpmn import BpmnEvent, BpmnWorkflow
 from SpiffWorkflow.bpmn.exceptions import WorkflowTaskException
 from SpiffWorkflow.bpmn.specs.event_definitions.message import MessageEventDefinition
 from SpiffWorkflow.bpmn.specs.event_definitions.timer import TimerEventDefinition
+from SpiffWorkflow.bpmn.specs.mixins.events.intermediate_event import BoundaryEvent
 from SpiffWorkflow.exceptions import WorkflowException
 from SpiffWorkflow.task import Task
 from SpiffWorkflow.util.task import TaskState
@@ -267,9 +268,11 @@ class Instance:
         return bool(self.workflow.get_tasks(state=TaskState.ERROR))
 
     def active_elements(self) -> list[dict[str, str]]:
+        """Where the token stands. A boundary event waiting on an open activity (a deadline's
+        timer) is part of that activity, not a step of its own, so it is left out."""
         out = []
         for task in self.workflow.get_tasks(state=_ACTIVE):
-            if task.task_spec.bpmn_id is None:
+            if task.task_spec.bpmn_id is None or isinstance(task.task_spec, BoundaryEvent):
                 continue
             out.append({"element_id": task.task_spec.bpmn_id, "state": TaskState.get_name(task.state)})
         return out

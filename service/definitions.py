@@ -3,6 +3,7 @@ key it contains; running instances stay on the version they started with (R-WF-1
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -22,6 +23,7 @@ from .models import Deployment, DeploymentFile, ProcessDefinition, User
 from .services import SERVICES
 
 MAX_FILE_BYTES = 5 * 1024 * 1024
+log = logging.getLogger("inkless.definitions")
 
 
 def _kind(name: str) -> str | None:
@@ -195,10 +197,21 @@ def _unchanged(s: Session, bundle, bpmn: dict[str, str]) -> bool:
 
 
 def deploy_directory(s: Session, models_dir: Path, forms_dir: Path, user: User | None = None) -> list[ProcessDefinition]:
-    """Deploy the built-in models (one deployment per diagram file, forms alongside)."""
+    """Deploy the built-in models (one deployment per diagram file, forms alongside). A procedure
+    whose latest version a person deployed (its designers changed it in the studio) keeps it: the
+    installer's file, run again on every upgrade, must not undo their work."""
     forms = [(p.name, p.read_bytes()) for p in sorted(forms_dir.glob("*.json"))]
     created = []
     for path in sorted(models_dir.glob("*.bpmn")):
+        if _changed_by_people(s, path.stem):
+            log.warning("built-in %s not redeployed: its latest version was deployed by its designers", path.stem)
+            continue
         dmns = [(p.name, p.read_bytes()) for p in sorted(models_dir.glob("*.dmn"))]
         created += deploy(s, user, [(path.name, path.read_bytes()), *dmns, *forms], skip_unchanged=True)
     return created
+
+
+def _changed_by_people(s: Session, key: str) -> bool:
+    deployed_by = s.scalar(select(Deployment.deployed_by).join(ProcessDefinition, ProcessDefinition.deployment_id == Deployment.id)
+                           .where(ProcessDefinition.key == key).order_by(ProcessDefinition.version.desc()).limit(1))
+    return deployed_by is not None

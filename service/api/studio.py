@@ -266,7 +266,7 @@ class Model(MethodView):
         """Change name, description, category or who may start it."""
         user = catalogue.require_designer(auth.current_user())
         with db.unit_of_work() as s:
-            model = catalogue.update(s, user, catalogue.get(s, key, for_update=True), body)
+            model = catalogue.update(s, user, catalogue.get(s, key, for_update=True, user=user), body)
             return _model_out(s, model, user)
 
 
@@ -278,7 +278,7 @@ class Draft(MethodView):
         """Save the draft; `version` is the one the editor loaded (409 when someone saved since)."""
         user = catalogue.require_designer(auth.current_user())
         with db.unit_of_work() as s:
-            model = catalogue.get(s, key, for_update=True)
+            model = catalogue.get(s, key, for_update=True, user=user)
             draft = catalogue.save_draft(s, user, model, body.pop("version"), body)
             return {"version": draft.version, "updated_at": draft.updated_at.isoformat()}
 
@@ -331,7 +331,7 @@ class Deploy(MethodView):
         """Deploy the draft (validation must pass) as the next version of the process."""
         user = catalogue.require_designer(auth.current_user())
         with db.unit_of_work() as s:
-            model = catalogue.get(s, key, for_update=True)
+            model = catalogue.get(s, key, for_update=True, user=user)
             definition = checks.deploy(s, user, model, body["version"])
             return {"key": definition.key, "version": definition.version, "id": definition.id}
 
@@ -396,7 +396,7 @@ class Package(MethodView):
             raise Invalid(_("Upload a .zip package."), [{"field": "file", "message": _("no file")}])
         version = request.form.get("version", type=int_arg)
         with db.unit_of_work() as s:
-            model = catalogue.get(s, key, for_update=True)
+            model = catalogue.get(s, key, for_update=True, user=user)
             catalogue.require_editor(user, model)
             contents = package.read(upload.read())
             draft = catalogue.save_draft(s, user, model, model.draft.version if version is None else version, contents)

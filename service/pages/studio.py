@@ -100,17 +100,7 @@ def modeler(key):
 
 def _named_forms(xml: str) -> set[str]:
     """Form files the draft's tasks name (so a new one can be opened and written)."""
-    from engine.errors import InvalidDiagram
-    from engine.loader import parse_xml
-    from engine.validation import NS
-
-    try:
-        root = parse_xml(xml, "draft.bpmn")
-    except InvalidDiagram:
-        return set()
-    names = {p.get("value", "").strip() for p in root.iterfind(".//spiffworkflow:property", NS)
-             if p.get("name") == "formJsonSchemaFilename"}
-    return {n for n in names if FORM_NAME.match(n)}
+    return {n for n in catalogue.form_names(xml, ("formJsonSchemaFilename",)) if FORM_NAME.match(n)}
 
 
 @bp.get("/<key>/forms/<name>")

@@ -1,7 +1,9 @@
-"""Escalation by notice, shared by fault_report.bpmn and feedback.bpmn (R-OPS-3, R-SUP-2).
+"""Escalation by notice, shared by the built-in procedures (R-WF-2, R-OPS-3, R-SUP-2).
 
-A non-interrupting boundary timer on an overdue handling task calls `notify_escalation`: the task
-stays with whoever handles it (and is flagged overdue), and the group that supervises is told.
+A non-interrupting boundary timer on an overdue task calls `notify_escalation`: the task stays
+with whoever handles it (and is flagged overdue), and someone above is told — the group that
+supervises (fault reports, feedback), or the superior of the reviewer of an approval step
+(service/hierarchy.py), who can then press for a decision.
 """
 from __future__ import annotations
 
@@ -9,23 +11,32 @@ from sqlalchemy import select
 
 from .. import audit
 from ..authority import SENDS_NOTICES
+from ..hierarchy import superiors_of_task
 from ..models import Notification, User, UserGroup
 from ..services import ServiceFailure, current_unit, service
 
 
 @service("notify_escalation", authority=SENDS_NOTICES)
 def notify_escalation(params: dict, context: dict) -> dict:
-    """Put an "escalation" notice about this instance in the inbox of every active group member."""
+    """Put an "escalation" notice about this instance in the inbox of every active member of
+    `group`, or of the superiors of whoever may do the open user task `superior_of` (an element id)."""
     unit = current_unit.get()
     s = unit.session
     group = str(params.get("group") or "").strip()
+    superior_of = str(params.get("superior_of") or "").strip()
     subject = str(params.get("subject") or "").strip()[:255]
-    if not group or not subject:
-        raise ServiceFailure("notify_escalation needs a group and a subject")
-    members = list(s.scalars(select(User.id).join(UserGroup, UserGroup.user_id == User.id)
-                             .where(UserGroup.group_code == group, User.active.is_(True)).order_by(User.id)))
-    for user_id in members:
+    if not (group or superior_of) or not subject:
+        raise ServiceFailure("notify_escalation needs a group or superior_of, and a subject")
+    people, groups = set(), {group} if group else set()
+    if superior_of:
+        found = superiors_of_task(s, unit.instance_id, superior_of)
+        people, groups = found.users, groups | found.groups
+    if groups:
+        people |= set(s.scalars(select(User.id).join(UserGroup, UserGroup.user_id == User.id)
+                                .where(UserGroup.group_code.in_(groups), User.active.is_(True))))
+    for user_id in sorted(people):
         s.add(Notification(user_id=user_id, kind="escalation", title=subject, instance_id=unit.instance_id))
     audit.record(s, "escalated", "process_instance", unit.instance_id,
-                 detail={"group": group, "subject": subject, "notified": len(members)})
-    return {"group": group, "notified": len(members)}
+                 detail={"group": group, "superior_of": superior_of, "groups": sorted(groups), "users": sorted(people),
+                         "subject": subject, "notified": len(people)})
+    return {"group": group, "superior_of": superior_of, "notified": len(people)}

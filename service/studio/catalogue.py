@@ -3,21 +3,37 @@
 A model belongs to a department. Its designers (members of the `designer` group in that
 department) and system administrators change it; any designer or system administrator may read
 the catalogue, so a department can learn from another's processes without touching them.
+
+Every deployed process is in the catalogue (R-WF-1: departments optimise their own procedures,
+the regulation's among them). A process deployed without the studio belongs to the department
+of whoever first deployed it; the built-in procedures, which the installer deployed, to the
+platform management department. Until its first change such a process is listed from its latest
+deployed version (its draft is that version), so reading the catalogue writes nothing and an
+organisation set up after the installer deployed the procedures still finds them owned; the
+first change stores it, as it stood, and from then on it is a model like any other.
 """
 from __future__ import annotations
 
+import json
 import re
 from xml.sax.saxutils import quoteattr
 
+from flask import current_app
 from flask_babel import gettext as _
 from flask_babel import pgettext
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+
+from engine.errors import InvalidDiagram
+from engine.loader import parse_xml
+from engine.validation import NS
 
 from .. import audit, policy
 from ..bounds import int_arg
 from ..errors import Conflict, Forbidden, Invalid, NotFound
-from ..models import Department, DeploymentFile, Group, ProcessDefinition, User, utcnow
+from ..hierarchy import platform_department
+from ..models import Department, Deployment, DeploymentFile, Group, ProcessDefinition, User, utcnow
 from .models import ModelDraft, ProcessModel
 
 # A BPMN process id is an XML NCName; keep keys to the portable, URL-safe part of it.
@@ -67,18 +83,101 @@ def not_startable(s: Session, user: User) -> set[str]:
 
 
 def models(s: Session) -> list[ProcessModel]:
-    return list(s.scalars(select(ProcessModel).order_by(ProcessModel.category, ProcessModel.key)))
+    """Every model, and every deployed process not changed in the studio yet (as it is deployed)."""
+    stored = list(s.scalars(select(ProcessModel)))
+    known = {m.key for m in stored}
+    platform = platform_department(s)
+    listed = [_as_deployed(s, key, platform) for key in s.scalars(select(ProcessDefinition.key).distinct())
+              if key not in known]
+    return sorted(stored + [m for m in listed if m is not None], key=lambda m: (m.category, m.key))
 
 
-def get(s: Session, key: str, for_update: bool = False) -> ProcessModel:
+def get(s: Session, key: str, for_update: bool = False, user: User | None = None) -> ProcessModel:
+    """The model `key`. With `for_update` (to change it) it is locked, and a deployed process not
+    yet in the catalogue's tables is stored first, `user` recorded as the one who took it in."""
     query = select(ProcessModel).where(ProcessModel.key == key)
     if for_update and s.bind.dialect.name == "postgresql":
         # OF: the draft is eagerly outer-joined, and PostgreSQL refuses to lock the nullable side.
         query = query.with_for_update(of=ProcessModel)
     model = s.scalar(query)
     if model is None:
-        raise NotFound(_("Process model '%(key)s' does not exist.", key=key))
+        model = _as_deployed(s, key, platform_department(s))
+        if model is None:
+            raise NotFound(_("Process model '%(key)s' does not exist.", key=key))
+        if for_update:
+            model = _store(s, model, user, query)
     return model
+
+
+def _owner(s: Session, key: str, platform: Department | None) -> Department | None:
+    """Who owns a process deployed outside the studio: the department of whoever deployed its
+    first version; the installer's (the built-in procedures), the platform management department."""
+    first = s.scalar(select(Deployment.deployed_by).join(ProcessDefinition, ProcessDefinition.deployment_id == Deployment.id)
+                     .where(ProcessDefinition.key == key).order_by(ProcessDefinition.version).limit(1))
+    deployer = s.get(User, first) if first is not None else None
+    return deployer.department if deployer is not None else platform
+
+
+def _as_deployed(s: Session, key: str, platform: Department | None,
+                 department: Department | None = None) -> ProcessModel | None:
+    """A deployed process as a model not stored yet: its latest version is the draft. None when
+    `key` was never deployed, or when no department can own it yet (no organisation)."""
+    latest = s.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
+                      .order_by(ProcessDefinition.version.desc()).limit(1))
+    if latest is None:
+        return None
+    department = department or _owner(s, key, platform)
+    if department is None:
+        return None
+    deployment = s.get(Deployment, latest.deployment_id)
+    xml, forms, dmn = _deployed_files(s, latest)
+    model = ProcessModel(key=key, name=(latest.name or key)[:255], description=latest.description or "", category="",
+                         department_id=department.id, department=department, starters={"groups": [], "departments": []})
+    scenarios = _shipped_scenarios(key) if deployment.deployed_by is None else {}
+    model.draft = ModelDraft(xml=xml, forms=forms, dmn=dmn, scenarios=scenarios, version=1,
+                             updated_at=deployment.deployed_at)
+    return model
+
+
+def _store(s: Session, model: ProcessModel, user: User | None, query) -> ProcessModel:
+    model.created_by = model.draft.updated_by = user.id if user else None
+    try:
+        with s.begin_nested():
+            s.add(model)
+    except IntegrityError:
+        # Someone else stored it in the meantime: change theirs (the draft version tells stale edits).
+        return s.scalar(query)
+    audit.record(s, "process_model_created", "process_model", model.key, actor_id=model.created_by,
+                 detail={"department_id": model.department_id, "adopted": True})
+    return model
+
+
+def _shipped_scenarios(key: str) -> dict:
+    """The scenario tests a built-in procedure ships with (process_models/<key>/tests), for "try it"."""
+    folder = current_app.config["INKLESS"].process_models_dir / key / "tests"
+    out = {}
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else ():
+        try:
+            scenario = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(scenario, dict):
+            out[path.stem] = scenario
+    return out
+
+
+FORM_PROPERTIES = ("formJsonSchemaFilename", "formUiSchemaFilename")
+
+
+def form_names(xml: str, properties: tuple[str, ...] = FORM_PROPERTIES) -> set[str]:
+    """The form files a diagram's tasks name (empty for a diagram that does not parse)."""
+    try:
+        root = parse_xml(xml, "draft.bpmn")
+    except InvalidDiagram:
+        return set()
+    names = {p.get("value", "").strip() for p in root.iterfind(".//spiffworkflow:property", NS)
+             if p.get("name") in properties}
+    return names - {""}
 
 
 def blank_diagram(key: str, name: str) -> str:
@@ -118,16 +217,16 @@ def blank_diagram(key: str, name: str) -> str:
 """
 
 
-def _deployed_files(s: Session, key: str) -> tuple[str, dict, dict] | None:
-    """The latest deployed diagram, forms and DMN of `key`, to adopt it into the catalogue."""
-    latest = s.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
-                      .order_by(ProcessDefinition.version.desc()).limit(1))
-    if latest is None:
-        return None
-    files = s.scalars(select(DeploymentFile).where(DeploymentFile.deployment_id == latest.deployment_id)).all()
-    xml = next(f.content for f in files if f.name == latest.file)
-    return (xml, {f.name: f.content for f in files if f.kind == "form"},
-            {f.name: f.content for f in files if f.kind == "dmn"})
+def _deployed_files(s: Session, definition: ProcessDefinition) -> tuple[str, dict, dict]:
+    """The diagram of a deployed version, the forms it names and the DMN deployed with it (a
+    built-in deployment carries every form of the platform; the draft needs only its own)."""
+    in_deployment = DeploymentFile.deployment_id == definition.deployment_id
+    xml = s.scalar(select(DeploymentFile.content).where(in_deployment, DeploymentFile.name == definition.file))
+    forms = dict(s.execute(select(DeploymentFile.name, DeploymentFile.content).where(
+        in_deployment, DeploymentFile.kind == "form", DeploymentFile.name.in_(form_names(xml)))).all())
+    dmn = dict(s.execute(select(DeploymentFile.name, DeploymentFile.content).where(
+        in_deployment, DeploymentFile.kind == "dmn")).all())
+    return xml, forms, dmn
 
 
 def _starters(s: Session, value) -> dict:
@@ -147,37 +246,39 @@ def _starters(s: Session, value) -> dict:
 
 def create(s: Session, user: User, fields: dict) -> ProcessModel:
     """A new model owned by the creator's department (a system administrator may name another).
-    A system administrator may adopt a key that is already deployed: its draft starts as the
-    latest deployed version."""
+    A deployed process is in the catalogue already; a system administrator may still take it in
+    for another department than the one that owns it (naming `department`)."""
     require_designer(user)
     key = (fields.get("key") or "").strip()
     if not KEY.match(key):
         raise Invalid(_("The key is invalid."), [{"field": "key", "message": _(
             "use letters, digits, '_' or '-', starting with a letter or '_' (at most 128)")}])
-    department_id = user.department_id
+    department = None
     if fields.get("department") and user.role == "system_admin":
         department = s.scalar(select(Department).where(Department.code == fields["department"]))
         if department is None:
             raise Invalid(_("The department does not exist."), [{"field": "department", "message": _("unknown department")}])
-        department_id = department.id
+    exists = Conflict(_("A process model with key '%(key)s' already exists.", key=key))
     if s.scalar(select(ProcessModel.id).where(ProcessModel.key == key)) is not None:
-        raise Conflict(_("A process model with key '%(key)s' already exists.", key=key))
+        raise exists
     name = (fields.get("name") or "").strip() or key
-    deployed = _deployed_files(s, key)
-    if deployed and user.role != "system_admin":
-        # Deployed processes have no owner yet; claiming one would let a department redeploy
-        # another's process. A system administrator decides which department it belongs to.
-        raise Forbidden(_("'%(key)s' is already deployed; a system administrator adds it to the catalogue "
-                          "for the department that owns it.", key=key))
-    xml, forms, dmn = deployed if deployed else (blank_diagram(key, name), {}, {})
-    model = ProcessModel(key=key, name=name[:255], description=fields.get("description") or "",
-                         category=(fields.get("category") or "")[:64], department_id=department_id,
-                         starters=_starters(s, fields.get("starters")), created_by=user.id)
-    model.draft = ModelDraft(xml=xml, forms=forms, dmn=dmn, scenarios={}, version=1, updated_by=user.id)
+    deployed = s.scalar(select(ProcessDefinition.id).where(ProcessDefinition.key == key).limit(1)) is not None
+    if deployed:
+        if department is None:
+            raise exists  # listed, owned by the department that deployed it: open it there
+        model = _as_deployed(s, key, None, department)
+    else:
+        model = ProcessModel(key=key, department_id=(department or user.department).id)
+        model.draft = ModelDraft(xml=blank_diagram(key, name), forms={}, dmn={}, scenarios={}, version=1)
+    model.name = name[:255] if fields.get("name") else model.name or name[:255]
+    model.description = fields.get("description") or model.description or ""
+    model.category = (fields.get("category") or "")[:64]
+    model.starters = _starters(s, fields.get("starters"))
+    model.created_by = model.draft.updated_by = user.id
     s.add(model)
     s.flush()
     audit.record(s, "process_model_created", "process_model", model.key, actor_id=user.id,
-                 detail={"department_id": department_id, "adopted": deployed is not None})
+                 detail={"department_id": model.department_id, "adopted": deployed})
     return model
 
 

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 INVALID = FIXTURES / "bpmn" / "invalid"
 FORMS = {p.name for p in (ROOT / "forms").glob("*.json")} | {p.name for p in (FIXTURES / "forms").glob("*.json")}
-SERVICES = {"create_account", "send_mail"}
+SERVICES = {"create_account", "send_mail", "notify_escalation"}
 
 
 def problems_of(files: dict, **kwargs) -> list[DiagramProblem]:

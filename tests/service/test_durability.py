@@ -79,7 +79,7 @@ def test_killing_the_server_between_requests_loses_no_completed_step(app, org):
 
         server.start()
         state = server.call("GET", f"/api/v1/process-instances/{instance['id']}", token=token)
-        assert state["active_elements"] == ["platform_review"]
+        assert state["active_elements"] == ["platform_review"]  # the task; its deadline timer is not a step
         assert [h["element_id"] for h in state["history"] if h["user"]] == ["fill_application", "dept_head_review"]
     finally:
         if server.proc and server.proc.poll() is None:

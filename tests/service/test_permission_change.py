@@ -82,7 +82,7 @@ def test_role_and_group_change_applies_after_platform_approval(login, app):
     """R-ACC-4, R-SEC-7, R-SEC-8: the change is applied only after the platform management department
     approves, and the audit log keeps what the grant was before and after."""
     instance_id, body = _request(login, CHANGE)
-    assert body["active_elements"] == ["platform_review"]
+    assert body["active_elements"] == ["platform_review"]  # the task; its deadline timer is not a step
     # The platform sees who asks for what, in the review's instructions.
     task = _only_task(login("platform"), instance_id=instance_id)
     assert "clerk" in task["instructions"] and "dept_admin" in task["instructions"]
