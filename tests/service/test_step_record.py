@@ -64,7 +64,7 @@ def _task(api, instance_id: int) -> dict:
     return task
 
 
-def test_a_return_reason_of_a_studio_form_is_kept_and_shown_to_the_applicant(login, browser):
+def test_a_return_reason_of_a_studio_form_is_kept_and_shown_to_the_applicant(login, browser):  # noqa: F811
     _deploy(login("office_admin"))
     clerk, head = login("clerk"), login("office_head")
     instance = clerk.post("/api/v1/process-instances", json={"process_key": "studio_leave"}).get_json()
