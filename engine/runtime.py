@@ -269,10 +269,13 @@ class Instance:
 
     def active_elements(self) -> list[dict[str, str]]:
         """Where the token stands. A boundary event waiting on an open activity (a deadline's
-        timer) is part of that activity, not a step of its own, so it is left out."""
+        timer) is part of that activity, not a step of its own, so it is left out - unless it failed,
+        because then it is where the incident stands."""
         out = []
         for task in self.workflow.get_tasks(state=_ACTIVE):
-            if task.task_spec.bpmn_id is None or isinstance(task.task_spec, BoundaryEvent):
+            if task.task_spec.bpmn_id is None:
+                continue
+            if isinstance(task.task_spec, BoundaryEvent) and task.state != TaskState.ERROR:
                 continue
             out.append({"element_id": task.task_spec.bpmn_id, "state": TaskState.get_name(task.state)})
         return out

@@ -15,7 +15,7 @@ from tests.service.flows import complete as _complete
 RECORD = {"category": "security", "problem": "财务处多人共用一个账号登录,未按人开通", "evidence": "抽查 12 月 1 日登录日志",
           "severity": "medium", "department": "FIN", "deadline": "2026-12-08T18:00:00+08:00"}
 # The department's task and the deadline timer attached to it.
-RECTIFYING = ["rectify", "rectify_overdue"]
+RECTIFYING = ["rectify"]
 RECTIFIED = {"rectification_plan": "一周内为每人单独开通账号", "rectification_measures": "停用共用账号,逐人申请开通",
              "rectification_result": "共用账号已停用,5 人已单独开通", "responsible_person": "王会计"}
 
