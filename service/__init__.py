@@ -1,7 +1,7 @@
 """Inkless: the Flask application."""
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 
 from .config import Config
 
@@ -31,7 +31,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["TESTING"] = config.testing
     app.json.ensure_ascii = False
 
-    from . import api, auth, bounds, csrf, db, errors, i18n, pages, ratelimit
+    from . import api, auth, bounds, csrf, db, errors, health, i18n, outage, pages, ratelimit
 
     # Before any route is added: every <int:…> in the app is a 64-bit id (service/bounds.py).
     app.url_map.converters["int"] = bounds.IdConverter
@@ -43,10 +43,8 @@ def create_app(config: Config | None = None) -> Flask:
     api.init_app(app)
     pages.init_app(app)
     errors.register(app)
-
-    @app.get("/healthz")
-    def healthz():
-        return jsonify({"status": "ok"})
+    outage.register(app)
+    health.register(app)
 
     @app.after_request
     def _security_headers(response):

@@ -16,6 +16,18 @@ def _app() -> Flask:
     return create_app(Config.from_env())
 
 
+def _ready_app(no_wait: bool) -> Flask:
+    """The app for serve, init and worker: one line instead of a traceback when the database or
+    the storage is away, and a wait for the database (service/startup.py)."""
+    from . import startup
+
+    return startup.ready_app(_app, no_wait)
+
+
+_NO_WAIT = click.option("--no-wait", is_flag=True,
+                        help="Give up at once when the database does not answer (else wait INKLESS_DB_WAIT seconds, 60 by default).")
+
+
 def _session(app: Flask):
     return app.extensions["inkless.db"]()
 
@@ -47,12 +59,19 @@ DEMO_USERS = [
 
 @main.command()
 @click.option("--demo", is_flag=True, help="Also create a demo organisation with one user per role.")
-def init(demo: bool) -> None:
+@_NO_WAIT
+def init(demo: bool, no_wait: bool) -> None:
     """Create or migrate the database and deploy the built-in process models."""
+    from . import startup
+
+    app = _ready_app(no_wait)
+    startup.fail_in_one_line(lambda: _init(app, demo))
+
+
+def _init(app: Flask, demo: bool) -> None:
     from . import definitions, migrate, org, scheduler
     from .models import User
 
-    app = _app()
     cfg = app.config["INKLESS"]
     with app.app_context():
         migrate.upgrade(app.extensions["inkless.engine"])
@@ -92,16 +111,18 @@ def _record_security_policy(app) -> None:
 @main.command()
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
-def serve(host: str, port: int) -> None:
+@_NO_WAIT
+def serve(host: str, port: int, no_wait: bool) -> None:
     """Run the web server (threaded)."""
     import os
 
     from werkzeug.serving import run_simple
 
+    from . import startup
     from .scheduler import start_background
 
-    app = _app()
-    _record_security_policy(app)
+    app = _ready_app(no_wait)
+    startup.tolerate(lambda: _record_security_policy(app), "recording the security policy")
     # Timers fire inside the server too, so one process is a whole platform; more workers may
     # share the database (`inkless worker`). INKLESS_NO_SCHEDULER=1 leaves timers to workers.
     if not os.environ.get("INKLESS_NO_SCHEDULER"):
@@ -112,14 +133,16 @@ def serve(host: str, port: int) -> None:
 @main.command()
 @click.option("--interval", default=1.0, type=float, help="Seconds between looks for due work.")
 @click.option("--once", is_flag=True, help="Fire what is due now and exit.")
-def worker(interval: float, once: bool) -> None:
+@_NO_WAIT
+def worker(interval: float, once: bool, no_wait: bool) -> None:
     """Fire due timers, deadlines and timer start events (several workers may run at once)."""
     import time
 
+    from . import startup
     from .scheduler import ensure_builtin_jobs, run_due
 
-    app = _app()
-    ensure_builtin_jobs(app)
+    app = _ready_app(no_wait)
+    startup.tolerate(lambda: ensure_builtin_jobs(app), "checking the built-in jobs")
     if once:
         click.echo(f"fired {run_due(app)}")
         return

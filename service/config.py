@@ -67,6 +67,9 @@ class Config:
     # INKLESS_CLOCK_START (ISO 8601 with offset): the process's clock starts at this moment and
     # runs on. For the test suite's servers and for demos of deadlines; never set in production.
     clock_start: str | None = None
+    # `inkless serve`/`init`/`worker` wait this many seconds for a database that does not answer
+    # at start (service/startup.py); 0 (or --no-wait) gives up at once.
+    database_wait: float = 60.0
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -89,6 +92,8 @@ class Config:
         if env.get("INKLESS_BACKUP_KEEP"):
             cfg.backup_keep = int(env["INKLESS_BACKUP_KEEP"])
         cfg.clock_start = env.get("INKLESS_CLOCK_START") or None
+        if env.get("INKLESS_DB_WAIT"):
+            cfg.database_wait = max(0.0, float(env["INKLESS_DB_WAIT"]))
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
         _identity_from_env(cfg, env)

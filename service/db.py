@@ -18,6 +18,8 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.orm.util import identity_key
 
+from . import outage
+
 
 class Base(DeclarativeBase):
     pass
@@ -44,9 +46,30 @@ def make_engine(url: str) -> Engine:
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     else:
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+        # A server that drops packets instead of refusing must not hold a request (or /healthz)
+        # for the operating system's TCP timeout; a connect_timeout in the URL wins.
+        connect_args = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
+        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
     _watch_writes(engine)
+    _renew_stale_connections(engine)
     return engine
+
+
+CONNECT_TIMEOUT = 5  # seconds
+
+
+def _renew_stale_connections(engine: Engine) -> None:
+    """A SQLite connection opened while its file or directory was read-only (or missing) stays
+    read-only after the storage is writable again: on such an error every pooled connection is
+    dropped (SQLAlchemy's disconnect handling), so the next request opens fresh ones."""
+    if engine.dialect.name != "sqlite":
+        return  # PostgreSQL's dialect recognises its own lost connections
+
+    @event.listens_for(engine, "handle_error")
+    def _stale(context):
+        found = outage.classify(context.original_exception)
+        if found is not None and found.code in (outage.STORAGE_READ_ONLY, outage.DATABASE_UNAVAILABLE):
+            context.is_disconnect = True
 
 
 _reading: contextvars.ContextVar[bool] = contextvars.ContextVar("inkless_reading", default=False)

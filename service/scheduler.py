@@ -276,7 +276,11 @@ def start_background(app: Flask, interval: float = 1.0):
     """APScheduler inside a process (`inkless serve` and `inkless worker`)."""
     from apscheduler.schedulers.background import BackgroundScheduler
 
-    ensure_builtin_jobs(app)
+    from .startup import tolerate
+
+    # On full or read-only storage the server still starts (and answers 503 saying so); the jobs
+    # are checked again at the next start.
+    tolerate(lambda: ensure_builtin_jobs(app), "checking the built-in jobs")
     scheduler = BackgroundScheduler(daemon=True)
     scheduler.add_job(run_due, "interval", seconds=interval, args=[app], max_instances=1, coalesce=True,
                       id="inkless-run-due")
