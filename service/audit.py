@@ -1,42 +1,95 @@
-"""The tamper-evident audit log (R-SEC-8, R-SEC-10).
+"""The tamper-evident audit log (R-SEC-3, R-SEC-8, R-SEC-10).
 
-Each event's hash is SHA-256 over the previous hash and the event's canonical JSON, so deleting
-or editing a row breaks every later link; `verify` finds the first broken one. Appends happen in
-the caller's transaction, so an action and its audit record commit together or not at all.
+Each event's MAC is HMAC-SHA256, under a key held outside the database, over the previous event's
+MAC and the event's canonical JSON; the row names the key (`key_id`). Deleting or editing a row
+breaks every later link, and without the key no one can recompute the chain after an edit.
+Truncation — deleting the newest rows, or all of them — leaves an intact chain, so signed
+checkpoints outside the database anchor its head (service/audit_chain.py, which also verifies).
+
+Rows written before the chain was keyed (migration 0012) keep `key_id` NULL and their plain
+SHA-256; they can only form the start of the log.
+
+The keys are handled like the documents' master keys (service/documents/keys.py): INKLESS_AUDIT_KEY
+(base64, current first) or key files in `<data dir>/keys/audit/`, the first generated on first use;
+`inkless audit rotate-key` adds a key and makes it current, the older ones stay to verify old rows.
+
+Appends happen in the caller's transaction, so an action and its audit record commit together or
+not at all.
 """
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import os
 from datetime import UTC
+from pathlib import Path
 from typing import Any
 
-from flask import has_request_context, request
+from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from .documents.keys import Keyring
 from .models import AuditEvent, utcnow
 
 GENESIS = "0" * 64
+KEYRING = "inkless.audit.keys"
 
 
-def _digest(prev: str, event: AuditEvent) -> str:
-    body = json.dumps(
-        {
-            "at": event.at.astimezone(UTC).replace(tzinfo=None).isoformat(),
-            "actor": event.actor_id,
-            "action": event.action,
-            "type": event.object_type,
-            "id": event.object_id,
-            "detail": event.detail,
-            "addr": event.client_addr,
-        },
-        sort_keys=True,
-        ensure_ascii=False,
-        default=str,
-    )
-    return hashlib.sha256((prev + body).encode("utf-8")).hexdigest()
+# --- keys -------------------------------------------------------------------------------------
 
+def key_dir(app: Flask) -> Path:
+    return Path(app.config["INKLESS"].data_dir) / "keys" / "audit"
+
+
+def _current_stamp(directory: Path) -> int | None:
+    try:
+        return os.stat(directory / "CURRENT").st_mtime_ns
+    except FileNotFoundError:
+        return None
+
+
+def keyring(app: Flask | None = None) -> Keyring:
+    """The audit keys. From files, a rotation by another process (`inkless audit rotate-key`) is
+    followed at the next append: one stat of `CURRENT` per call."""
+    app = app or current_app
+    configured = app.config["INKLESS"].audit_keys
+    directory = key_dir(app)
+    stamp = None if configured else _current_stamp(directory)
+    held = app.extensions.get(KEYRING)
+    if held is None or held[1] != stamp:
+        ring = Keyring.load(configured, directory)
+        app.extensions[KEYRING] = held = (ring, stamp)
+    return held[0]
+
+
+# --- the formula ------------------------------------------------------------------------------
+
+def fields(event: AuditEvent) -> dict:
+    """What the MAC covers, as stored in archive files."""
+    return {
+        "at": event.at.astimezone(UTC).replace(tzinfo=None).isoformat(),
+        "actor": event.actor_id,
+        "action": event.action,
+        "type": event.object_type,
+        "id": event.object_id,
+        "detail": event.detail,
+        "addr": event.client_addr,
+    }
+
+
+def digest(prev: str, body: dict, kid: str | None, key: bytes | None) -> str:
+    """Keyed: HMAC-SHA256(key, prev + canonical JSON with the key id). Legacy (kid None): SHA-256."""
+    if kid is not None:
+        body = {**body, "kid": kid}
+    data = (prev + json.dumps(body, sort_keys=True, ensure_ascii=False, default=str)).encode("utf-8")
+    if kid is None:
+        return hashlib.sha256(data).hexdigest()
+    return hmac.new(key, data, hashlib.sha256).hexdigest()
+
+
+# --- appending --------------------------------------------------------------------------------
 
 def record(
     session: Session,
@@ -50,6 +103,7 @@ def record(
         # Serialise appends so two transactions never chain onto the same predecessor.
         session.execute(text("SELECT pg_advisory_xact_lock(7301)"))
     prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
+    kid, key = keyring().current()
     event = AuditEvent(
         at=utcnow().replace(microsecond=0),
         actor_id=actor_id,
@@ -59,18 +113,9 @@ def record(
         detail=detail or {},
         client_addr=request.remote_addr if has_request_context() else None,
         prev_hash=prev,
+        key_id=kid,
     )
-    event.hash = _digest(prev, event)
+    event.hash = digest(prev, fields(event), kid, key)
     session.add(event)
     session.flush()
     return event
-
-
-def verify(session: Session) -> int | None:
-    """Returns the id of the first event whose chain is broken, or None if the log is intact."""
-    prev = GENESIS
-    for event in session.scalars(select(AuditEvent).order_by(AuditEvent.id)):
-        if event.prev_hash != prev or _digest(prev, event) != event.hash:
-            return event.id
-        prev = event.hash
-    return None

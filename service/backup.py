@@ -58,7 +58,7 @@ from sqlalchemy.pool import NullPool
 
 from engine import clock
 
-from . import audit
+from . import audit, audit_chain
 from . import models as _models  # noqa: F401 - registers the tables
 from .db import Base
 from .documents import models as _document_models  # noqa: F401
@@ -273,6 +273,10 @@ def create(app: Flask) -> Backup:
                 counts[table.name] = n
             # Still inside the snapshot: every blob its rows name was written before they committed.
             blobs = _copy_blobs(_blob_dir(app), work, parts)
+            checkpoint = audit_chain.signed_checkpoint(app, conn)
+        part = _Part(work, audit_chain.CHECKPOINT)
+        part.write(json.dumps(checkpoint, ensure_ascii=False, sort_keys=True).encode())
+        part.close(parts)
         body = {
             "format": FORMAT, "id": backup_id, "created_at": created_at.isoformat(),
             "schema_revision": revision, "database": app.extensions["inkless.engine"].dialect.name,
@@ -284,6 +288,7 @@ def create(app: Flask) -> Backup:
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+    audit_chain.publish(app, checkpoint)  # every backup anchors the chain outside the database too
     log.info("backup %s: %d rows, %d files", backup_id, sum(counts.values()), blobs)
     return Backup(backup_id, root / backup_id, body)
 
@@ -464,14 +469,21 @@ def verify(app: Flask, backup: Backup) -> dict:
     body, problems = integrity(app, backup)
     restored: dict[str, int] = {}
     if body is not None and not problems:
-        problems = _trial_restore(backup, body, restored)
+        problems = _trial_restore(app, backup, body, restored)
     record = {"at": clock.now().isoformat(), "ok": not problems, "problems": problems, "tables": restored}
     (backup.path / VERIFICATION).write_text(json.dumps(record, ensure_ascii=False, indent=1))
     backup.verification = record
     return record
 
 
-def _trial_restore(backup: Backup, body: dict, restored: dict) -> list[dict]:
+def _chain(app: Flask, s: Session, backup: Backup) -> audit_chain.Verdict:
+    """The backup's audit chain, against the checkpoint taken with its snapshot."""
+    ring = audit.keyring(app)
+    anchor = audit_chain.anchor_of(ring, [backup.path / audit_chain.CHECKPOINT])
+    return audit_chain.verify(s, ring, audit_chain.archive_dir(app), anchor)
+
+
+def _trial_restore(app: Flask, backup: Backup, body: dict, restored: dict) -> list[dict]:
     problems: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="inkless-verify-") as scratch:
         engine = create_engine(f"sqlite:///{Path(scratch) / 'trial.db'}", poolclass=NullPool)
@@ -484,9 +496,9 @@ def _trial_restore(backup: Backup, body: dict, restored: dict) -> list[dict]:
                     problems.append({"part": f"db/{name}.jsonl", "problem": "count",
                                      "detail": f"{restored.get(name)} != {expected}"})
             with Session(engine) as s:
-                broken = audit.verify(s)
-                if broken is not None:
-                    problems.append({"part": "db/audit_events.jsonl", "problem": "audit_chain", "detail": str(broken)})
+                chain = _chain(app, s, backup)
+                if not chain.ok:
+                    problems.append({"part": "db/audit_events.jsonl", "problem": "audit_chain", "detail": chain.detail})
                 problems.extend(_missing_blobs(s, body))
         except BackupError as e:
             problems.append({"part": "db", "problem": "restore_failed", "detail": str(e)})
@@ -560,6 +572,7 @@ def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | Non
                                       f"the database is at {revision}: upgrade or downgrade first")
     if nonempty and not force:
         raise BackupError("not_empty", f"the database is not empty ({', '.join(nonempty[:5])}…); use --force")
+    superseded = audit_chain.anchors(app, audit.keyring(app)).checkpoint
     _restore_blobs(backup.path, _blob_dir(app), body)
     with engine.begin() as conn:
         if force:
@@ -567,12 +580,16 @@ def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | Non
         counts = _load(conn, backup.path, body)
         _reset_sequences(conn)
         s = Session(bind=conn)
+        chain = _chain(app, s, backup)
+        if not chain.ok:
+            raise BackupError("audit_chain", f"the restored audit chain is broken: {chain.detail}")
+        # The events after the backup are gone from the chain: the record says up to where it reached.
         audit.record(s, "backup_restored", "backup", backup.id, actor_id=actor_id,
-                     detail={"created_at": body["created_at"], "force": force, "rows": sum(counts.values())})
-        broken = audit.verify(s)
-        if broken is not None:
-            raise BackupError("audit_chain", f"the restored audit chain breaks at event {broken}")
+                     detail={"created_at": body["created_at"], "force": force, "rows": sum(counts.values()),
+                             "superseded_checkpoint": superseded and {k: superseded[k] for k in ("last_id", "rows", "at")}})
         s.flush()
+    with engine.connect() as conn:
+        audit_chain.write_checkpoint(app, conn, replace=True)  # the chain moved back on purpose
     return counts
 
 

@@ -411,6 +411,66 @@ def backup_restore(backup_id: str, force: bool) -> None:
     click.echo(f"restored {backup_id}: {sum(counts.values())} rows in {len(counts)} tables")
 
 
+@main.group("audit")
+def audit_group() -> None:
+    """The audit chain: verify it, sign a checkpoint, rotate its key (service/audit_chain.py)."""
+
+
+@audit_group.command("verify")
+@click.option("--from", "from_id", type=int, default=None, help="Start at this event (trusting its link backwards).")
+def audit_verify(from_id: int | None) -> None:
+    """Check every event's MAC and link and the tail against the newest checkpoint; exit status 1
+    naming the first bad event or the missing tail."""
+    from . import audit_chain
+
+    app = _app()
+    with app.test_request_context():
+        s = _session(app)
+        try:
+            verdict = audit_chain.verify_platform(app, s, from_id)
+        finally:
+            s.close()
+    if not verdict.ok:
+        click.echo(f"audit chain BROKEN: {verdict.detail}", err=True)
+        sys.exit(1)
+    click.echo(f"audit chain intact: {verdict.detail}")
+
+
+@audit_group.command("checkpoint")
+def audit_checkpoint() -> None:
+    """Sign the chain's head now and write it to the checkpoint files."""
+    from . import audit_chain
+
+    app = _app()
+    with app.test_request_context():
+        s = _session(app)
+        try:
+            body = audit_chain.write_checkpoint(app, s)
+        finally:
+            s.close()
+    paths = ", ".join(str(p) for p in audit_chain.checkpoint_paths(app))
+    click.echo(f"checkpoint at event {body['last_id']} ({body['rows']} events) written to {paths}")
+
+
+@audit_group.command("rotate-key")
+def audit_rotate_key() -> None:
+    """Make a new audit key current (older keys stay: they verify older events), then a checkpoint."""
+    from . import audit_chain
+
+    app = _app()
+    with app.test_request_context():
+        s = _session(app)
+        try:
+            kid = audit_chain.rotate_key(app, s)
+            s.commit()
+            audit_chain.write_checkpoint(app, s)
+        except audit_chain.ChainError as e:
+            raise click.ClickException(str(e)) from None
+        finally:
+            s.close()
+    click.echo(f"audit key {kid} is current")
+
+
 def _report(record: dict) -> None:
     from .backup import problem_text
 

@@ -41,6 +41,15 @@ class Config:
     # None means <data dir>/backups. The newest backup_keep backups are kept.
     backup_dir: Path | None = None
     backup_keep: int = 7
+    # The audit chain (service/audit_chain.py, R-SEC-3, R-SEC-8): HMAC keys from INKLESS_AUDIT_KEY
+    # (base64, current first) or else key files in <data dir>/keys/audit/; a signed checkpoint every
+    # audit_checkpoint_minutes, in the backup location and in audit_checkpoint_file (default
+    # <data dir>/audit/checkpoint.json: point it at another disk); rows older than
+    # audit_retention_days (at least 180, MLPS 2.0 level 3's six months) move to signed archive files.
+    audit_keys: list[bytes] = field(default_factory=list)
+    audit_checkpoint_minutes: int = 60
+    audit_checkpoint_file: Path | None = None
+    audit_retention_days: int = 400
     # Identity (R-SEC-1, R-SEC-2, R-SEC-6): every setting here is explicit and shown to administrators.
     # A second factor is required of these roles; "group:<code>" names a functional group. Enforcement
     # is on for every deployment; the test suite's app fixture turns it off so tests that are not about
@@ -94,13 +103,33 @@ class Config:
         cfg.clock_start = env.get("INKLESS_CLOCK_START") or None
         if env.get("INKLESS_DB_WAIT"):
             cfg.database_wait = max(0.0, float(env["INKLESS_DB_WAIT"]))
+        _audit_from_env(cfg, env)
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
         _identity_from_env(cfg, env)
         _scripts_from_env(cfg, env)
         for key, value in overrides.items():
             setattr(cfg, key, value)
+        if cfg.audit_retention_days < MIN_AUDIT_RETENTION_DAYS:
+            raise ValueError(f"INKLESS_AUDIT_RETENTION_DAYS must be at least {MIN_AUDIT_RETENTION_DAYS} "
+                             "(audit records are kept six months at least)")
         return cfg
+
+
+MIN_AUDIT_RETENTION_DAYS = 180
+
+
+def _audit_from_env(cfg: Config, env) -> None:
+    if env.get("INKLESS_AUDIT_KEY"):
+        from .documents.settings import parse_keys
+
+        cfg.audit_keys = parse_keys(env["INKLESS_AUDIT_KEY"], "INKLESS_AUDIT_KEY")
+    if env.get("INKLESS_AUDIT_CHECKPOINT"):
+        cfg.audit_checkpoint_file = Path(env["INKLESS_AUDIT_CHECKPOINT"]).resolve()
+    for name, attr in (("INKLESS_AUDIT_CHECKPOINT_MINUTES", "audit_checkpoint_minutes"),
+                       ("INKLESS_AUDIT_RETENTION_DAYS", "audit_retention_days")):
+        if env.get(name):
+            setattr(cfg, attr, int(env[name]))
 
 
 def _identity_from_env(cfg: Config, env) -> None:

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session
 
 from engine import clock
 
-from . import audit, backup, policy
+from . import audit_chain, backup, policy
 from .models import Notification, ScheduledJob, User
 
 log = logging.getLogger("inkless.maintenance")
@@ -74,8 +74,8 @@ def checks(app: Flask, s: Session) -> list[Check]:
     except Exception as e:  # noqa: BLE001 - an unreachable database is the finding
         s.rollback()
         return [Check("database", False, f"{type(e).__name__}: {e}"[:300])]
-    broken = audit.verify(s)
-    out.append(Check("audit_chain", broken is None, "" if broken is None else f"event {broken}"))
+    verdict = audit_chain.verify_platform(app, s)
+    out.append(Check("audit_chain", verdict.ok, verdict.message()))
     out.append(_disk("disk_data", Path(app.config["INKLESS"].data_dir)))
     out.append(_disk("disk_backups", backup.location(app)))
     out.append(_last_backup(app))

@@ -268,7 +268,7 @@ class InstanceStep(Base):
 
 
 class AuditEvent(Base):
-    """Tamper-evident audit log: each row's hash covers the previous row's hash (R-SEC-8)."""
+    """Tamper-evident audit log: each row's MAC covers the previous row's (R-SEC-8, service/audit.py)."""
 
     __tablename__ = "audit_events"
 
@@ -281,7 +281,8 @@ class AuditEvent(Base):
     detail: Mapped[dict] = mapped_column(JSON, default=dict)
     client_addr: Mapped[str | None] = mapped_column(String(64))
     prev_hash: Mapped[str] = mapped_column(String(64))
-    hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))  # HMAC-SHA256 under key_id; plain SHA-256 if NULL (legacy)
+    key_id: Mapped[str | None] = mapped_column(String(32))
 
 
 class ScheduledJob(Base):

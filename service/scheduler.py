@@ -231,6 +231,11 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
 
         digest.fire(s, job)
         return True
+    if job.kind == "audit":
+        from . import audit_chain
+
+        audit_chain.fire(s, job)
+        return True
     if job.kind == "snapshots":
         from . import analytics
 
@@ -260,13 +265,15 @@ def ensure_job(s: Session, kind: str, ref: str, due_at: datetime) -> None:
 
 def ensure_builtin_jobs(app: Flask) -> None:
     """Jobs every platform has, created when a scheduler starts: the daily jobs (the supervisors'
-    digest among them) and the refresh of the indicator snapshots the dashboards read."""
-    from . import analytics
+    digest among them), the refresh of the indicator snapshots the dashboards read, and the audit
+    chain's archiving and checkpoints."""
+    from . import analytics, audit_chain
 
     s = app.extensions["inkless.db"]()
     try:
         ensure_daily_jobs(s)
         ensure_job(s, *analytics.SNAPSHOT_JOB, clock.now())
+        ensure_job(s, *audit_chain.JOB, clock.now())
         s.commit()
     finally:
         s.close()

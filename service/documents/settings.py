@@ -47,7 +47,8 @@ def _value(config, attr: str, env: str, default, cast):
     return default if raw in (None, "") else cast(raw)
 
 
-def _keys(raw: str) -> list[bytes]:
+def parse_keys(raw: str, setting: str = "INKLESS_MASTER_KEY") -> list[bytes]:
+    """Base64 32-byte keys, comma-separated, current first (the master keys and the audit keys)."""
     keys = []
     for part in (p.strip() for p in raw.split(",")):
         if not part:
@@ -55,9 +56,9 @@ def _keys(raw: str) -> list[bytes]:
         try:
             key = base64.b64decode(part, validate=True)
         except binascii.Error:
-            raise ValueError("INKLESS_MASTER_KEY must be base64 (e.g. `openssl rand -base64 32`)") from None
+            raise ValueError(f"{setting} must be base64 (e.g. `openssl rand -base64 32`)") from None
         if len(key) != 32:
-            raise ValueError("INKLESS_MASTER_KEY keys must be 32 bytes")
+            raise ValueError(f"{setting} keys must be 32 bytes")
         keys.append(key)
     return keys
 
@@ -68,7 +69,7 @@ def from_config(config) -> DocumentSettings:
     settings.max_upload_bytes = _value(config, "document_max_bytes", "INKLESS_DOCUMENT_MAX_BYTES",
                                        settings.max_upload_bytes, int)
     settings.cipher = _value(config, "document_cipher", "INKLESS_DOCUMENT_CIPHER", settings.cipher, str).upper()
-    settings.master_keys = _value(config, "master_keys", "INKLESS_MASTER_KEY", [], _keys)
+    settings.master_keys = _value(config, "master_keys", "INKLESS_MASTER_KEY", [], parse_keys)
     settings.archive_after_days = _value(config, "archive_after_days", "INKLESS_ARCHIVE_AFTER_DAYS",
                                          settings.archive_after_days, int)
     settings.retention_days = _value(config, "document_retention_days", "INKLESS_DOCUMENT_RETENTION_DAYS",

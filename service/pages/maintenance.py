@@ -19,6 +19,7 @@ bp = Blueprint("maintenance", __name__, url_prefix="/maintenance")
 
 JOB_KINDS = {
     "archive": N_("Archive documents past the policy age"),
+    "audit": N_("Archive audit events past retention and sign a checkpoint of the audit chain"),
     "backup": N_("Back up, verify the backup, remove old backups, run the daily checks"),
     "digest": N_("Supervisors' daily digest"),
     "snapshots": N_("Refresh the indicator snapshots"),
@@ -32,6 +33,7 @@ PROBLEMS = {
     "unlisted": N_("the file is not in the manifest"),
     "count": N_("the trial restore has a different number of rows"),
     "audit_chain": N_("the audit chain of the trial restore is broken"),
+    "audit_checkpoint": N_("the backup's audit checkpoint is missing or its signature does not match"),
     "restore_failed": N_("the trial restore failed"),
 }
 

@@ -118,3 +118,67 @@ def test_the_groups_migration_upgrades_a_database_holding_groups_and_members(tmp
             with admin.begin() as c:
                 c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
+
+
+def test_the_keyed_audit_migration_keeps_earlier_events_verifying(tmp_path):
+    """Issue 15, R-OPS-2, R-SEC-8: a database at 0011 whose audit log holds events chained with the
+    plain SHA-256 formula upgrades; they keep key_id NULL and verify as the legacy start of the log,
+    and a keyed event appended after them chains onto their head."""
+    import json as _json
+    from hashlib import sha256
+
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from service import audit, audit_chain
+    from service.db import make_engine
+    from service.documents.keys import Keyring
+    from service.models import AuditEvent
+
+    if USE_PG:
+        engine, cleanup = _fresh_engine(tmp_path)
+    else:
+        engine, cleanup = make_engine(f"sqlite:///{tmp_path / 'audit.db'}"), None
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+
+    def migrate(step, revision):
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            step(cfg, revision)
+
+    try:
+        migrate(command.upgrade, "0011_groups")
+        prev = audit.GENESIS
+        with engine.begin() as c:
+            for i in (1, 2):
+                body = _json.dumps({"at": f"2026-11-0{i}T08:00:00", "actor": None, "action": "login", "type": "user",
+                                    "id": str(i), "detail": {}, "addr": None}, sort_keys=True, ensure_ascii=False)
+                digest = sha256((prev + body).encode()).hexdigest()  # as service/audit.py wrote it before 0012
+                c.execute(text("INSERT INTO audit_events (id, at, actor_id, action, object_type, object_id, detail, "
+                               "client_addr, prev_hash, hash) VALUES (:id, :at, NULL, 'login', 'user', :oid, '{}', NULL, "
+                               ":prev, :hash)"), {"id": i, "at": f"2026-11-0{i} 08:00:00", "oid": str(i),
+                                                  "prev": prev, "hash": digest})
+                prev = digest
+        migrate(command.upgrade, "head")
+        ring = Keyring([b"k" * 32], None)
+        with Session(engine) as s:
+            assert s.scalars(select(AuditEvent.key_id).order_by(AuditEvent.id)).all() == [None, None]
+            kid, key = ring.current()
+            event = AuditEvent(at=audit.utcnow().replace(microsecond=0), action="after", object_type="test",
+                               detail={}, prev_hash=prev, key_id=kid)
+            event.hash = audit.digest(prev, audit.fields(event), kid, key)
+            s.add(event)
+            s.commit()
+            verdict = audit_chain.verify(s, ring, tmp_path / "no-archives", audit_chain.Anchor())
+            assert verdict.ok and verdict.rows == 3, verdict.detail
+        migrate(command.downgrade, "0011_groups")
+        with engine.connect() as c:
+            assert c.execute(text("SELECT COUNT(*) FROM audit_events")).scalar() == 3
+    finally:
+        engine.dispose()
+        if cleanup:
+            admin, schema = cleanup
+            with admin.begin() as c:
+                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
+
