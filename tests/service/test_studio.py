@@ -69,6 +69,18 @@ def test_draft_saves_bump_the_version_and_a_stale_save_gets_409(login):
     save(office, KEY, 2, status=422, forms={"../evil.json": "{}"})
 
 
+def test_a_new_model_starts_valid_on_the_server(login):
+    """Issue 14, R-WF-1: the new-model template passes the server's validation with no problem at
+    all (not even a warning) and deploys as it is; the browser's lint of the same template is in
+    tests/browser/test_studio.py."""
+    office = login("office_admin")
+    created = create_model(office, "fresh_model", name="新流程", starters={})
+    assert created["draft"]["version"] == 1 and 'id="fresh_model"' in created["draft"]["xml"]
+    r = office.post("/api/v1/studio/fresh_model/validate", json={})
+    assert r.status_code == 200 and r.get_json() == {"valid": True, "problems": []}, r.get_json()
+    assert deploy(office, "fresh_model", 1)["version"] == 1
+
+
 def test_validation_names_the_gateway_without_conditions(login):
     """Every exclusive gateway needs a default or complete conditions; the problem names it."""
     office = login("office_admin")
