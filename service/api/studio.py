@@ -64,6 +64,8 @@ class DeployIn(_In):
 class MigrateIn(_In):
     to_version = Integer(load_default=None, allow_none=True, minimum=1)
     instance_ids = fields.List(Integer(minimum=0), load_default=None, allow_none=True)
+    dry_run = fields.Boolean(load_default=False, metadata={
+        "description": "only say which instances would move and which would stay, and why; nothing changes"})
 
 
 class PreviewIn(_In):
@@ -188,17 +190,20 @@ class Migrated(Schema):
     id = fields.Integer()
     from_ = fields.Integer(data_key="from", attribute="from")
     to = fields.Integer()
+    at = fields.List(fields.String(), metadata={"description": "elements the instance is active at"})
 
 
 class Refused(Schema):
     id = fields.Integer()
     version = fields.Integer()
-    elements = fields.List(fields.String())
+    elements = fields.List(fields.String(), metadata={"description": "active elements the target version lacks"})
+    at = fields.List(fields.String(), metadata={"description": "elements the instance is active at"})
     reason = fields.String()
 
 
 class Migration(Schema):
     version = fields.Integer()
+    dry_run = fields.Boolean(metadata={"description": "true: `migrated` lists what would move, nothing moved"})
     migrated = fields.List(fields.Nested(Migrated))
     refused = fields.List(fields.Nested(Refused))
 
@@ -370,11 +375,13 @@ class Migrate(MethodView):
     @blp.arguments(MigrateIn)
     @blp.response(200, Migration)
     def post(self, body, key):
-        """Move running instances of older versions to `to_version` (default the latest)."""
+        """Move running instances of older versions to `to_version` (default the latest); with
+        `dry_run` only say which would move and which would stay, and why."""
         user = catalogue.require_designer(auth.current_user())
         with db.unit_of_work() as s:
             model = catalogue.get(s, key)
-            return migrate.migrate(s, user, model, body.get("to_version"), body.get("instance_ids"))
+            return migrate.migrate(s, user, model, body.get("to_version"), body.get("instance_ids"),
+                                   dry_run=body["dry_run"])
 
 
 @blp.route("/<string:key>/package")

@@ -13,7 +13,7 @@ from flask_babel import gettext as _
 from sqlalchemy import func, select
 
 from .. import db
-from ..bounds import int_arg
+from ..bounds import MAX_INT, int_arg
 from ..errors import Invalid
 from ..models import Department, Group, ProcessDefinition, ProcessInstance
 from ..studio import catalogue, diff, migrate, modeler_strings
@@ -133,17 +133,26 @@ def versions(key):
         old = old or str(deployed[-1].version)
         new = new or "draft"
         changes = diff.diff(catalogue.diagram(s, model, old), catalogue.diagram(s, model, new))
+    # ?migrate_to=N: the dry run of moving the running instances to version N (nothing moves).
+    to_version = request.args.get("migrate_to", type=int_arg)
+    preview = migrate.migrate(s, g.user, model, to_version, dry_run=True) if to_version else None
     return render_template("studio_versions.html", model=model, deployed=deployed, running=running,
-                           changes=changes, old=old, new=new, editable=catalogue.may_edit(g.user, model))
+                           changes=changes, old=old, new=new, editable=catalogue.may_edit(g.user, model),
+                           preview=preview)
 
 
 @bp.post("/<key>/migrate")
 @signed_in
 def migrate_instances(key):
     to_version = request.form.get("to_version", type=int_arg)
+    # The instances the dry run showed as movable; one started since is not moved unseen.
+    chosen = [int(v) for v in request.form.getlist("instance_id") if v.isdigit() and int(v) <= MAX_INT]
+    if not chosen:
+        flash(_("No instance was chosen to move."), "error")
+        return redirect(url_for(".versions", key=key))
     with db.unit_of_work() as s:
         model = catalogue.get(s, key)
-        outcome = migrate.migrate(s, g.user, model, to_version)
+        outcome = migrate.migrate(s, g.user, model, to_version, chosen)
     flash(_("%(n)s instance(s) moved to version %(v)s.", n=len(outcome["migrated"]), v=outcome["version"]), "ok")
     for refused in outcome["refused"]:
         flash(_("Instance %(id)s stays on version %(v)s: %(reason)s", id=refused["id"], v=refused["version"],

@@ -6,6 +6,10 @@ helpers (SpiffWorkflow.bpmn.util.diff) align the instance's tasks with the new s
 ready are re-predicted from the new diagram, while waiting events keep their state, so a running
 timer is not restarted. An instance that cannot move stays as it is and is reported with the
 elements that are missing. Each migration is audited.
+
+A dry run goes through the same steps on the instances as loaded (the move and the reload on the
+new version included) and keeps nothing: it says which instances would move, from where, and which
+would stay and why, so an administrator sees the outcome before deciding.
 """
 from __future__ import annotations
 
@@ -71,7 +75,7 @@ def _move(workflow, new_process) -> None:
 
 
 def migrate(s: Session, user: User, model: ProcessModel, to_version: int | None = None,
-            instance_ids: list[int] | None = None) -> dict:
+            instance_ids: list[int] | None = None, dry_run: bool = False) -> dict:
     require_migrator(user, model)
     target = _target(s, model.key, to_version)
     new_process = process_for(s, target.deployment_id, model.key)
@@ -82,12 +86,13 @@ def migrate(s: Session, user: User, model: ProcessModel, to_version: int | None 
         query = query.where(ProcessInstance.id.in_(instance_ids))
     migrated, refused = [], []
     for instance_id in list(s.scalars(query)):
-        row = units._load(s, instance_id)
+        row = units._load(s, instance_id, for_update=not dry_run)
         old_version = row.version
         instance = units._engine_instance(s, row)
+        at = [a["element_id"] for a in instance.active_elements()]
         missing = _missing(instance.workflow, new_process)
         if missing:
-            refused.append({"id": row.id, "version": old_version, "elements": missing, "reason": _(
+            refused.append({"id": row.id, "version": old_version, "elements": missing, "at": at, "reason": _(
                 "active at %(elements)s, which version %(v)s does not have", elements=", ".join(missing),
                 v=target.version)})
             continue
@@ -96,8 +101,11 @@ def migrate(s: Session, user: User, model: ProcessModel, to_version: int | None 
             state = instance.dumps()
             codec.loads(state, new_process.spec, new_process.subprocess_specs)  # it must load on the new spec
         except Exception as e:  # noqa: BLE001 - an instance that cannot move stays where it is
-            refused.append({"id": row.id, "version": old_version, "elements": [],
+            refused.append({"id": row.id, "version": old_version, "elements": [], "at": at,
                             "reason": _("cannot be moved: %(error)s", error=str(e))})
+            continue
+        migrated.append({"id": row.id, "from": old_version, "to": target.version, "at": at})
+        if dry_run:
             continue
         moved = Instance.load(new_process, state, script_engine())
         row.definition_id, row.version = target.id, target.version
@@ -105,11 +113,10 @@ def migrate(s: Session, user: User, model: ProcessModel, to_version: int | None 
         _refresh_open_tasks(s, row, moved)
         audit.record(s, "instance_migrated", "process_instance", row.id, actor_id=user.id,
                      detail={"process_key": model.key, "from": old_version, "to": target.version})
-        migrated.append({"id": row.id, "from": old_version, "to": target.version})
-    if refused:
+    if refused and not dry_run:
         audit.record(s, "instance_migration_refused", "process_model", model.key, actor_id=user.id,
                      detail={"to": target.version, "instances": [r["id"] for r in refused]})
-    return {"version": target.version, "migrated": migrated, "refused": refused}
+    return {"version": target.version, "dry_run": dry_run, "migrated": migrated, "refused": refused}
 
 
 def _refresh_open_tasks(s: Session, row: ProcessInstance, instance: Instance) -> None:

@@ -69,6 +69,18 @@ def test_draft_saves_bump_the_version_and_a_stale_save_gets_409(login):
     save(office, KEY, 2, status=422, forms={"../evil.json": "{}"})
 
 
+def test_a_new_model_starts_valid_on_the_server(login):
+    """Issue 14, R-WF-1: the new-model template passes the server's validation with no problem at
+    all (not even a warning) and deploys as it is; the browser's lint of the same template is in
+    tests/browser/test_studio.py."""
+    office = login("office_admin")
+    created = create_model(office, "fresh_model", name="新流程", starters={})
+    assert created["draft"]["version"] == 1 and 'id="fresh_model"' in created["draft"]["xml"]
+    r = office.post("/api/v1/studio/fresh_model/validate", json={})
+    assert r.status_code == 200 and r.get_json() == {"valid": True, "problems": []}, r.get_json()
+    assert deploy(office, "fresh_model", 1)["version"] == 1
+
+
 def test_validation_names_the_gateway_without_conditions(login):
     """Every exclusive gateway needs a default or complete conditions; the problem names it."""
     office = login("office_admin")
@@ -170,7 +182,7 @@ def test_deploy_diff_and_migrate_running_instances(login):
     r = office.post(f"/api/v1/studio/{KEY}/migrate", json={"to_version": 2})
     assert r.status_code == 200, r.get_json()
     outcome = r.get_json()
-    assert outcome["migrated"] == [{"id": early["id"], "from": 1, "to": 2}]
+    assert outcome["migrated"] == [{"id": early["id"], "from": 1, "to": 2, "at": ["fill"]}]
     assert [(x["id"], x["elements"]) for x in outcome["refused"]] == [(late["id"], ["check"])]
 
     # The migrated instance runs on version 2 (its open task keeps its id; the next step is new).
@@ -184,6 +196,59 @@ def test_deploy_diff_and_migrate_running_instances(login):
     assert finished["state"] == "completed" and finished["version"] == 1
     audit = login("sysadmin").get("/api/v1/process-instances", query_string={"process_key": KEY}).get_json()
     assert {i["id"]: i["version"] for i in audit["items"]}[early["id"]] == 2
+
+
+def test_a_migration_dry_run_says_what_would_move_and_what_cannot_and_changes_nothing(app, login):
+    """Issue 14, R-WF-1: before migrating, the API and the versions page show which instances would
+    move (and where they wait) and which cannot, and why; nothing moves and nothing is audited until
+    the administrator moves the instances the dry run listed."""
+    from tests.service.test_pages import Browser, text
+
+    office = login("office_admin")
+    create_model(office, KEY, starters={})
+    save(office, KEY, 1, xml=sequence(KEY, ("fill", "填写"), ("check", "核对")))
+    deploy(office, KEY, 2)
+    clerk = login("clerk")
+    early = clerk.post("/api/v1/process-instances", json={"process_key": KEY}).get_json()
+    late = clerk.post("/api/v1/process-instances", json={"process_key": KEY}).get_json()
+    complete(clerk, only_task(clerk, instance_id=late["id"]), {})  # now at "check"
+    save(office, KEY, 2, xml=sequence(KEY, ("fill", "填写（新）"), ("approve", "审批")))
+    deploy(office, KEY, 3)
+
+    assert clerk.post(f"/api/v1/studio/{KEY}/migrate", json={"dry_run": True}).status_code == 403
+    r = office.post(f"/api/v1/studio/{KEY}/migrate", json={"to_version": 2, "dry_run": True})
+    assert r.status_code == 200, r.get_json()
+    preview = r.get_json()
+    assert preview["dry_run"] is True and preview["version"] == 2
+    assert preview["migrated"] == [{"id": early["id"], "from": 1, "to": 2, "at": ["fill"]}]
+    [stays] = preview["refused"]
+    assert (stays["id"], stays["at"], stays["elements"]) == (late["id"], ["check"], ["check"])
+    assert "check" in stays["reason"] and "2" in stays["reason"]
+    with app.app_context():
+        from service import db
+
+        s = db.session()
+        assert {i.id: i.version for i in s.scalars(select(ProcessInstance).where(
+            ProcessInstance.process_key == KEY))} == {early["id"]: 1, late["id"]: 1}
+        assert not s.scalar(select(func.count()).select_from(AuditEvent).where(
+            AuditEvent.action.in_(("instance_migrated", "instance_migration_refused"))))
+    assert only_task(clerk, instance_id=early["id"])["name"] == "填写"  # still on version 1
+
+    # The page: the dry run first, then "move these" moves exactly the instances it listed.
+    designer = Browser(app)
+    designer.sign_in("office_admin")
+    page = designer.get(f"/studio/{KEY}/versions", query_string={"migrate_to": 2})
+    assert page.status_code == 200
+    html = text(page)
+    would = html[html.index("可以迁移（1）"):html.index("无法迁移（1）")]
+    assert str(early["id"]) in would and "fill" in would
+    cannot = html[html.index("无法迁移（1）"):]
+    assert str(late["id"]) in cannot and "check" in cannot and "尚未迁移任何实例" in html
+    r = designer.post(f"/studio/{KEY}/migrate", {"to_version": "2", "instance_id": str(early["id"])})
+    assert r.status_code == 302
+    assert "已有 1 个实例迁移到版本 2" in text(designer.get(f"/studio/{KEY}/versions"))
+    assert only_task(clerk, instance_id=early["id"])["name"] == "填写（新）"
+    assert clerk.get(f"/api/v1/process-instances/{late['id']}").get_json()["version"] == 1
 
 
 def test_zip_package_round_trip(login):
@@ -261,7 +326,7 @@ def test_studio_pages_for_designers_with_nav_link_and_strict_csp(app, org, login
     assert "check" in added and "核对" in added
     r = designer.post(f"/studio/{KEY}/migrate", {"to_version": "1"})
     assert r.status_code == 302
-    assert "已有 0 个实例迁移到版本 1" in text(designer.get(f"/studio/{KEY}/versions"))
+    assert "没有选择要迁移的实例" in text(designer.get(f"/studio/{KEY}/versions"))
 
 
 def test_only_the_chosen_starters_may_start_a_catalogued_process(app, login):
