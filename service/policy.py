@@ -41,6 +41,8 @@ def _rules(holder: str, scope: str, *pairs: str) -> tuple[Rule, ...]:
 SYSTEM_ADMIN, DEPT_ADMIN = "role:system_admin", "role:dept_admin"
 PLATFORM, SUPERVISOR, DESIGNER = "group:platform_admin", "group:supervisor", "group:designer"
 
+INSPECTS = ("inspect on user", "inspect on department", "inspect on document", "inspect on process_instance")
+
 RULES: tuple[Rule, ...] = (
     # Everybody: their own work. Reading a document is not a rule: clearance decides first, and
     # shares and publication within it (documents/access.py); `administer document` acts within clearance.
@@ -65,6 +67,12 @@ RULES: tuple[Rule, ...] = (
     *_rules(SUPERVISOR, ALL, "read on process_instance", "start on quarterly_assessment", "record on finding",
             "supervise on process_instance", "read on analytics"),
     *_rules("group:inspector", ALL, "record on finding"),
+    # Inspection (R-SUP-1): supervisors and inspectors read how accounts, files and processes are
+    # kept in every department, read-only and audited (service/inspection.py); a department
+    # administrator their own department's. Document content stays behind clearance and shares.
+    *_rules(SUPERVISOR, ALL, *INSPECTS),
+    *_rules("group:inspector", ALL, *INSPECTS),
+    *_rules(DEPT_ADMIN, DEPARTMENT, *INSPECTS),
     *_rules(DESIGNER, ALL, "deploy on process_definition"),
     # Acts only a procedure performs, through a service and after the approvals it relies on
     # (service/authority.py): the platform's own procedures call them, and a diagram deployed by
@@ -84,7 +92,7 @@ RULES: tuple[Rule, ...] = (
             "deploy on process_definition", "deploy on builtin_process", "administer on document", "break_glass on document",
             "set on clearance", "edit on business_type", "maintain on library", "start on permission_review",
             "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics",
-            "maintain on platform", "edit on process_model", "read on group", "manage on group"),
+            "maintain on platform", "edit on process_model", "read on group", "manage on group", *INSPECTS),
 )
 
 # Nobody grants more than they hold: the roles and groups each holder may hand out (R-SEC-7).

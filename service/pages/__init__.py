@@ -157,6 +157,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     groups,
     help,
     home,
+    inspection,
     maintenance,
     notifications,
     policy,
@@ -169,5 +170,5 @@ from . import (  # noqa: E402  (the areas use the helpers above)
 )
 
 for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
-              help, maintenance, groups):
+              help, maintenance, groups, inspection):
     bp.register_blueprint(_area.bp)

@@ -110,6 +110,13 @@ MATRIX = {
     ("GET", "/api/v1/analytics/indicators/trend"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/analytics/indicators/records"): (None, {A: 401, U: 403, O: 422, S: 422, X: 422}),
     ("GET", "/api/v1/analytics/indicators/export"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    # Inspection (R-SUP-1): supervisors and system admins everything, a department admin their own
+    # department's; {document} is OFFICE's, so fin_admin does not find it.
+    ("GET", "/api/v1/inspection/accounts"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/inspection/departments"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/inspection/documents"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/inspection/documents/{document}"): (None, {A: 401, U: 403, O: 404, S: 200, X: 200}),
+    ("GET", "/api/v1/inspection/processes"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     # The studio (issue 7): designers (office_admin) and system admins only. account_application is
     # in the catalogue, owned by the platform management department: an OFFICE designer reads it but
     # changes nothing; a system administrator may.
