@@ -14,6 +14,7 @@ from .. import instances as units
 from ..bounds import page_arg
 from ..models import OpenTask, ProcessDefinition, ProcessInstance
 from ..studio import catalogue as models_catalogue
+from ..studio.models import ProcessModel
 from . import diagram, signed_in, timeline
 
 bp = Blueprint("requests", __name__)
@@ -25,6 +26,7 @@ STATES = ("running", "finished")
 @bp.get("/start")
 @signed_in
 def catalogue():
+    """What the user may start (the rule `instances.start` applies), by category, filtered by `q`."""
     s = db.session()
     latest = (select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("v"))
               .group_by(ProcessDefinition.key).subquery())
@@ -32,7 +34,19 @@ def catalogue():
         latest, (ProcessDefinition.key == latest.c.key) & (ProcessDefinition.version == latest.c.v))
         .order_by(ProcessDefinition.name, ProcessDefinition.key)).all()
     hidden = models_catalogue.not_startable(s, g.user)
-    return render_template("start.html", definitions=[d for d in definitions if d.key not in hidden])
+    startable = [d for d in definitions if d.key not in hidden]
+    query = request.args.get("q", "").strip()[:100]
+    if query:
+        needle = query.casefold()
+        startable = [d for d in startable if needle in f"{d.name} {d.key} {d.description}".casefold()]
+    # A category set in the studio wins over the one the deployed diagram names.
+    studio = dict(s.execute(select(ProcessModel.key, ProcessModel.category).where(ProcessModel.category != "")).all())
+    groups: dict[str, list[ProcessDefinition]] = {}
+    for d in startable:
+        groups.setdefault(studio.get(d.key) or d.category or "", []).append(d)
+    # Named categories in order of their names, the uncategorised last.
+    categories = sorted(groups.items(), key=lambda item: (item[0] == "", item[0]))
+    return render_template("start.html", categories=categories, query=query, total=len(startable))
 
 
 @bp.post("/start/<string:key>")
