@@ -52,6 +52,7 @@ class ParsedProcess:
     spec: BpmnProcessSpec
     subprocess_specs: dict
     documentation: str = ""
+    category: str = ""  # the process's `category` property: where the start page lists it
 
 
 @dataclass
@@ -320,10 +321,19 @@ def load_bundle(
             spec=spec,
             subprocess_specs=subs,
             documentation=(doc.text or "").strip() if doc is not None else "",
+            category=_process_property(proc, "category")[:64],
         )
     if problems:
         raise InvalidDiagram(_deduplicated(problems))
     return bundle
+
+
+def _process_property(proc: etree._Element, name: str) -> str:
+    """A `spiffworkflow:property` of the process element itself (not of one of its tasks)."""
+    for prop in proc.iterfind(f"{{{BPMN_NS}}}extensionElements/{{{SPIFF}}}properties/{{{SPIFF}}}property"):
+        if prop.get("name") == name:
+            return (prop.get("value") or "").strip()
+    return ""
 
 
 def _missing_called_processes(trees: Mapping[str, etree._Element]) -> list[DiagramProblem]:

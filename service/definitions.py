@@ -112,7 +112,8 @@ def deploy(s: Session, user: User | None, files: Iterable[tuple[str, bytes]],
     for key, process in bundle.processes.items():
         current = s.scalar(select(func.max(ProcessDefinition.version)).where(ProcessDefinition.key == key)) or 0
         definition = ProcessDefinition(key=key, version=current + 1, name=process.name,
-                                       description=process.documentation, file=process.file,
+                                       description=process.documentation, category=process.category,
+                                       file=process.file,
                                        deployment_id=deployment.id)
         s.add(definition)
         created.append(definition)

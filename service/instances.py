@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -43,6 +44,9 @@ from .models import (
 from .services import UnitContext, current_unit
 from .studio import catalogue
 from .workflows import deployment_of, process_for, script_engine
+
+# The states of an instance that has ended: done, cancelled by an administrator, withdrawn by its initiator.
+ENDED = ("completed", "cancelled", "withdrawn")
 
 
 @dataclass
@@ -594,18 +598,56 @@ def move_back(s: Session, user: User, instance_id: int, element_id: str, reason:
 
 
 def cancel(s: Session, user: User, instance_id: int, reason: str | None) -> Outcome:
+    return _end(s, user, instance_id, reason, "cancelled")
+
+
+def withdraw(s: Session, user: User, instance_id: int, reason: str) -> Outcome:
+    """The initiator takes back their own request (issue 17, R-WF-2): with a reason, while no
+    reviewer has decided on what they last submitted (a return hands it back to them, so it may be
+    withdrawn again). It ends as withdrawn; its open tasks go, and so do the notices about them."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise Invalid(_("A reason is required."), [{"field": "reason", "message": _("required")}])
+    return _end(s, user, instance_id, reason[:2000], "withdrawn")
+
+
+def withdraw_problem(s: Session, user: User, row: ProcessInstance) -> str | None:
+    """Why `user` may not withdraw `row` now, or None."""
+    if row.started_by != user.id:
+        return _("Only the person who started a request may withdraw it.")
+    if row.state not in ("running", "error"):
+        return _("The request has ended already.")
+    steps = s.execute(select(InstanceStep.user_id, InstanceStep.decision).where(InstanceStep.instance_id == row.id)
+                      .order_by(InstanceStep.id)).all()
+    last_mine = max((i for i, (who, _decision) in enumerate(steps) if who == user.id), default=-1)
+    if any(who not in (None, user.id) and decision not in (None, "return") for who, decision in steps[last_mine + 1:]):
+        return _("A reviewer has decided on this request already; it can no longer be withdrawn.")
+    return None
+
+
+def _end(s: Session, user: User, instance_id: int, reason: str | None, state: str) -> Outcome:
     def attempt() -> Outcome:
         with db.reading(s):
             read = _read(s, instance_id, user)
+            problem = withdraw_problem(s, user, read.row) if state == "withdrawn" else None
         row = read.row
         if row.state not in ("running", "error"):
             raise Conflict(_("The process instance is %(state)s.", state=row.state))
+        if problem:
+            raise (Forbidden if row.started_by != user.id else Conflict)(problem)
         change = read.change()
         change.instance.cancel()
-        change.final_state = "cancelled"
-        change.audit.append(("instance_cancelled", "process_instance", row.id, user.id, {"reason": reason}))
+        change.final_state = state
+        action = "instance_withdrawn" if state == "withdrawn" else "instance_cancelled"
+        change.audit.append((action, "process_instance", row.id, user.id, {"reason": reason}))
         changes = _prepare(s, [change])
+        if state == "withdrawn":
+            # In the history, where the request's timeline shows who withdrew it and why.
+            s.add(InstanceStep(instance_id=row.id, element_id="withdrawn", name=None, kind="withdrawn",
+                               task_id=str(uuid.uuid4()), user_id=user.id, completed_at=utcnow(), opinion=reason))
         _write_all(s, changes)
+        if state == "withdrawn":
+            notifications.settle_tasks_of(s, row.id)  # the reviewers' notices of tasks now gone
         return Outcome(row)
 
     return optimistic.run(s, attempt)
@@ -678,7 +720,7 @@ def _write(s: Session, change: Change) -> None:
     if instance.incidents:
         row.incidents = list(row.incidents or []) + [dict(i.as_dict(), at=now.isoformat()) for i in instance.incidents]
     row.state = projection.state
-    if projection.state in ("completed", "cancelled"):
+    if projection.state in ENDED:
         row.ended_at = now
     row.active_elements = projection.active_elements
     row.waiting_messages = projection.waiting_messages

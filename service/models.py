@@ -161,6 +161,7 @@ class ProcessDefinition(Base):
     version: Mapped[int] = mapped_column(Integer)
     name: Mapped[str] = mapped_column(String(255))
     description: Mapped[str] = mapped_column(Text, default="")
+    category: Mapped[str] = mapped_column(String(64), default="", server_default="")
     file: Mapped[str] = mapped_column(String(255))
     deployment_id: Mapped[int] = mapped_column(ForeignKey("deployments.id"))
     deployed_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
@@ -345,4 +346,4 @@ class IndicatorSnapshot(Base):
 # The workspace's own tables, registered with the metadata alongside these.
 from .identity import models as _identity_models  # noqa: E402,F401  (registers the identity tables)
 from .studio import models as _studio_models  # noqa: E402,F401  (registers the studio tables)
-from .workspace_models import ApplicationTracking, TaskDraft  # noqa: E402,F401
+from .workspace_models import ApplicationTracking, Substitution, TaskDraft  # noqa: E402,F401

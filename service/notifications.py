@@ -11,11 +11,11 @@ from email.message import EmailMessage
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import insert, or_, select
+from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from .db import in_session
-from .models import Notification, OpenTask, User, UserGroup
+from .models import Notification, OpenTask, User, UserGroup, utcnow
 
 log = logging.getLogger("inkless.notifications")
 
@@ -51,6 +51,13 @@ def notify_task(s: Session, task: OpenTask, kind: str) -> int:
     if people and current_app.config["INKLESS"].smtp_host:
         _mail(people, kind, task.name)
     return len(people)
+
+
+def settle_tasks_of(s: Session, instance_id: int) -> None:
+    """The notices about an ended instance's tasks are read: none of them is left to do (a withdrawn request)."""
+    s.execute(update(Notification).where(Notification.instance_id == instance_id, Notification.task_id.is_not(None),
+                                         Notification.read_at.is_(None))
+              .values(read_at=utcnow()).execution_options(synchronize_session=False))
 
 
 def notify_user(s: Session, user: User, kind: str, title: str, body: str = "") -> None:

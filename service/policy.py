@@ -95,6 +95,10 @@ RULES: tuple[Rule, ...] = (
             "maintain on platform", "edit on process_model", "read on group", "manage on group", *INSPECTS),
 )
 
+# Processes whose start the table governs (a `start` row names the process key): only the holders
+# of a row start them by hand (service/studio/catalogue.may_start, the start page).
+STARTED_BY_RULE = frozenset(r.resource for r in RULES if r.action == "start")
+
 # Nobody grants more than they hold: the roles and groups each holder may hand out (R-SEC-7).
 # Office groups (dept_head follows the department's head, platform_admin is set up by the system
 # administrators) are granted by no procedure. The platform management department decides the

@@ -1,10 +1,10 @@
-"""Tables of the staff workspace (issue 6): task-form drafts and the tracking codes of public
-account applications. Kept apart from models.py because only the workspace reads them."""
+"""Tables of the staff workspace (issues 6, 17): task-form drafts, the tracking codes of public
+account applications and substitutes. Kept apart from models.py because only the workspace reads them."""
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import JSON, ForeignKey, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from engine import clock
@@ -40,4 +40,20 @@ class ApplicationTracking(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), unique=True)
     code_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)
+
+
+class Substitution(Base):
+    """While someone is away (`starts_at` to `ends_at`, by engine.clock), the tasks offered to them
+    are offered to their substitute too (issue 17, R-WF-2: no step waits for someone who is out)."""
+
+    __tablename__ = "substitutions"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    substitute_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    starts_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    ends_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    reason: Mapped[str] = mapped_column(Text)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=_now)

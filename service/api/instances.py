@@ -10,7 +10,15 @@ from ..errors import Forbidden, Invalid
 from ..models import ProcessInstance, User
 from . import views
 from .blueprint import Blueprint
-from .schemas import CancelInstance, InstanceArgs, InstanceList, InstanceOut, RetryInstance, StartInstance
+from .schemas import (
+    CancelInstance,
+    InstanceArgs,
+    InstanceList,
+    InstanceOut,
+    RetryInstance,
+    StartInstance,
+    WithdrawInstance,
+)
 
 PREFIX = "/process-instances"
 blp = Blueprint("process_instances", __name__, description="Running and finished process instances")
@@ -78,6 +86,20 @@ class CancelResource(MethodView):
             raise Invalid(_("A reason is required."), [{"field": "reason", "message": _("required")}])
         with db.unit_of_work() as s:
             outcome = units.cancel(s, user, instance_id, body.get("reason"))
+            return views.instance(s, outcome.instance)
+
+
+@blp.route("/<int:instance_id>/withdraw")
+class WithdrawResource(MethodView):
+    @blp.arguments(WithdrawInstance)
+    @blp.response(200, InstanceOut)
+    def post(self, body, instance_id):
+        """The initiator withdraws their own request, with a reason, while no reviewer has decided
+        on what they last submitted (issue 17, R-WF-2); it ends as `withdrawn`, audited."""
+        row = _visible_instance(instance_id)
+        policy.authorize(auth.current_user(), "cancel", "process_instance", row)
+        with db.unit_of_work() as s:
+            outcome = units.withdraw(s, auth.current_user(), instance_id, body["reason"])
             return views.instance(s, outcome.instance)
 
 

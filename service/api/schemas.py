@@ -93,7 +93,7 @@ class StartInstance(_In):
 
 
 class InstanceArgs(ListArgs):
-    state = fields.String(validate=validate.OneOf(["running", "completed", "cancelled", "error"]))
+    state = fields.String(validate=validate.OneOf(["running", "completed", "cancelled", "withdrawn", "error"]))
     process_key = fields.String()
     started_by = fields.String()
     business_key = fields.String()
@@ -140,6 +140,10 @@ class InstanceList(Schema):
 
 class CancelInstance(_In):
     reason = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=4000))
+
+
+class WithdrawInstance(_In):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
 
 
 class RetryInstance(_In):

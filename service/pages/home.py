@@ -5,6 +5,7 @@ from flask import Blueprint, g, render_template
 from sqlalchemy import func, select
 
 from .. import db, inbox
+from ..instances import ENDED
 from ..models import ProcessInstance
 from . import signed_in
 
@@ -22,6 +23,6 @@ def index():
         "assigned": inbox.count(s, inbox.tasks_for(user, "assigned")),
         "overdue": inbox.count(s, inbox.tasks_for(user, "overdue")),
         "running": s.scalar(mine.where(ProcessInstance.state.in_(("running", "error")))),
-        "finished": s.scalar(mine.where(ProcessInstance.state.in_(("completed", "cancelled")))),
+        "finished": s.scalar(mine.where(ProcessInstance.state.in_(ENDED))),
     }
     return render_template("home.html", counts=counts)

@@ -1,6 +1,6 @@
 """Starting a process, following my requests, and the printable record of a finished one.
 
-Starting calls `instances.start` like the API; what a person may see is `policy.scope_filter` (through `instances.visible_instance`),
+Starting calls `instances.start` like the API, withdrawing `instances.withdraw`; what a person may see is `policy.scope_filter` (through `instances.visible_instance`),
 the API's rule.
 """
 from __future__ import annotations
@@ -9,11 +9,13 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import db
+from .. import db, policy
 from .. import instances as units
 from ..bounds import page_arg
+from ..errors import Invalid
 from ..models import OpenTask, ProcessDefinition, ProcessInstance
 from ..studio import catalogue as models_catalogue
+from ..studio.models import ProcessModel
 from . import diagram, signed_in, timeline
 
 bp = Blueprint("requests", __name__)
@@ -25,6 +27,7 @@ STATES = ("running", "finished")
 @bp.get("/start")
 @signed_in
 def catalogue():
+    """What the user may start (the rule `instances.start` applies), by category, filtered by `q`."""
     s = db.session()
     latest = (select(ProcessDefinition.key, func.max(ProcessDefinition.version).label("v"))
               .group_by(ProcessDefinition.key).subquery())
@@ -32,7 +35,19 @@ def catalogue():
         latest, (ProcessDefinition.key == latest.c.key) & (ProcessDefinition.version == latest.c.v))
         .order_by(ProcessDefinition.name, ProcessDefinition.key)).all()
     hidden = models_catalogue.not_startable(s, g.user)
-    return render_template("start.html", definitions=[d for d in definitions if d.key not in hidden])
+    startable = [d for d in definitions if d.key not in hidden]
+    query = request.args.get("q", "").strip()[:100]
+    if query:
+        needle = query.casefold()
+        startable = [d for d in startable if needle in f"{d.name} {d.key} {d.description}".casefold()]
+    # A category set in the studio wins over the one the deployed diagram names.
+    studio = dict(s.execute(select(ProcessModel.key, ProcessModel.category).where(ProcessModel.category != "")).all())
+    groups: dict[str, list[ProcessDefinition]] = {}
+    for d in startable:
+        groups.setdefault(studio.get(d.key) or d.category or "", []).append(d)
+    # Named categories in order of their names, the uncategorised last.
+    categories = sorted(groups.items(), key=lambda item: (item[0] == "", item[0]))
+    return render_template("start.html", categories=categories, query=query, total=len(startable))
 
 
 @bp.post("/start/<string:key>")
@@ -63,7 +78,7 @@ def mine():
     if state == "running":
         query = query.where(ProcessInstance.state.in_(("running", "error")))
     elif state == "finished":
-        query = query.where(ProcessInstance.state.in_(("completed", "cancelled")))
+        query = query.where(ProcessInstance.state.in_(units.ENDED))
     total = s.scalar(select(func.count()).select_from(query.subquery()))
     rows = s.scalars(query.order_by(ProcessInstance.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
     stories = [timeline.tell(s, row, with_data=False) for row in rows]
@@ -77,13 +92,32 @@ def _visible(instance_id: int) -> ProcessInstance:
 
 @bp.get("/requests/<int:instance_id>")
 @signed_in
-def detail(instance_id: int):
+def detail(instance_id: int, withdraw_error: str | None = None, reason: str = ""):
     s = db.session()
     row = _visible(instance_id)
     story = timeline.tell(s, row)
     mine = {t.task_id for t in story.waiting
             if units.may_complete(g.user, s.get(OpenTask, t.task_id))}
-    return render_template("request.html", story=story, my_tasks=mine, marks=diagram.marks(s, row))
+    may_withdraw = policy.allows(g.user, "cancel", "process_instance", row) and units.withdraw_problem(s, g.user, row) is None
+    return render_template("request.html", story=story, my_tasks=mine, marks=diagram.marks(s, row),
+                           may_withdraw=may_withdraw, withdraw_error=withdraw_error, reason=reason), \
+        422 if withdraw_error else 200
+
+
+@bp.post("/requests/<int:instance_id>/withdraw")
+@signed_in
+def withdraw(instance_id: int):
+    """The initiator takes back their request, with a reason (the API's rule: units.withdraw)."""
+    row = _visible(instance_id)
+    policy.authorize(g.user, "cancel", "process_instance", row)
+    reason = request.form.get("reason", "").strip()
+    try:
+        with db.unit_of_work() as s:
+            units.withdraw(s, g.user, instance_id, reason)
+    except Invalid:
+        return detail(instance_id, withdraw_error=_("Say why you withdraw the request."), reason=reason)
+    flash(_("Your request has been withdrawn."), "success")
+    return redirect(url_for(".detail", instance_id=instance_id))
 
 
 @bp.get("/requests/<int:instance_id>/diagram.xml")

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from .. import forms
 from ..api import views
+from ..instances import ENDED
 from ..models import DeploymentFile, Group, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User
 from ..workspace_models import ApplicationTracking
 from . import fields
@@ -59,7 +60,7 @@ class Story:
 
     @property
     def finished(self) -> bool:
-        return self.row.state in ("completed", "cancelled")
+        return self.row.state in ENDED
 
     @property
     def title(self) -> str:
@@ -92,6 +93,8 @@ def tell(s: Session, row: ProcessInstance, with_data: bool = True) -> Story:
         name = h["name"] or h["element_id"]
         if h["kind"] == "moved_back":  # an administrator sent the instance back; the opinion is the reason
             name = _("Moved back to: %(step)s", step=name)
+        elif h["kind"] == "withdrawn":  # the initiator took the request back; the opinion is the reason
+            name = _("Withdrawn by the applicant")
         story.steps.append(Step(name=name, kind=h["kind"], who=who, at=h["completed_at"],
                                 decision=h["decision"], decision_label=titles.get(h["decision"] or ""),
                                 opinion=h["opinion"]))

@@ -70,16 +70,27 @@ def _may_start(user: User, model: ProcessModel) -> bool:
     return bool(groups & user.groups) or user.department.code in departments
 
 
+def _policy_allows_start(user: User, key: str) -> bool:
+    """A process the permission table names (`start on quarterly_assessment`) is started only by
+    those its rows admit; the diagram checks the same row again (its "无权发起" end), for a start
+    that did not come through here."""
+    return key not in policy.STARTED_BY_RULE or policy.allows(user, "start", key)
+
+
 def may_start(s: Session, user: User, key: str) -> bool:
-    """Who may start a process by hand: the model's starters (groups or departments); a process
-    outside the catalogue, or one that names nobody, is open to everyone."""
+    """Who may start a process by hand: the permission table's `start` rows where they name the
+    process, and the model's starters (groups or departments); a process outside the catalogue,
+    or one that names nobody, is open to everyone."""
+    if not _policy_allows_start(user, key):
+        return False
     model = s.scalar(select(ProcessModel).where(ProcessModel.key == key))
     return model is None or _may_start(user, model)
 
 
 def not_startable(s: Session, user: User) -> set[str]:
     """Keys the user may not start (for lists of what can be started)."""
-    return {m.key for m in s.scalars(select(ProcessModel)) if not _may_start(user, m)}
+    refused = {key for key in policy.STARTED_BY_RULE if not _policy_allows_start(user, key)}
+    return refused | {m.key for m in s.scalars(select(ProcessModel)) if not _may_start(user, m)}
 
 
 def models(s: Session) -> list[ProcessModel]:

@@ -61,6 +61,9 @@ MATRIX = {
     ("GET", "/api/v1/process-instances/{instance}"): (None, {A: 401, U: 404, O: 404, S: 200, X: 200}),
     ("POST", "/api/v1/process-instances/{instance}/cancel"): ({"reason": "测试"},
                                                               {A: 401, U: 404, O: 404, S: 200, X: 200}),
+    # Withdraw (issue 17, R-WF-2): only the initiator (office_admin), not even a system administrator.
+    ("POST", "/api/v1/process-instances/{instance}/withdraw"): ({"reason": "测试"},
+                                                                {A: 401, U: 404, O: 404, S: 200, X: 403}),
     ("POST", "/api/v1/process-instances/{instance}/retry"): ({"reason": "测试"},
                                                              {A: 401, U: 404, O: 404, S: 403, X: 409}),
     # Supervision counts: system admins and supervisors everything, a department admin their own department.

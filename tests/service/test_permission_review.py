@@ -133,11 +133,12 @@ def test_review_by_hand_revokes_what_each_reviewer_revokes(app, login, client):
 
 
 def test_only_the_platform_starts_a_review_by_hand(login):
-    """R-SEC-7: anybody else's start ends at once, without listing any grant."""
+    """R-SEC-7: anybody else's start is refused before an instance exists (issue 17: not a request
+    "finished" at 无权发起 in their list), without listing any grant."""
     for who in ("clerk", "office_admin"):
-        instance = _start(login, who)
-        assert instance["state"] == "completed" and instance["active_elements"] == []
-        assert "end_refused" in instance["completed_elements"]
+        api = login(who)
+        assert api.post("/api/v1/process-instances", json={"process_key": KEY}).status_code == 403
+        assert api.get("/api/v1/process-instances", query_string={"process_key": KEY}).get_json()["total"] == 0
     assert _start(login, "sysadmin")["state"] == "running"
 
 

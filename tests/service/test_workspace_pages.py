@@ -172,6 +172,7 @@ def user_data(app) -> list[str]:
     from service.pages.fields import labels
 
     out = [d.name for d in _rows(app, ProcessDefinition)] + [d.description for d in _rows(app, ProcessDefinition)]
+    out += [d.category for d in _rows(app, ProcessDefinition)]  # the start page groups by it
     out += [d.name for d in _rows(app, Department)] + [u.full_name for u in _rows(app, User)]
     out += [t.name for t in _rows(app, OpenTask)] + [t.instructions for t in _rows(app, OpenTask)]
     out += [st.name for st in _rows(app, InstanceStep)]
