@@ -12,7 +12,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_workspace"
-down_revision = "0011_groups"
+down_revision = "0012_auditchain_keyed"
 branch_labels = None
 depends_on = None
 
