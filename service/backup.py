@@ -9,6 +9,9 @@ setting at another disk or mount. It holds
     blobs/plain|enc/…  the document store's files, copied as they are (secret content stays
                        encrypted; its keys are NOT in the backup — keep the key directory and
                        INKLESS_SECRET_KEY / INKLESS_MASTER_KEY safe separately)
+    audit/archive/…    the audit log's signed archive files (service/audit_chain.py)
+    audit-checkpoint.json  the audit chain's signed checkpoint, taken in the snapshot: the trial
+                       restore's chain must reach it; it is also written to the checkpoint files
     manifest.json      created_at, schema revision, row counts, SHA-256 and size of every part,
                        and an HMAC over all of it keyed from INKLESS_SECRET_KEY: editing a part
                        or the manifest is detected
@@ -66,6 +69,7 @@ from .documents import models as _document_models  # noqa: F401
 log = logging.getLogger("inkless.backup")
 MANIFEST = "manifest.json"
 VERIFICATION = "verification.json"
+ARCHIVES = "audit/archive"  # the audit log's archive files (service/audit_chain.py)
 FORMAT = 1
 BATCH = 500
 READ_SIZE = 1024 * 1024
@@ -273,6 +277,7 @@ def create(app: Flask) -> Backup:
                 counts[table.name] = n
             # Still inside the snapshot: every blob its rows name was written before they committed.
             blobs = _copy_blobs(_blob_dir(app), work, parts)
+            _copy_files(audit_chain.archive_dir(app), work, ARCHIVES, parts)
             checkpoint = audit_chain.signed_checkpoint(app, conn)
         part = _Part(work, audit_chain.CHECKPOINT)
         part.write(json.dumps(checkpoint, ensure_ascii=False, sort_keys=True).encode())
@@ -294,24 +299,28 @@ def create(app: Flask) -> Backup:
 
 
 def _copy_blobs(blob_dir: Path, work: Path, parts: dict) -> int:
+    # tmp/ holds uploads in progress: nothing refers to them yet
+    return sum(_copy_files(blob_dir / sub, work, f"blobs/{sub}", parts) for sub in ("plain", "enc"))
+
+
+def _copy_files(base: Path, work: Path, prefix: str, parts: dict) -> int:
+    """Every file under `base` into the backup as `<prefix>/…`; returns how many."""
     copied = 0
-    for sub in ("plain", "enc"):  # tmp/ holds uploads in progress: nothing refers to them yet
-        base = blob_dir / sub
-        if not base.is_dir():
+    if not base.is_dir():
+        return 0
+    for path in sorted(base.rglob("*")):
+        if not path.is_file() or path.name.endswith(".tmp"):
             continue
-        for path in sorted(base.rglob("*")):
-            if not path.is_file():
-                continue
-            try:
-                source = open(path, "rb")
-            except FileNotFoundError:
-                continue  # removed since the listing (purged); a row of the snapshot naming it fails verify
-            with source:
-                part = _Part(work, f"blobs/{path.relative_to(blob_dir).as_posix()}")
-                while chunk := source.read(READ_SIZE):
-                    part.write(chunk)
-            part.close(parts)
-            copied += 1
+        try:
+            source = open(path, "rb")
+        except FileNotFoundError:
+            continue  # removed since the listing (purged); a row of the snapshot naming it fails verify
+        with source:
+            part = _Part(work, f"{prefix}/{path.relative_to(base).as_posix()}")
+            while chunk := source.read(READ_SIZE):
+                part.write(chunk)
+        part.close(parts)
+        copied += 1
     return copied
 
 
@@ -480,7 +489,7 @@ def _chain(app: Flask, s: Session, backup: Backup) -> audit_chain.Verdict:
     """The backup's audit chain, against the checkpoint taken with its snapshot."""
     ring = audit.keyring(app)
     anchor = audit_chain.anchor_of(ring, [backup.path / audit_chain.CHECKPOINT])
-    return audit_chain.verify(s, ring, audit_chain.archive_dir(app), anchor)
+    return audit_chain.verify(s, ring, backup.path / ARCHIVES, anchor)
 
 
 def _trial_restore(app: Flask, backup: Backup, body: dict, restored: dict) -> list[dict]:
@@ -574,6 +583,7 @@ def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | Non
         raise BackupError("not_empty", f"the database is not empty ({', '.join(nonempty[:5])}…); use --force")
     superseded = audit_chain.anchors(app, audit.keyring(app)).checkpoint
     _restore_blobs(backup.path, _blob_dir(app), body)
+    _restore_files(backup.path, ARCHIVES, audit_chain.archive_dir(app), body)
     with engine.begin() as conn:
         if force:
             _empty_tables(conn)
@@ -596,10 +606,16 @@ def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | Non
 def _restore_blobs(backup_path: Path, blob_dir: Path, body: dict) -> None:
     """Files the store lacks are copied back; present ones are the same bytes (plain files are
     named by their hash, encrypted ones by a random name never reused)."""
+    _restore_files(backup_path, "blobs", blob_dir, body)
+
+
+def _restore_files(backup_path: Path, prefix: str, target_dir: Path, body: dict) -> None:
+    """The backup's files under `prefix` that `target_dir` lacks (audit archives, like blobs, are
+    never rewritten under the same name)."""
     for rel in body["parts"]:
-        if not rel.startswith("blobs/"):
+        if not rel.startswith(prefix + "/"):
             continue
-        target = blob_dir / rel[len("blobs/"):]
+        target = target_dir / rel[len(prefix) + 1:]
         if target.exists():
             continue
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
