@@ -135,7 +135,7 @@ def _archive_body(ring: Keyring, archive: Archive) -> tuple[dict | None, str]:
     return body, ""
 
 
-def _archived_rows(archive: Archive) -> Iterator[dict]:
+def archived_rows(archive: Archive) -> Iterator[dict]:
     with open(archive.rows_path, encoding="utf-8") as f:
         for line in f:
             yield json.loads(line)
@@ -350,7 +350,7 @@ def _rows(s: Session, ring: Keyring, directory: Path, from_id: int | None,
         if from_id is not None and body["last_id"] < from_id and body["last_id"] <= cp_last:
             yield "skipped", body["rows"]
             continue
-        for r in _archived_rows(archive):
+        for r in archived_rows(archive):
             yield "row", (r["row"], r["prev"], r["hash"], r["kid"], r["fields"])
     # Rows still in the table that an archive holds are left over from an interrupted archiving.
     query = select(AuditEvent).where(AuditEvent.id > through).order_by(AuditEvent.id)
@@ -413,7 +413,7 @@ def verify(s: Session, ring: Keyring, directory: Path, anchor: Anchor, from_id: 
 def _keyed_before(s: Session, ring: Keyring, directory: Path, from_id: int) -> bool:
     if s.scalar(select(AuditEvent.id).where(AuditEvent.id < from_id, AuditEvent.key_id.is_not(None)).limit(1)):
         return True
-    return any(r["kid"] for a in archives(directory) for r in _archived_rows(a) if r["row"] < from_id)
+    return any(r["kid"] for a in archives(directory) for r in archived_rows(a) if r["row"] < from_id)
 
 
 def _against_checkpoint(cp: dict | None, checked: int, last: int | None, counted: int,
