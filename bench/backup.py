@@ -36,14 +36,15 @@ def fill(app, audit_events: int, notifications: int, files: int, file_kib: int) 
         prev = s.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or audit.GENESIS
         rows = []
         at = datetime(2026, 1, 1, tzinfo=UTC)
+        kid, key = audit.keyring(app).current()
         for i in range(audit_events):
             event = AuditEvent(at=at, actor_id=user.id, action="bench", object_type="bench", object_id=str(i),
-                               detail={"i": i}, client_addr=None, prev_hash=prev)
-            event.hash = audit._digest(prev, event)
+                               detail={"i": i}, client_addr=None, prev_hash=prev, key_id=kid)
+            event.hash = audit.digest(prev, audit.fields(event), kid, key)
             prev = event.hash
             rows.append({"at": at, "actor_id": user.id, "action": "bench", "object_type": "bench",
                          "object_id": str(i), "detail": {"i": i}, "client_addr": None, "prev_hash": event.prev_hash,
-                         "hash": event.hash})
+                         "hash": event.hash, "key_id": kid})
         for start in range(0, len(rows), 5000):
             s.execute(insert(AuditEvent), rows[start:start + 5000])
         for start in range(0, notifications, 5000):

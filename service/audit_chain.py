@@ -135,24 +135,29 @@ def _archive_body(ring: Keyring, archive: Archive) -> tuple[dict | None, str]:
     return body, ""
 
 
-def _archived_rows(archive: Archive) -> Iterator[dict]:
+def archived_rows(archive: Archive) -> Iterator[dict]:
     with open(archive.rows_path, encoding="utf-8") as f:
         for line in f:
             yield json.loads(line)
 
 
-def archived_count(ring: Keyring, directory: Path) -> int:
-    total = 0
+def archived_through(ring: Keyring, directory: Path) -> tuple[int, int]:
+    """(rows archived, last id archived) over the valid archive files."""
+    total = last = 0
     for archive in archives(directory):
         body, _ = _archive_body(ring, archive)
-        total += body["rows"] if body else 0
-    return total
+        if body:
+            total, last = total + body["rows"], max(last, body["last_id"])
+    return total, last
 
 
 def archive_due(app: Flask, s: Session) -> int:
     """Move the rows older than the retention period to a signed archive file (never the newest
     row); returns how many moved. The file is written and synced before the rows are deleted."""
     cutoff = clock.now() - timedelta(days=app.config["INKLESS"].audit_retention_days)
+    ring, directory = audit.keyring(app), archive_dir(app)
+    # Rows an interrupted run archived but did not delete (the file is written first).
+    s.execute(delete(AuditEvent).where(AuditEvent.id <= archived_through(ring, directory)[1]))
     newest = s.scalar(select(func.max(AuditEvent.id)))
     if newest is None:
         return 0
@@ -162,8 +167,6 @@ def archive_due(app: Flask, s: Session) -> int:
     events = s.scalars(select(AuditEvent).where(AuditEvent.id < limit).order_by(AuditEvent.id)).all()
     if not events:
         return 0
-    ring = audit.keyring(app)
-    directory = archive_dir(app)
     directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     stem = f"{events[0].id:012d}-{events[-1].id:012d}"
     rows_path = directory / f"{stem}.jsonl"
@@ -194,9 +197,10 @@ def archive_due(app: Flask, s: Session) -> int:
 def head(conn, ring: Keyring, directory: Path) -> dict:
     """The chain's state now, in `conn`'s transaction: last id, rows up to it (archived ones too)
     and its MAC. `conn` is a Session or a Connection."""
+    archived, through = archived_through(ring, directory)
     last = conn.execute(select(AuditEvent.id, AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)).first()
-    live = conn.execute(select(func.count()).select_from(AuditEvent)).scalar()
-    return {"format": FORMAT, "last_id": last.id if last else 0, "rows": live + archived_count(ring, directory),
+    live = conn.execute(select(func.count()).select_from(AuditEvent).where(AuditEvent.id > through)).scalar()
+    return {"format": FORMAT, "last_id": last.id if last else 0, "rows": live + archived,
             "head": last.hash if last else audit.GENESIS, "at": clock.now().isoformat()}
 
 
@@ -336,20 +340,23 @@ def _rows(s: Session, ring: Keyring, directory: Path, from_id: int | None,
           cp_last: int) -> Iterator[tuple]:
     """In chain order: ("row", (id, prev, hash, kid, fields)); ("skipped", rows up to the checkpoint)
     for what `from_id` passes over; ("archive", file, problem) for an archive that fails."""
+    through = 0
     for archive in archives(directory):
         body, what = _archive_body(ring, archive)
         if body is None:
             yield "archive", archive.name, what
             return
+        through = body["last_id"]
         if from_id is not None and body["last_id"] < from_id and body["last_id"] <= cp_last:
             yield "skipped", body["rows"]
             continue
-        for r in _archived_rows(archive):
+        for r in archived_rows(archive):
             yield "row", (r["row"], r["prev"], r["hash"], r["kid"], r["fields"])
-    query = select(AuditEvent).order_by(AuditEvent.id)
+    # Rows still in the table that an archive holds are left over from an interrupted archiving.
+    query = select(AuditEvent).where(AuditEvent.id > through).order_by(AuditEvent.id)
     if from_id is not None:
         yield "skipped", s.scalar(select(func.count()).select_from(AuditEvent)
-                                  .where(AuditEvent.id < from_id, AuditEvent.id <= cp_last))
+                                  .where(AuditEvent.id > through, AuditEvent.id < from_id, AuditEvent.id <= cp_last))
         query = query.where(AuditEvent.id >= from_id)
     for e in s.scalars(query.execution_options(yield_per=BATCH)):
         yield "row", (e.id, e.prev_hash, e.hash, e.key_id, audit.fields(e))
@@ -406,7 +413,7 @@ def verify(s: Session, ring: Keyring, directory: Path, anchor: Anchor, from_id: 
 def _keyed_before(s: Session, ring: Keyring, directory: Path, from_id: int) -> bool:
     if s.scalar(select(AuditEvent.id).where(AuditEvent.id < from_id, AuditEvent.key_id.is_not(None)).limit(1)):
         return True
-    return any(r["kid"] for a in archives(directory) for r in _archived_rows(a) if r["row"] < from_id)
+    return any(r["kid"] for a in archives(directory) for r in archived_rows(a) if r["row"] < from_id)
 
 
 def _against_checkpoint(cp: dict | None, checked: int, last: int | None, counted: int,

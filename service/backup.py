@@ -5,19 +5,26 @@ setting at another disk or mount. It holds
 
     db/<table>.jsonl   every table, one JSON object a row, tables in dependency order; values are
                        plain JSON (datetimes ISO 8601, bytes base64), so a PostgreSQL backup
-                       restores into SQLite and back
+                       restores into SQLite and back; sealed with AES-256-GCM under a data key
+                       of the backup's own, which the manifest holds wrapped by the current
+                       document master key (not in the backup)
     blobs/plain|enc/…  the document store's files, copied as they are (secret content stays
                        encrypted; its keys are NOT in the backup — keep the key directory and
                        INKLESS_SECRET_KEY / INKLESS_MASTER_KEY safe separately)
+    audit/archive/…    the audit log's signed archive files (service/audit_chain.py)
+    audit-checkpoint.json  the audit chain's signed checkpoint, taken in the snapshot: the trial
+                       restore's chain must reach it; it is also written to the checkpoint files
     manifest.json      created_at, schema revision, row counts, SHA-256 and size of every part,
+                       the ids of the keys needed to open it (master keys, audit keys),
                        and an HMAC over all of it keyed from INKLESS_SECRET_KEY: editing a part
                        or the manifest is detected
     verification.json  the last verification's result (outside the manifest: it changes)
 
 The tables are read in one read transaction (PostgreSQL REPEATABLE READ, SQLite a deferred
-transaction over WAL), so the dump is a snapshot. `verify` checks the HMAC and every hash, then
-restores into a scratch SQLite database and compares row counts and the audit chain. `restore`
-writes the blobs first (a row never points at a missing file), then every table in one
+transaction over WAL), so the dump is a snapshot. `verify` checks the HMAC and every hash and that
+every key it needs is here, then restores into a scratch SQLite database and compares row counts
+and the audit chain. `restore` checks the same and that no server or worker uses the database
+(service/liveness.py) before it replaces anything, then writes the blobs first (a row never points at a missing file), then every table in one
 transaction, refusing a non-empty database unless forced, and audits itself on the restored chain.
 """
 from __future__ import annotations
@@ -66,7 +73,8 @@ from .documents import models as _document_models  # noqa: F401
 log = logging.getLogger("inkless.backup")
 MANIFEST = "manifest.json"
 VERIFICATION = "verification.json"
-FORMAT = 1
+ARCHIVES = "audit/archive"  # the audit log's archive files (service/audit_chain.py)
+FORMAT = 2  # 2: the database part is encrypted (format 1 backups, in plain JSON, still restore)
 BATCH = 500
 READ_SIZE = 1024 * 1024
 
@@ -186,6 +194,138 @@ def _mac(secret_key: str, body: dict) -> str:
     return hmac.new(key, _canonical(body), hashlib.sha256).hexdigest()
 
 
+# --- the database part's encryption, and the keys a backup needs --------------------------------
+
+CIPHER = "AES-256-GCM"
+
+
+class _Sealing:
+    """The database part is sealed with a data key of its own (AES-256-GCM, in chunks like the
+    documents' content); the manifest holds it wrapped by the current master key, never in clear.
+    Without the master keys a backup is unreadable — keep the key directory apart from it."""
+
+    def __init__(self, key: bytes, master_id: str, wrapped: bytes):
+        self.key, self.master_id, self.wrapped = key, master_id, wrapped
+        self.files: dict[str, dict] = {}
+
+    @classmethod
+    def new(cls, app: Flask) -> _Sealing:
+        from .documents import crypto, objects
+
+        master_id, master = objects.keyring(app).current()
+        key = crypto.new_data_key(CIPHER)
+        return cls(key, master_id, crypto.wrap_key(master, CIPHER, key))
+
+    def writer(self, part: _Part):
+        from .documents import crypto
+
+        prefix = os.urandom(crypto.NONCE_PREFIX_SIZE)
+        self.files[part.rel] = {"nonce_prefix": base64.b64encode(prefix).decode(), "size": 0}
+        return _Counting(crypto.EncryptingWriter(part, CIPHER, self.key, part.rel, READ_SIZE, prefix),
+                         self.files[part.rel])
+
+    def manifest(self) -> dict:
+        return {"algorithm": CIPHER, "chunk_size": READ_SIZE, "master_key_id": self.master_id,
+                "wrapped_key": base64.b64encode(self.wrapped).decode(), "files": self.files}
+
+
+class _Counting:
+    """The plaintext's size, which decryption checks."""
+
+    def __init__(self, sink, record: dict):
+        self.sink, self.record = sink, record
+
+    def write(self, data: bytes) -> None:
+        self.sink.write(data)
+        self.record["size"] += len(data)
+
+    def close(self) -> None:
+        self.sink.close()
+
+
+def _keys_needed(app: Flask, conn: Connection) -> dict:
+    """The key ids without which the backup cannot be opened or checked: master keys (the
+    database part, the secret documents' data keys) and audit keys (the chain, its archives)."""
+    from .documents.models import DataKey
+    from .models import AuditEvent
+
+    documents = sorted(set(conn.execute(select(DataKey.master_key_id).distinct()).scalars()))
+    audit_keys = set(conn.execute(select(AuditEvent.key_id).where(AuditEvent.key_id.is_not(None)).distinct()).scalars())
+    for archive in audit_chain.archives(audit_chain.archive_dir(app)):
+        try:
+            audit_keys.add(json.loads(archive.sig_path.read_text())["body"]["key_id"])
+        except (OSError, ValueError, KeyError):
+            pass  # a broken archive fails the trial restore's chain instead
+        audit_keys.update(r["kid"] for r in audit_chain.archived_rows(archive) if r["kid"])
+    audit_keys.add(audit.keyring(app).current()[0])  # the one the backup's checkpoint is signed with
+    return {"documents": documents, "audit": sorted(audit_keys)}
+
+
+def missing_keys(app: Flask, body: dict) -> list[str]:
+    """What this installation lacks to open the backup, in words; [] if nothing."""
+    from .documents import objects
+
+    masters, audits = objects.keyring(app), audit.keyring(app)
+    missing = []
+    db_key = (body.get("encryption") or {}).get("master_key_id")
+    if db_key and not _has(masters, db_key):
+        missing.append(f"master key {db_key} (the database part)")
+    for kid in body.get("keys", {}).get("documents", []):
+        if not _has(masters, kid):
+            missing.append(f"master key {kid} (secret documents)")
+    for kid in body.get("keys", {}).get("audit", []):
+        if not _has(audits, kid):
+            missing.append(f"audit key {kid} (the audit chain)")
+    return missing
+
+
+def _has(ring, kid: str) -> bool:
+    from .documents.crypto import CorruptObject
+
+    try:
+        ring.get(kid)
+        return True
+    except CorruptObject:
+        return False
+
+
+def _keys_problem(missing: list[str]) -> dict:
+    return {"part": "keys", "problem": "keys_missing",
+            "detail": "; ".join(missing) + " — restore the key directory (keys/, keys/audit/) or set "
+                                           "INKLESS_MASTER_KEY / INKLESS_AUDIT_KEY"}
+
+
+def _data_key(app: Flask, body: dict) -> bytes | None:
+    from .documents import crypto, objects
+
+    sealed = body.get("encryption")
+    if not sealed:
+        return None  # a backup of format 1, before the database part was encrypted
+    master = objects.keyring(app).get(sealed["master_key_id"])
+    return crypto.unwrap_key(master, sealed["algorithm"], base64.b64decode(sealed["wrapped_key"]))
+
+
+def _plain_lines(path: Path, rel: str, body: dict, data_key: bytes | None) -> Iterator[str]:
+    from .documents import crypto
+
+    if data_key is None:
+        with open(path, encoding="utf-8") as f:
+            yield from f
+        return
+    sealed = body["encryption"]
+    meta = sealed["files"][rel]
+    with crypto.DecryptingReader(open(path, "rb"), sealed["algorithm"], data_key, rel, sealed["chunk_size"],
+                                 base64.b64decode(meta["nonce_prefix"]), meta["size"]) as reader:
+        rest = b""
+        for chunk in reader.chunks():
+            rest += chunk
+            *lines, rest = rest.split(b"\n")
+            for line in lines:
+                yield line.decode("utf-8")
+        if rest:
+            yield rest.decode("utf-8")
+
+
 # --- create -----------------------------------------------------------------------------------
 
 @contextmanager
@@ -259,20 +399,25 @@ def create(app: Flask) -> Backup:
     counts: dict[str, int] = {}
     tables = _tables()
     created_at = clock.now()  # the snapshot's moment (it starts right after)
+    sealing = _Sealing.new(app)
     try:
         with _snapshot(app.extensions["inkless.engine"]) as conn:
             revision = _revision(conn)
             for table in tables:
                 part = _Part(work, f"db/{table.name}.jsonl")
+                sink = sealing.writer(part)
                 n = 0
                 for row in conn.execute(select(table).order_by(*table.primary_key.columns)).mappings():
                     line = json.dumps({k: _encode(v) for k, v in row.items()}, ensure_ascii=False, sort_keys=True)
-                    part.write(line.encode() + b"\n")
+                    sink.write(line.encode() + b"\n")
                     n += 1
+                sink.close()
                 part.close(parts)
                 counts[table.name] = n
+            keys = _keys_needed(app, conn)
             # Still inside the snapshot: every blob its rows name was written before they committed.
             blobs = _copy_blobs(_blob_dir(app), work, parts)
+            _copy_files(audit_chain.archive_dir(app), work, ARCHIVES, parts)
             checkpoint = audit_chain.signed_checkpoint(app, conn)
         part = _Part(work, audit_chain.CHECKPOINT)
         part.write(json.dumps(checkpoint, ensure_ascii=False, sort_keys=True).encode())
@@ -281,6 +426,7 @@ def create(app: Flask) -> Backup:
             "format": FORMAT, "id": backup_id, "created_at": created_at.isoformat(),
             "schema_revision": revision, "database": app.extensions["inkless.engine"].dialect.name,
             "order": [t.name for t in tables], "tables": counts, "blobs": blobs, "parts": parts,
+            "encryption": sealing.manifest(), "keys": keys,
         }
         manifest = {"body": body, "hmac": _mac(app.config["INKLESS"].secret_key, body)}
         (work / MANIFEST).write_text(json.dumps(manifest, ensure_ascii=False, indent=1, sort_keys=True))
@@ -294,24 +440,28 @@ def create(app: Flask) -> Backup:
 
 
 def _copy_blobs(blob_dir: Path, work: Path, parts: dict) -> int:
+    # tmp/ holds uploads in progress: nothing refers to them yet
+    return sum(_copy_files(blob_dir / sub, work, f"blobs/{sub}", parts) for sub in ("plain", "enc"))
+
+
+def _copy_files(base: Path, work: Path, prefix: str, parts: dict) -> int:
+    """Every file under `base` into the backup as `<prefix>/…`; returns how many."""
     copied = 0
-    for sub in ("plain", "enc"):  # tmp/ holds uploads in progress: nothing refers to them yet
-        base = blob_dir / sub
-        if not base.is_dir():
+    if not base.is_dir():
+        return 0
+    for path in sorted(base.rglob("*")):
+        if not path.is_file() or path.name.endswith(".tmp"):
             continue
-        for path in sorted(base.rglob("*")):
-            if not path.is_file():
-                continue
-            try:
-                source = open(path, "rb")
-            except FileNotFoundError:
-                continue  # removed since the listing (purged); a row of the snapshot naming it fails verify
-            with source:
-                part = _Part(work, f"blobs/{path.relative_to(blob_dir).as_posix()}")
-                while chunk := source.read(READ_SIZE):
-                    part.write(chunk)
-            part.close(parts)
-            copied += 1
+        try:
+            source = open(path, "rb")
+        except FileNotFoundError:
+            continue  # removed since the listing (purged); a row of the snapshot naming it fails verify
+        with source:
+            part = _Part(work, f"{prefix}/{path.relative_to(base).as_posix()}")
+            while chunk := source.read(READ_SIZE):
+                part.write(chunk)
+        part.close(parts)
+        copied += 1
     return copied
 
 
@@ -379,10 +529,11 @@ def integrity(app: Flask, backup: Backup) -> tuple[dict | None, list[dict]]:
     return body, problems
 
 
-def _rows(backup_path: Path, table: Table) -> Iterator[dict]:
+def _rows(backup_path: Path, table: Table, body: dict, data_key: bytes | None) -> Iterator[dict]:
     decoders = {c.name: d for c in table.columns if (d := _decoder(c)) is not None}
-    with open(backup_path / f"db/{table.name}.jsonl", encoding="utf-8") as f:
-        for line in f:
+    rel = f"db/{table.name}.jsonl"
+    for line in _plain_lines(backup_path / rel, rel, body, data_key):
+        if line.strip():
             row = json.loads(line)
             for name, decode in decoders.items():
                 if row.get(name) is not None:
@@ -414,7 +565,7 @@ def _restore_sql_nulls(conn: Connection, table: Table, json_nulls: dict[str, lis
             conn.execute(table.update().where(pk.in_(pks[start:start + BATCH])).values({name: null()}))
 
 
-def _load(conn: Connection, backup_path: Path, body: dict) -> dict[str, int]:
+def _load(conn: Connection, backup_path: Path, body: dict, data_key: bytes | None) -> dict[str, int]:
     """Insert every row of the backup; returns the counts inserted."""
     known = {t.name: t for t in _tables()}
     missing = [name for name in body["order"] if name not in known]
@@ -431,7 +582,7 @@ def _load(conn: Connection, backup_path: Path, body: dict) -> dict[str, int]:
         batch: list[dict] = []
         json_nulls = _json_nulls(table)
         n = 0
-        for row in _rows(backup_path, table):
+        for row in _rows(backup_path, table, body, data_key):
             for name, pks in json_nulls.items():
                 if row.get(name) is None:
                     pks.append(row[_pk_name(table)])
@@ -469,7 +620,8 @@ def verify(app: Flask, backup: Backup) -> dict:
     body, problems = integrity(app, backup)
     restored: dict[str, int] = {}
     if body is not None and not problems:
-        problems = _trial_restore(app, backup, body, restored)
+        missing = missing_keys(app, body)
+        problems = [_keys_problem(missing)] if missing else _trial_restore(app, backup, body, restored)
     record = {"at": clock.now().isoformat(), "ok": not problems, "problems": problems, "tables": restored}
     (backup.path / VERIFICATION).write_text(json.dumps(record, ensure_ascii=False, indent=1))
     backup.verification = record
@@ -480,7 +632,7 @@ def _chain(app: Flask, s: Session, backup: Backup) -> audit_chain.Verdict:
     """The backup's audit chain, against the checkpoint taken with its snapshot."""
     ring = audit.keyring(app)
     anchor = audit_chain.anchor_of(ring, [backup.path / audit_chain.CHECKPOINT])
-    return audit_chain.verify(s, ring, audit_chain.archive_dir(app), anchor)
+    return audit_chain.verify(s, ring, backup.path / ARCHIVES, anchor)
 
 
 def _trial_restore(app: Flask, backup: Backup, body: dict, restored: dict) -> list[dict]:
@@ -490,7 +642,7 @@ def _trial_restore(app: Flask, backup: Backup, body: dict, restored: dict) -> li
         try:
             Base.metadata.create_all(engine)
             with engine.begin() as conn:
-                restored.update(_load(conn, backup.path, body))
+                restored.update(_load(conn, backup.path, body, _data_key(app, body)))
             for name, expected in body["tables"].items():
                 if restored.get(name) != expected:
                     problems.append({"part": f"db/{name}.jsonl", "problem": "count",
@@ -551,14 +703,28 @@ def _reset_sequences(conn: Connection) -> None:
             f'FROM "{table.name}"'), {"t": table.name, "c": col})
 
 
-def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | None = None) -> dict[str, int]:
-    """Return the platform to `backup`. Refuses a damaged backup, another schema revision, and a
-    database with rows unless `force`. Run it with the platform stopped."""
-    from . import migrate
+def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | None = None,
+            processes_stopped: bool = False) -> dict[str, int]:
+    """Return the platform to `backup`. Refuses, before anything is replaced: a damaged backup,
+    one whose keys this installation lacks, a database a server or worker is using (records in
+    `<data dir>/run/`; records left by processes that are gone only with `processes_stopped`),
+    another schema revision, and a database with rows unless `force`."""
+    from . import liveness, migrate
 
     body, problems = integrity(app, backup)
     if body is None or problems:
         raise BackupError("damaged", "; ".join(problem_text(p) for p in problems))
+    missing = missing_keys(app, body)
+    if missing:
+        raise BackupError("keys_missing", "the keys to open this backup are not here: " + _keys_problem(missing)["detail"])
+    records = liveness.present(app)
+    live = [r.describe() for r in records if r.live]
+    if live:
+        raise BackupError("in_use", "the database is in use by " + ", ".join(live) + ": stop every server and worker first")
+    if records and not processes_stopped:
+        raise BackupError("in_use", "records of " + ", ".join(r.describe() for r in records) + " remain (killed or "
+                          "not yet stopped?): once every server and worker is stopped, pass --processes-stopped")
+    liveness.clear_stale(records)
     engine = app.extensions["inkless.engine"]
     with engine.connect() as conn:
         has_schema = _revision(conn) is not None
@@ -574,10 +740,11 @@ def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | Non
         raise BackupError("not_empty", f"the database is not empty ({', '.join(nonempty[:5])}…); use --force")
     superseded = audit_chain.anchors(app, audit.keyring(app)).checkpoint
     _restore_blobs(backup.path, _blob_dir(app), body)
+    _restore_files(backup.path, ARCHIVES, audit_chain.archive_dir(app), body)
     with engine.begin() as conn:
         if force:
             _empty_tables(conn)
-        counts = _load(conn, backup.path, body)
+        counts = _load(conn, backup.path, body, _data_key(app, body))
         _reset_sequences(conn)
         s = Session(bind=conn)
         chain = _chain(app, s, backup)
@@ -596,10 +763,16 @@ def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | Non
 def _restore_blobs(backup_path: Path, blob_dir: Path, body: dict) -> None:
     """Files the store lacks are copied back; present ones are the same bytes (plain files are
     named by their hash, encrypted ones by a random name never reused)."""
+    _restore_files(backup_path, "blobs", blob_dir, body)
+
+
+def _restore_files(backup_path: Path, prefix: str, target_dir: Path, body: dict) -> None:
+    """The backup's files under `prefix` that `target_dir` lacks (audit archives, like blobs, are
+    never rewritten under the same name)."""
     for rel in body["parts"]:
-        if not rel.startswith("blobs/"):
+        if not rel.startswith(prefix + "/"):
             continue
-        target = blob_dir / rel[len("blobs/"):]
+        target = target_dir / rel[len(prefix) + 1:]
         if target.exists():
             continue
         target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -108,6 +108,17 @@ def _record_security_policy(app) -> None:
             s.close()
 
 
+def _announce(app: Flask, kind: str) -> None:
+    """A live-process record a restore looks for (service/liveness.py); SIGTERM exits normally,
+    so a stopped process removes it."""
+    import signal
+
+    from . import liveness
+
+    liveness.announce(app, kind)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+
+
 @main.command()
 @click.option("--host", default="127.0.0.1")
 @click.option("--port", default=5000, type=int)
@@ -122,6 +133,7 @@ def serve(host: str, port: int, no_wait: bool) -> None:
     from .scheduler import start_background
 
     app = _ready_app(no_wait)
+    _announce(app, "server")
     startup.tolerate(lambda: _record_security_policy(app), "recording the security policy")
     # Timers fire inside the server too, so one process is a whole platform; more workers may
     # share the database (`inkless worker`). INKLESS_NO_SCHEDULER=1 leaves timers to workers.
@@ -142,6 +154,7 @@ def worker(interval: float, once: bool, no_wait: bool) -> None:
     from .scheduler import ensure_builtin_jobs, run_due
 
     app = _ready_app(no_wait)
+    _announce(app, "worker")
     startup.tolerate(lambda: ensure_builtin_jobs(app), "checking the built-in jobs")
     if once:
         click.echo(f"fired {run_due(app)}")
@@ -397,14 +410,16 @@ def backup_verify(backup_id: str) -> None:
 @backup_group.command("restore")
 @click.argument("backup_id")
 @click.option("--force", is_flag=True, help="Replace the rows of a database that is not empty.")
-def backup_restore(backup_id: str, force: bool) -> None:
+@click.option("--processes-stopped", is_flag=True,
+              help="Every server and worker is stopped: clear the records they left (a live one still refuses).")
+def backup_restore(backup_id: str, force: bool, processes_stopped: bool) -> None:
     """Return the platform to a backup (stop `inkless serve` and the workers first)."""
     from . import backup
 
     app = _app()
     with app.test_request_context():
         try:
-            counts = backup.restore(app, backup.get(app, backup_id), force=force)
+            counts = backup.restore(app, backup.get(app, backup_id), force=force, processes_stopped=processes_stopped)
         except backup.BackupError as e:
             click.echo(f"error: {e}", err=True)
             sys.exit(1)

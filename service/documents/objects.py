@@ -24,6 +24,7 @@ from . import content, crypto, search
 from . import upload as uploads
 from .keys import Keyring
 from .models import ENCRYPTED_FROM, DataKey, Document, DocumentVersion, StoredObject, parse_level
+from .settings import EXTENSION
 from .settings import current as settings
 from .storage import BlobStore, Received
 
@@ -37,10 +38,12 @@ def blob_store() -> BlobStore:
     return ext["inkless.documents.store"]
 
 
-def keyring() -> Keyring:
-    ext = current_app.extensions
+def keyring(app=None) -> Keyring:
+    app = app or current_app
+    ext = app.extensions
     if "inkless.documents.keys" not in ext:
-        ext["inkless.documents.keys"] = Keyring.load(settings().master_keys, settings().key_dir)
+        held = ext[EXTENSION]
+        ext["inkless.documents.keys"] = Keyring.load(held.master_keys, held.key_dir)
     return ext["inkless.documents.keys"]
 
 

@@ -35,6 +35,7 @@ PROBLEMS = {
     "audit_chain": N_("the audit chain of the trial restore is broken"),
     "audit_checkpoint": N_("the backup's audit checkpoint is missing or its signature does not match"),
     "restore_failed": N_("the trial restore failed"),
+    "keys_missing": N_("the keys needed to open the backup are not here"),
 }
 
 

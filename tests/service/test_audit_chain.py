@@ -10,7 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, func, select, update
 
-from service import audit, audit_chain, scheduler
+from service import audit, audit_chain, maintenance, scheduler
 from service.cli import main as cli
 from service.models import AuditEvent, ScheduledJob
 
@@ -235,3 +235,83 @@ def test_the_job_table_writes_checkpoints_at_intervals(app, login, frozen):
     s.commit()
     s.close()
     assert _cli(app, "verify").exit_code == 1
+
+
+# --- retention (R-SEC-3: kept at least six months, then archived, still verified) ------------------
+
+def _archive(app) -> int:
+    with app.test_request_context():
+        s = _session(app)
+        moved = audit_chain.archive_due(app, s)
+        s.commit()
+        audit_chain.write_checkpoint(app, s)
+        s.close()
+    return moved
+
+
+def _fresh_admin(client):
+    """Signed in now (a token from before a jump of 400 days has expired)."""
+    from tests.conftest import PASSWORD, ApiClient
+
+    r = client.post("/api/v1/auth/token", json={"username": "sysadmin", "password": PASSWORD})
+    return ApiClient(client, r.get_json()["access_token"])
+
+
+def test_events_past_retention_move_to_signed_archives_that_verify_still_checks(app, client, login, frozen):
+    """R-SEC-3, R-SEC-8: with the default 400 days, events older than that move out of the table
+    into a signed archive file (the newest event always stays); the chain still verifies through
+    the archive, the checkpoint counts the archived events; a changed or removed archive file is
+    named by `inkless audit verify` and the maintenance check."""
+    assert app.config["INKLESS"].audit_retention_days == 400
+    login("sysadmin")
+    _record(app, 20, "old_event")
+    frozen.advance(days=300)
+    _record(app, 5, "younger_event")
+    assert _archive(app) == 0  # nothing is 400 days old yet
+    frozen.advance(days=101)  # the first events are now 401 days old, the younger ones 101
+    before = _ids(app)
+    moved = _archive(app)
+    s = _session(app)
+    actions = s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all()
+    s.close()
+    assert moved == len(before) - 5 and "old_event" not in actions
+    assert actions[:5] == ["younger_event"] * 5 and actions[-1] == "audit_archived"
+    (archive,) = audit_chain.archives(audit_chain.archive_dir(app))
+    assert archive.name == f"{before[0]:012d}-{before[-6]:012d}.jsonl"
+    checkpoint = json.loads(audit_chain.checkpoint_paths(app)[1].read_text())["body"]
+    assert checkpoint["rows"] == len(before) + 1 and checkpoint["last_id"] == _ids(app)[-1]
+    result = _cli(app, "verify")
+    assert result.exit_code == 0 and f"{len(before) + 1} events" in result.output, result.output
+    admin = _fresh_admin(client)
+    assert _check(admin)["ok"] is True
+    with app.test_request_context():  # a backup carries the archive; its trial restore chains through it
+        made, record = maintenance.run_backup(app)
+    assert record["ok"], record["problems"]
+    assert f"audit/archive/{archive.name}" in made.manifest["parts"]
+
+    original = archive.rows_path.read_bytes()
+    archive.rows_path.write_bytes(original.replace("审计记录".encode(), "改过记录".encode(), 1))
+    result = _cli(app, "verify")
+    assert result.exit_code == 1 and f"archive file {archive.name}: the rows differ from the signed file" in result.output
+    assert _check(admin)["ok"] is False
+    archive.rows_path.unlink()
+    archive.sig_path.unlink()
+    result = _cli(app, "verify")
+    assert result.exit_code == 1 and f"the log starts at event {before[-5]}" in result.output, result.output
+
+
+def test_the_retention_period_is_configurable_but_never_under_180_days(app, frozen):
+    """R-SEC-3 (MLPS 2.0 level 3: audit records kept six months at least)."""
+    from service.config import Config
+
+    with pytest.raises(ValueError, match="at least 180"):
+        Config.from_env(data_dir=app.config["INKLESS"].data_dir, audit_retention_days=179)
+    app.config["INKLESS"].audit_retention_days = 180
+    _record(app, 4)
+    frozen.advance(days=179)
+    assert _archive(app) == 0
+    frozen.advance(days=2)
+    before = _ids(app)
+    assert _archive(app) == len(before) - 1  # all but the newest
+    assert _ids(app) == [before[-1], before[-1] + 1]  # and the archiving's own event
+    assert _cli(app, "verify").exit_code == 0

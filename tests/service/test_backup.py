@@ -3,15 +3,16 @@ restores it, tampering is caught by verification, the nightly job fires once a d
 number of workers, and system administrators see it all on the maintenance page."""
 from __future__ import annotations
 
+import base64
 import json
 import shutil
 from datetime import UTC, datetime
 
 import pytest
 from click.testing import CliRunner
-from sqlalchemy import func, null, select, update
+from sqlalchemy import func, inspect, null, select, update
 
-from service import audit_chain, backup, create_app, maintenance, scheduler
+from service import audit, audit_chain, backup, create_app, maintenance, scheduler
 from service.cli import main as cli
 from service.config import Config
 from service.documents.models import Document
@@ -348,3 +349,120 @@ def test_daily_checks_flag_a_backup_older_than_26_hours(app, login, frozen):
     assert body["backups"][0]["id"] == made.id and body["backups"][0]["verification"]["ok"] is True
     frozen.advance(hours=26, minutes=1)
     assert checks()[0]["last_backup"] is False
+
+
+# --- the database part encrypted, the keys checked up front, no restore under a running platform ----
+
+def test_the_database_part_is_encrypted_and_its_key_is_not_in_the_backup(app, login):
+    """R-SEC-5, R-SEC-3: every db/*.jsonl part is AES-256-GCM ciphertext (no name, username or
+    row in clear); its data key is in the manifest only wrapped by a master key, and no master
+    or audit key is anywhere in the backup; the round trip restores every row and document."""
+    instance_id, internal, secret = _populated(app, login)
+    made = _backup(app)
+    sealed = made.manifest["encryption"]
+    cfg = app.config["INKLESS"]
+    assert sealed["algorithm"] == "AES-256-GCM" and (cfg.data_dir / "keys" / f"{sealed['master_key_id']}.key").is_file()
+    files = [p for p in made.path.rglob("*") if p.is_file()]
+    for part in (p for p in files if p.parent.name == "db"):
+        data = part.read_bytes()
+        assert b"office_head" not in data and "赵科员".encode() not in data and b'"id"' not in data, part
+    keys = [p for p in (cfg.data_dir / "keys").rglob("*.key")]
+    assert len(keys) >= 2  # a master key and an audit key
+    for key_file in keys:
+        encoded = key_file.read_text().strip().encode()
+        raw = base64.b64decode(encoded)
+        assert not any(encoded in p.read_bytes() or raw in p.read_bytes() for p in files), key_file
+
+    uploaded(login("clerk"), b"after the backup", title="备份之后")
+    with app.test_request_context():
+        counts = backup.restore(app, backup.get(app, made.id), force=True)
+    assert counts == made.manifest["tables"]
+    clerk = login("clerk")
+    assert clerk.get(f"{API}/{secret['id']}/content").data == SECRET
+    assert clerk.get(f"{API}/{internal['id']}/content").data == INTERNAL
+
+
+def test_restore_without_the_keys_is_refused_before_anything_is_replaced(app, login, tmp_path):
+    """R-SEC-5: on a machine without the key directory, `backup verify` names the master keys
+    (database part, secret documents) and the audit key it lacks, and `restore` refuses up front
+    — the new database stays without a single table; on the platform itself, with the keys moved
+    away, `backup restore --force` refuses and every row stays."""
+    _populated(app, login)
+    made = _backup(app)
+    needed = made.manifest["keys"]
+    cfg = app.config["INKLESS"]
+    data_dir = tmp_path / "new-machine"
+    data_dir.mkdir()
+    other = create_app(Config.from_env(
+        data_dir=data_dir, database_url=f"sqlite:///{data_dir / 'inkless.db'}", secret_key=cfg.secret_key,
+        backup_dir=backup.location(app), testing=True, session_cookie_secure=False, mfa_enforced=False,
+        ratelimit_enabled=False, argon2_time_cost=1, argon2_memory_cost=8))
+    try:
+        record = backup.verify(other, backup.get(other, made.id))
+        (problem,) = record["problems"]
+        assert problem["problem"] == "keys_missing"
+        assert f"master key {made.manifest['encryption']['master_key_id']} (the database part)" in problem["detail"]
+        assert all(f"master key {k} (secret documents)" in problem["detail"] for k in needed["documents"])
+        assert needed["documents"] and needed["audit"]
+        assert all(f"audit key {k} (the audit chain)" in problem["detail"] for k in needed["audit"])
+        with other.test_request_context(), pytest.raises(backup.BackupError) as refused:
+            backup.restore(other, backup.get(other, made.id))
+        assert refused.value.code == "keys_missing" and needed["audit"][0] in str(refused.value)
+        assert inspect(other.extensions["inkless.engine"]).get_table_names() == []
+        assert not (data_dir / "blobs").exists()
+    finally:
+        other.extensions["inkless.engine"].dispose()
+
+    moved = tmp_path / "keys-elsewhere"
+    shutil.move(cfg.data_dir / "keys", moved)
+    for held in ("inkless.documents.keys", audit.KEYRING):
+        app.extensions.pop(held, None)
+    users = _count(app, User)
+    result = CliRunner().invoke(cli, ["backup", "restore", made.id, "--force"], env=_cli_env(app))
+    assert result.exit_code == 1 and "the keys to open this backup are not here" in result.output, result.output
+    assert _count(app, User) == users
+    shutil.move(moved, cfg.data_dir / "keys")
+
+
+def _count(app, model) -> int:
+    s = _session(app)
+    try:
+        return s.scalar(select(func.count()).select_from(model))
+    finally:
+        s.close()
+
+
+def test_restore_is_refused_while_a_server_runs(app, login):
+    """R-SEC-5: a running `inkless serve` leaves a live-process record; `backup restore --force`
+    refuses naming it, and so does --processes-stopped while it lives. Stopped normally it removes
+    its record and the restore runs; killed (-9) its record stays, and only --processes-stopped,
+    once nothing holds it, lets the restore run."""
+    from tests.service.test_durability import Server
+
+    login("clerk")
+    made = _backup(app)
+    env = _cli_env(app)
+    server = Server(app)
+    server.env["INKLESS_NO_SCHEDULER"] = "1"
+    server.start()
+    try:
+        pid = server.proc.pid
+        for flags in ([], ["--processes-stopped"]):
+            refused = CliRunner().invoke(cli, ["backup", "restore", made.id, "--force", *flags], env=env)
+            assert refused.exit_code == 1 and f"in use by server (process {pid}" in refused.output, refused.output
+        server.proc.terminate()
+        server.proc.wait(timeout=10)
+        restored = CliRunner().invoke(cli, ["backup", "restore", made.id, "--force"], env=env)
+        assert restored.exit_code == 0, restored.output
+
+        server.start()
+        pid = server.proc.pid
+        server.kill()
+        refused = CliRunner().invoke(cli, ["backup", "restore", made.id, "--force"], env=env)
+        assert refused.exit_code == 1 and f"server (process {pid}" in refused.output and "--processes-stopped" in refused.output
+        restored = CliRunner().invoke(cli, ["backup", "restore", made.id, "--force", "--processes-stopped"], env=env)
+        assert restored.exit_code == 0, restored.output
+        assert list((app.config["INKLESS"].data_dir / "run").iterdir()) == []
+    finally:
+        if server.proc.poll() is None:
+            server.kill()
