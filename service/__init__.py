@@ -31,7 +31,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["TESTING"] = config.testing
     app.json.ensure_ascii = False
 
-    from . import api, auth, bounds, csrf, db, errors, i18n, pages, ratelimit
+    from . import api, audit_log, auth, bounds, csrf, db, errors, i18n, pages, ratelimit
 
     # Before any route is added: every <int:…> in the app is a 64-bit id (service/bounds.py).
     app.url_map.converters["int"] = bounds.IdConverter
@@ -43,6 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
     api.init_app(app)
     pages.init_app(app)
     errors.register(app)
+    audit_log.init_app(app)
 
     @app.get("/healthz")
     def healthz():

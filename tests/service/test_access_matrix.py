@@ -46,6 +46,10 @@ MATRIX = {
     ("DELETE", "/api/v1/groups/nothing"): (None, {A: 401, U: 403, O: 404, S: 404, X: 404}),
     ("POST", "/api/v1/groups/nothing/members"): ({"username": "clerk"}, {A: 401, U: 403, O: 404, S: 404, X: 404}),
     ("DELETE", "/api/v1/groups/nothing/members/clerk"): (None, {A: 401, U: 403, O: 404, S: 404, X: 404}),
+    # The audit log (R-SEC-4, R-SEC-8, issue 15): auditors only, not even a system administrator
+    # (tests/service/test_audit_log.py has the auditor's answers).
+    ("GET", "/api/v1/audit/events"): (None, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    ("GET", "/api/v1/audit/events/export"): (None, {A: 401, U: 403, O: 403, S: 403, X: 403}),
     # The maintenance plan (R-OPS-1): system administrators only.
     ("GET", "/api/v1/maintenance"): (None, {A: 401, U: 403, O: 403, S: 403, X: 200}),
     ("POST", "/api/v1/messages"): ({"name": "nobody_waits"}, {A: 401, U: 403, O: 403, S: 403, X: 404}),
