@@ -497,3 +497,35 @@ def _report(record: dict) -> None:
 
 if __name__ == "__main__":
     main()
+
+
+@main.group("audit")
+def audit_group() -> None:
+    """The audit log: the anomaly review (R-SEC-4)."""
+
+
+@audit_group.command("review")
+@click.option("--since", help="A day (2026-12-03) or a moment; default: the last day.")
+@click.option("--until", help="A day (inclusive) or a moment (exclusive); default: now.")
+def audit_review(since: str | None, until: str | None) -> None:
+    """Run the anomaly review now (it also runs every night) and list what it found."""
+    from . import anomaly, audit_log
+    from .errors import ApiError
+
+    app = _app()
+    with app.test_request_context():
+        s = _session(app)
+        try:
+            window = audit_log.parse_filters({"since": since, "until": until})
+            made = anomaly.review(s, None, window.since, window.until)
+            s.commit()
+            for finding in made:
+                click.echo(f"#{finding.id} {anomaly.rule_name(finding.rule)}: {anomaly.describe(finding)}")
+            click.echo(f"{len(made)} new findings")
+        except ApiError as e:
+            click.echo(f"error: {e.message}", err=True)
+            for d in e.details or []:
+                click.echo(f"  {d.get('field')}: {d.get('message')}", err=True)
+            sys.exit(1)
+        finally:
+            s.close()

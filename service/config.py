@@ -73,6 +73,11 @@ class Config:
     # WebAuthn relying party: by default the request's host and origin; set both behind a proxy.
     webauthn_rp_id: str | None = None
     webauthn_origin: str | None = None
+    # Every request that hands out an instance, a task or a user record leaves one audit row naming
+    # them (service/audit_log.py, R-SEC-4); INKLESS_READ_AUDIT=0 turns it off.
+    read_audit: bool = True
+    # The anomaly review's thresholds (service/anomaly.py THRESHOLDS): INKLESS_ANOMALY_<NAME>=<number>.
+    anomaly_thresholds: dict = field(default_factory=dict)
     # INKLESS_CLOCK_START (ISO 8601 with offset): the process's clock starts at this moment and
     # runs on. For the test suite's servers and for demos of deadlines; never set in production.
     clock_start: str | None = None
@@ -108,6 +113,7 @@ class Config:
             cfg.session_cookie_secure = False
         _identity_from_env(cfg, env)
         _scripts_from_env(cfg, env)
+        _audit_from_env(cfg, env)
         for key, value in overrides.items():
             setattr(cfg, key, value)
         if cfg.audit_retention_days < MIN_AUDIT_RETENTION_DAYS:
@@ -153,6 +159,14 @@ def _identity_from_env(cfg: Config, env) -> None:
             setattr(cfg, attr, int(env[name]))
     if cfg.password_profile not in ("asvs", "mlps3"):
         raise ValueError(f"INKLESS_PASSWORD_PROFILE must be asvs or mlps3, not {cfg.password_profile!r}")
+
+
+def _audit_from_env(cfg: Config, env) -> None:
+    if "INKLESS_READ_AUDIT" in env:
+        cfg.read_audit = env["INKLESS_READ_AUDIT"].strip().lower() not in ("0", "false", "no", "off")
+    prefix = "INKLESS_ANOMALY_"
+    cfg.anomaly_thresholds = {name[len(prefix):].lower(): float(value) for name, value in env.items()
+                              if name.startswith(prefix)}
 
 
 def _scripts_from_env(cfg: Config, env) -> None:

@@ -26,9 +26,10 @@ def _safe(value):
     return value
 
 
-def render(rows: list[dict], fmt: str) -> tuple[bytes, str]:
-    header = [str(label) for _key, label in COLUMNS]
-    table = [[_safe(row.get(key)) for key, _label in COLUMNS] for row in rows]
+def render(rows: list[dict], fmt: str, columns=COLUMNS) -> tuple[bytes, str]:
+    """`columns`: (key, label) pairs; the indicator table's by default."""
+    header = [str(label) for _key, label in columns]
+    table = [[_safe(row.get(key)) for key, _label in columns] for row in rows]
     if fmt == "xlsx":
         from openpyxl import Workbook
 

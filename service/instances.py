@@ -27,7 +27,7 @@ from engine.errors import Incident, MessageNotCaught, ScriptError, TaskNotFound,
 from engine.runtime import PEOPLE_KINDS, Instance, Step, UserTask
 from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
-from . import audit, db, forms, notifications, optimistic, performers, policy, scheduler
+from . import audit, audit_log, db, forms, notifications, optimistic, performers, policy, scheduler
 from .db import in_session
 from .documents import attachments
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -206,6 +206,7 @@ def _load(s: Session, instance_id: int, for_update: bool = True) -> ProcessInsta
     row = s.scalar(query)
     if row is None:
         raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
+    audit_log.note_read("process_instance", row.id)
     return row
 
 
@@ -873,6 +874,7 @@ def visible_instance(s: Session, user: User, instance_id: int) -> ProcessInstanc
                                                  policy.scope_filter(user, "read", "process_instance")))
     if row is None:
         raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
+    audit_log.note_read("process_instance", row.id)
     return row
 
 
@@ -880,4 +882,5 @@ def visible_task(s: Session, user: User, task_id: str) -> OpenTask:
     """The open task if `user` may work on it (or, as a system administrator, look at it)."""
     task = open_task(s, task_id)
     policy.authorize(user, "read", "task", task, hide=True, message=_("Task not found or already completed."))
+    audit_log.note_read("task", task.id)
     return task

@@ -31,6 +31,8 @@ BUILTIN_GROUPS = {
     "designer": ("流程设计", "Process designers"),
     "confidentiality_officer": ("保密员", "Confidentiality officers"),
     "inspector": ("检查员", "Inspectors"),
+    # Read the audit log and review its anomalies (R-SEC-4, R-SEC-8); nothing else (issue 15).
+    "auditor": ("审计员", "Auditors"),
 }
 
 
@@ -344,6 +346,7 @@ class IndicatorSnapshot(Base):
 
 
 # The workspace's own tables, registered with the metadata alongside these.
+from . import anomaly_models as _anomaly_models  # noqa: E402,F401  (registers the audit findings)
 from .identity import models as _identity_models  # noqa: E402,F401  (registers the identity tables)
 from .studio import models as _studio_models  # noqa: E402,F401  (registers the studio tables)
 from .workspace_models import ApplicationTracking, Substitution, TaskDraft  # noqa: E402,F401

@@ -40,6 +40,7 @@ def _rules(holder: str, scope: str, *pairs: str) -> tuple[Rule, ...]:
 
 SYSTEM_ADMIN, DEPT_ADMIN = "role:system_admin", "role:dept_admin"
 PLATFORM, SUPERVISOR, DESIGNER = "group:platform_admin", "group:supervisor", "group:designer"
+AUDITOR = "group:auditor"
 
 INSPECTS = ("inspect on user", "inspect on department", "inspect on document", "inspect on process_instance")
 
@@ -74,6 +75,13 @@ RULES: tuple[Rule, ...] = (
     *_rules("group:inspector", ALL, *INSPECTS),
     *_rules(DEPT_ADMIN, DEPARTMENT, *INSPECTS),
     *_rules(DESIGNER, ALL, "deploy on process_definition"),
+    # Auditors (R-SEC-4, R-SEC-8, issue 15): read and export the audit log, review its anomalies;
+    # every read of theirs is itself audited (service/audit_log.py). System administrators do not
+    # read the log: who keeps the system is not who checks on it. Supervisors get the monthly
+    # access review.
+    *_rules(AUDITOR, ALL, "read on audit_log", "export on audit_log", "read on audit_finding",
+            "review on audit_finding", "read on access_review"),
+    *_rules(SUPERVISOR, ALL, "read on access_review"),
     # Acts only a procedure performs, through a service and after the approvals it relies on
     # (service/authority.py): the platform's own procedures call them, and a diagram deployed by
     # someone who holds them everywhere (R-ACC-2, R-ACC-4, R-DOC-4, R-SUP-4).
@@ -108,8 +116,8 @@ STARTED_BY_RULE = frozenset(r.resource for r in RULES if r.action == "start")
 GRANTABLE_ROLES = {SYSTEM_ADMIN: ("user", "dept_admin"), DEPT_ADMIN: ("user", "dept_admin"),
                    PLATFORM: ("user", "dept_admin")}
 GRANTABLE_GROUPS = {
-    SYSTEM_ADMIN: ("designer", "inspector", "supervisor", "confidentiality_officer"),
-    PLATFORM: ("designer", "inspector", "supervisor", "confidentiality_officer"),
+    SYSTEM_ADMIN: ("designer", "inspector", "supervisor", "confidentiality_officer", "auditor"),
+    PLATFORM: ("designer", "inspector", "supervisor", "confidentiality_officer", "auditor"),
     DEPT_ADMIN: ("designer", "inspector"),
 }
 OFFICE_GROUPS = frozenset({"platform_admin", "dept_head"})

@@ -38,7 +38,7 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 # that claimed it: however many workers run, a day's job fires once.
 DAILY_AT = time(2, 0)
 DAILY_JOBS = {"archive": ("documents", DAILY_AT), "backup": ("nightly", time(2, 30)),
-              "digest": ("supervisors", time(8, 0))}
+              "digest": ("supervisors", time(8, 0)), "audit_review": ("anomalies", time(3, 0))}
 # Jobs whose work is a unit that runs the engine, and how long a claim keeps one from other
 # workers: longer than a step takes, short enough that a dead worker's job is soon fired again.
 ENGINE_JOBS = ("timer", "start")
@@ -235,6 +235,11 @@ def _fire(s: Session, job: ScheduledJob) -> bool:
         from . import audit_chain
 
         audit_chain.fire(s, job)
+        return True
+    if job.kind == "audit_review":
+        from . import anomaly
+
+        anomaly.fire(s, job)  # the anomaly review of the last day's audit log (R-SEC-4)
         return True
     if job.kind == "snapshots":
         from . import analytics

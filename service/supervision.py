@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 
 from engine.runtime import PEOPLE_KINDS
 
-from . import auth, policy
+from . import audit_log, auth, policy
 from .errors import Forbidden, NotFound
 from .models import Department, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User, utcnow
 from .workflows import process_for
@@ -343,6 +343,7 @@ def supervised_instance(s: Session, user: User, instance_id: int) -> ProcessInst
     row = s.scalar(_scoped(select(ProcessInstance).where(ProcessInstance.id == instance_id), user))
     if row is None:
         raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
+    audit_log.note_read("process_instance", row.id)
     return row
 
 

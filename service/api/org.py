@@ -4,7 +4,7 @@ from flask.views import MethodView
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import auth, db, policy
+from .. import audit_log, auth, db, policy
 from ..models import Department, User
 from .blueprint import Blueprint
 from .schemas import DepartmentList, EndedSessions, ListArgs, MfaReset, MfaResetArgs, PasswordReset, UserList
@@ -24,6 +24,8 @@ class Users(MethodView):
         query = select(User).where(policy.scope_filter(admin, "read", "user"))
         total = s.scalar(select(func.count()).select_from(query.subquery()))
         items = s.scalars(query.order_by(User.username).limit(args["limit"]).offset(args["offset"])).all()
+        for item in items:
+            audit_log.note_read("user", item.id)
         return {"items": items, "total": total}
 
 

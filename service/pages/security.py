@@ -7,7 +7,7 @@ from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_te
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import auth, db
+from .. import audit_log, auth, db
 from ..errors import Forbidden, Invalid
 from ..identity import mfa, password_policy, security_keys
 from ..models import User
@@ -131,6 +131,8 @@ def users():
     if not auth.is_system_admin(admin):
         query = query.where(User.department_id == admin.department_id)
     rows = [u for u in db.session().scalars(query) if auth.may_administer(admin, u)]
+    for row in rows:
+        audit_log.note_read("user", row.id)
     return render_template("admin_users.html", users=rows, **_policy())
 
 

@@ -46,6 +46,17 @@ MATRIX = {
     ("DELETE", "/api/v1/groups/nothing"): (None, {A: 401, U: 403, O: 404, S: 404, X: 404}),
     ("POST", "/api/v1/groups/nothing/members"): ({"username": "clerk"}, {A: 401, U: 403, O: 404, S: 404, X: 404}),
     ("DELETE", "/api/v1/groups/nothing/members/clerk"): (None, {A: 401, U: 403, O: 404, S: 404, X: 404}),
+    # The audit log (R-SEC-4, R-SEC-8, issue 15): auditors only, not even a system administrator
+    # (tests/service/test_audit_log.py has the auditor's answers).
+    ("GET", "/api/v1/audit/events"): (None, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    ("GET", "/api/v1/audit/events/export"): (None, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    ("GET", "/api/v1/audit/findings"): (None, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    ("GET", "/api/v1/audit/findings/999999"): (None, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    ("POST", "/api/v1/audit/findings/999999/dismiss"): ({"reason": "无"}, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    ("POST", "/api/v1/audit/findings/999999/rectify"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    ("POST", "/api/v1/audit/review"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    # The monthly access review: the supervision group and auditors (none of the callers here).
+    ("GET", "/api/v1/audit/access-review"): (None, {A: 401, U: 403, O: 403, S: 403, X: 403}),
     # The maintenance plan (R-OPS-1): system administrators only.
     ("GET", "/api/v1/maintenance"): (None, {A: 401, U: 403, O: 403, S: 403, X: 200}),
     ("POST", "/api/v1/messages"): ({"name": "nobody_waits"}, {A: 401, U: 403, O: 403, S: 403, X: 404}),
@@ -146,7 +157,8 @@ PUBLIC = {("GET", "/api/docs"), ("GET", "/api/openapi.json")}
 _PLACEHOLDERS = {"<int:instance_id>": "{instance}", "<string:task_id>": "{task}", "<string:key>": "account_application",
                  "<int:notification_id>": "999999", "<int:document_id>": "{document}", "<int:number>": "1",
                  "<int:share_id>": "999999", "<string:username>": "clerk", "<string:code>": "nothing",
-                 "<int:token_id>": "999999", "<int:user_id>": "{user}"}
+                 "<int:token_id>": "999999", "<int:user_id>": "{user}",
+                 "<int:finding_id>": "999999"}
 
 
 def _api_routes(app) -> set[tuple[str, str]]:
