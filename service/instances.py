@@ -153,6 +153,7 @@ def _begin(s: Session, changes: list[Change], user: User | None, key: str, busin
         initial = dict(data or {})
         if user is not None:
             initial["initiator"] = user.username  # never taken from start data
+            initial["initiator_name"] = user.full_name  # what instructions show people
     # A service the first steps call finds the row in the session (and writes it with its own
     # writes, in the transaction it opens); otherwise it is written in the write phase.
     s.add(row)
@@ -286,7 +287,7 @@ def _complete(s: Session, user: User | None, task_id: str, data: dict[str, Any])
         if user is not None and not may_complete(user, task):
             raise Forbidden(_("This task is not assigned to you."))
         schema = form_schema(s, task)
-        forms.validate(schema, data, task.approval)
+        forms.validate(schema, data, task.approval, s)
         attachments.check(s, user, schema, data)
         read = _read(s, task.instance_id, user)
     row = read.row
