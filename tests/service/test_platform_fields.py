@@ -41,7 +41,7 @@ def _report(app, browser) -> tuple:  # noqa: F811
     task_url = r.headers["Location"]
     page = text(clerk.get(task_url))
     assert re.search(r'<input id="f-occurred_at" name="occurred_at" type="datetime-local"', page)
-    department = re.search(r'<select id="f-department" name="department".*?</select>', page, re.S).group(0)
+    department = re.search(r'<select id="f-fault_department" name="fault_department".*?</select>', page, re.S).group(0)
     assert '<option value="OFFICE" selected>办公室</option>' in department  # the clerk's own, by name
     assert '<option value="FIN" >财务处</option>' in department
     assert "ISO 8601" not in page
@@ -53,12 +53,12 @@ def test_a_clerk_reports_a_fault_with_a_picker_and_a_department_list(app, browse
     the platform's offset; the department is chosen by name; the reviewer reads names and
     `2026年12月3日 09:30`, not codes."""
     clerk, task_url = _report(app, browser)
-    r = clerk.post(task_url, {"occurred_at": "2026-12-03T09:30", "department": "FIN", "affected_area": "process",
+    r = clerk.post(task_url, {"occurred_at": "2026-12-03T09:30", "fault_department": "FIN", "affected_area": "process",
                               "symptom": "提交审批时页面提示“服务器错误”"})
     assert r.status_code == 302, text(r)
     triage = _task(app, "triage_fault")
     assert triage.data["occurred_at"] == "2026-12-03T09:30:00+08:00"
-    assert triage.data["department"] == "FIN"
+    assert triage.data["fault_department"] == "FIN"
     assert "张文书 报告:2026年12月3日 09:30 起" in triage.instructions
 
     platform = browser("platform")
@@ -73,7 +73,7 @@ def test_a_department_or_time_that_is_not_one_is_refused_next_to_its_field(app, 
     """R-UI-2 (issue 17): a department code that names none and a time that is not one are refused
     with the field's name, in Chinese, and the page keeps what was typed."""
     clerk, task_url = _report(app, browser)
-    r = clerk.post(task_url, {"occurred_at": "昨天下午", "department": "NOPE", "affected_area": "process",
+    r = clerk.post(task_url, {"occurred_at": "昨天下午", "fault_department": "NOPE", "affected_area": "process",
                               "symptom": "打不开"})
     assert r.status_code == 422
     page = text(r)
