@@ -108,3 +108,11 @@ def test_durations_people_and_days_round_trip_and_are_shown_in_words(app, org):
                 "limit": "处理时限不是有效的时长", "owner": "责任人：此人不存在或已停用，请从列表中选择"}
         else:
             raise AssertionError("a bad duration and an unknown person were accepted")
+
+
+def test_the_diagram_shows_lane_names_without_performer_specs(app, browser):  # noqa: F811
+    """R-UI-1 (issue 17): a lane reads `报告人`, not `报告人 (initiator)`; the engine keeps the spec."""
+    clerk, task_url = _report(app, browser)
+    instance_id = _task(app, "report_fault").instance_id
+    xml = text(clerk.get(f"/requests/{instance_id}/diagram.xml"))
+    assert 'name="报告人"' in xml and "(initiator)" not in xml
