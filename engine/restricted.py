@@ -496,6 +496,23 @@ def _traced(call: Callable[[], Any], deadline: Deadline) -> Any:
 _templates = SandboxedEnvironment(autoescape=False)
 
 
+def _moment_text(value: Any) -> Any:
+    """`{{ occurred_at | moment }}`: an ISO 8601 date and time as people read it,
+    `2026年12月3日 09:30` (in the value's own offset); anything else unchanged."""
+    import datetime as _dt
+
+    if not isinstance(value, str):
+        return value
+    try:
+        moment = _dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return value
+    return f"{moment.year}年{moment.month}月{moment.day}日 {moment:%H:%M}"
+
+
+_templates.filters["moment"] = _moment_text
+
+
 @functools.lru_cache(maxsize=512)
 def _template(source: str):
     """Compiled once per instruction text: compiling costs more than rendering."""

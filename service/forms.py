@@ -10,9 +10,11 @@ import json
 from functools import lru_cache
 
 from flask_babel import gettext as _
-from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
+from sqlalchemy.orm import Session
 
+from . import field_formats
 from .errors import InvalidForm
 
 DECISIONS = ("approve", "return", "reject")
@@ -47,12 +49,13 @@ def _parse(text: str) -> dict:
     return json.loads(text)
 
 
-def validate(schema: dict, data: dict, approval: bool) -> None:
-    """Raise InvalidForm naming every failing field, in the user's language."""
+def validate(schema: dict, data: dict, approval: bool, s: Session | None = None) -> None:
+    """Raise InvalidForm naming every failing field, in the user's language. With a session, a
+    department, person or group field must name one that exists (service/field_formats.py)."""
     if not isinstance(data, dict):
         raise InvalidForm(_("The form data must be an object."), [{"field": "data", "message": _("must be an object")}])
     errors = []
-    for error in Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(data):
+    for error in Draft202012Validator(schema, format_checker=field_formats.checker(s)).iter_errors(data):
         errors.append({"field": _field(error), "message": _message(error, schema)})
     if approval and data.get("decision") in ("return", "reject") and not str(data.get("opinion") or "").strip():
         errors.append({"field": "opinion", "message": _("An opinion is required when returning or rejecting.")})
@@ -96,7 +99,7 @@ def _message(error: ValidationError, schema: dict) -> str:
     if v == "pattern":
         return _("%(field)s has an invalid format", field=label)
     if v == "format":
-        return _("%(field)s is not a valid %(format)s", field=label, format=error.validator_value)
+        return _format_message(label, error.validator_value)
     if v == "minLength":
         return _("%(field)s is too short (at least %(n)s characters)", field=label, n=error.validator_value)
     if v == "maxLength":
@@ -108,3 +111,15 @@ def _message(error: ValidationError, schema: dict) -> str:
     if v in ("minItems", "maxItems", "uniqueItems"):
         return _("%(field)s has an invalid number of items", field=label)
     return _("%(field)s is invalid", field=label)
+
+
+def _format_message(label: str, fmt: str) -> str:
+    messages = {
+        "department": _("%(field)s: choose a department from the list", field=label),
+        "user": _("%(field)s: choose an active person from the list", field=label),
+        "group": _("%(field)s: choose a group from the list", field=label),
+        "date": _("%(field)s is not a valid date", field=label),
+        "date-time": _("%(field)s is not a valid date and time", field=label),
+        "duration": _("%(field)s is not a valid duration", field=label),
+    }
+    return messages.get(fmt) or _("%(field)s is not a valid %(format)s", field=label, format=fmt)

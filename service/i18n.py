@@ -2,9 +2,13 @@
 the user's profile). Source strings are English; `translations/zh` holds the Chinese."""
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from flask import Flask, g, request
-from flask_babel import Babel
+from flask_babel import Babel, get_locale
 from flask_babel import gettext as _
+
+from . import localtime
 
 SUPPORTED = ("zh", "en")
 
@@ -39,3 +43,69 @@ def translate_problem(template: str | None, params: dict, fallback: str) -> str:
         return _(template, **params) if params else _(template)
     except (KeyError, ValueError, TypeError):
         return fallback
+
+
+def _zh() -> bool:
+    return str(get_locale()) == "zh"
+
+
+def moment_text(value) -> str:
+    """A moment as people read it, in platform time: `2026年12月3日 09:30` (`3 Dec 2026 09:30`).
+    Takes a datetime or the ISO text a `date-time` field holds; other text is shown as it is."""
+    moment = localtime.parse_moment(value) if isinstance(value, str) else value
+    if not isinstance(moment, datetime):
+        return "" if value is None else str(value)
+    local = moment.astimezone(localtime.PLATFORM_TZ)
+    return f"{day_text(local.date())} {local:%H:%M}"
+
+
+def day_text(value) -> str:
+    """A calendar day: `2026年12月3日` (`3 Dec 2026`); ISO text (`2026-12-03`) is read first."""
+    if isinstance(value, str):
+        try:
+            value = date.fromisoformat(value)
+        except ValueError:
+            return value
+    if not isinstance(value, date):
+        return "" if value is None else str(value)
+    if _zh():
+        return f"{value.year}年{value.month}月{value.day}日"
+    return f"{value.day} {value:%b} {value.year}"
+
+
+def size_text(size: int | None) -> str:
+    """A file size in 字节 / KB / MB (bytes / KB / MB)."""
+    if size is None:
+        return ""
+    if size < 1024:
+        return _("%(n)s bytes", n=size)
+    for unit in ("KB", "MB", "GB"):
+        size /= 1024
+        if size < 1024 or unit == "GB":
+            return f"{size:.1f} {unit}".replace(".0 ", " ")
+    return ""
+
+
+# Units of an ISO 8601 duration as SpiffWorkflow parses it (engine.horizon.parse_duration).
+_DURATION_UNITS = ("years", "months", "weeks", "days", "hours", "minutes", "seconds")
+
+
+def duration_text(value) -> str:
+    """An ISO 8601 duration (`PT8H`, `P3D`) in words: `8 小时`, `3 天`; other text as it is."""
+    from engine.horizon import parse_duration  # engine imports nothing of the service
+
+    try:
+        parts = parse_duration(value) if isinstance(value, str) else None
+    except Exception:  # noqa: BLE001 - not a duration (or past the horizon): shown as stored
+        parts = None
+    if not parts:
+        return "" if value is None else str(value)
+    words = {"years": _("%(n)s years"), "months": _("%(n)s months"), "weeks": _("%(n)s weeks"),
+             "days": _("%(n)s days"), "hours": _("%(n)s hours"), "minutes": _("%(n)s minutes"),
+             "seconds": _("%(n)s seconds")}
+    said = [words[u] % {"n": _number(parts[u])} for u in _DURATION_UNITS if parts.get(u)]
+    return ("" if _zh() else " ").join(said) or words["minutes"] % {"n": 0}
+
+
+def _number(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"

@@ -157,6 +157,7 @@ def _begin(s: Session, changes: list[Change], user: User | None, key: str, busin
         initial = dict(data or {})
         if user is not None:
             initial["initiator"] = user.username  # never taken from start data
+            initial["initiator_name"] = user.full_name  # what instructions show people
     # A service the first steps call finds the row in the session (and writes it with its own
     # writes, in the transaction it opens); otherwise it is written in the write phase.
     s.add(row)
@@ -291,7 +292,7 @@ def _complete(s: Session, user: User | None, task_id: str, data: dict[str, Any])
         if user is not None and not may_complete(user, task):
             raise Forbidden(_("This task is not assigned to you."))
         schema = form_schema(s, task)
-        forms.validate(schema, data, task.approval)
+        forms.validate(schema, data, task.approval, s)
         attachments.check(s, user, schema, data)
         read = _read(s, task.instance_id, user)
     row = read.row
@@ -738,10 +739,40 @@ def _write(s: Session, change: Change) -> None:
                   [_history_row(row, step, change.step_meta.get(step.task_id, {}),
                                 lives.get(step.task_id, (None, None))) for step in instance.steps])
     _sync_open_tasks(s, row, projection.ready, change.existing)
+    _tell_initiator(s, row, change)
     scheduler.sync_instance(s, row, had_timer_job)
     for action, object_type, object_id, actor_id, detail in change.audit:
         audit.record(s, action, object_type, object_id, actor_id=actor_id, detail=detail)
     s.flush()
+
+
+def _tell_initiator(s: Session, row: ProcessInstance, change: Change) -> None:
+    """R-WF-2: the initiator hears of a reviewer's decision on their request and of its end (a
+    return reaches them as the amendment task itself)."""
+    if row.started_by is None:
+        return
+    decisions = [(step, meta) for step in change.instance.steps
+                 if (meta := change.step_meta.get(step.task_id)) and meta.get("decision") in ("approve", "reject")]
+    by = {step.task_id: _full_name(s, meta.get("user_id")) for step, meta in decisions}
+    if change.projection.state == "completed":
+        if decisions and decisions[-1][1]["decision"] == "reject":
+            step = decisions[-1][0]
+            notifications.tell_initiator(s, row, "rejected", step.name or step.element_id, by[step.task_id])
+            return
+        ends = [st for st in change.instance.steps if st.kind.endswith("EndEvent") and st.name]
+        last = ends[-1] if ends else change.instance.steps[-1] if change.instance.steps else None
+        notifications.tell_initiator(s, row, "finished", (last.name or last.element_id) if last else "",
+                                     by.get(decisions[-1][0].task_id) if decisions else None)
+        return
+    for step, meta in decisions:
+        if meta.get("user_id") != row.started_by:
+            kind = "approved" if meta["decision"] == "approve" else "rejected"
+            notifications.tell_initiator(s, row, kind, step.name or step.element_id, by[step.task_id])
+
+
+def _full_name(s: Session, user_id: int | None) -> str | None:
+    user = s.get(User, user_id) if user_id else None
+    return user.full_name if user else None
 
 
 def _task_lives(s: Session, task_ids: list[str]) -> dict[str, tuple]:
@@ -793,6 +824,7 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
                 for candidate in task.candidates:
                     s.expunge(candidate)
         s.execute(delete(OpenTask).where(OpenTask.id.in_(gone)))
+        notifications.mark_done(s, gone)
         # Only a task with a due date has a deadline job (see below).
         scheduler.drop_deadlines(s, {task_id for task_id in gone if existing[task_id] is not None})
     initiator = s.get(User, row.started_by) if row.started_by else None

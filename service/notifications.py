@@ -1,12 +1,17 @@
-"""The in-app inbox (new task, returned application, overdue, escalation) and optional e-mail.
+"""The in-app inbox (new task, returned application, overdue, escalation; the initiator's request
+approved, rejected or finished) and optional e-mail saying the same.
 
-A notification stores its kind and the task's name; the sentence is composed when read, in the
-reader's language.
+A notification stores its kind, the step's name and what the reader needs to act without opening
+it — the request (process name, number, business key), the applicant, the deadline, who decided —
+as JSON in `body`; the sentence is composed when read, in the reader's language. A task's
+notifications are marked read when the task leaves the inbox, wherever it was completed.
 """
 from __future__ import annotations
 
+import json
 import logging
 import smtplib
+from datetime import datetime
 from email.message import EmailMessage
 
 from flask import current_app
@@ -14,8 +19,13 @@ from flask_babel import gettext as _
 from sqlalchemy import insert, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
+from . import i18n, workflows
 from .db import in_session
-from .models import Notification, OpenTask, User, UserGroup, utcnow
+from .models import Notification, OpenTask, ProcessInstance, User, UserGroup, utcnow
+
+TASK_KINDS = ("task", "returned", "overdue", "escalation", "unassigned")
+# Kinds told to the initiator about their own request (R-WF-2: they follow it without asking).
+REQUEST_KINDS = ("approved", "rejected", "finished")
 
 log = logging.getLogger("inkless.notifications")
 
@@ -44,12 +54,13 @@ def recipients(s: Session, task: OpenTask) -> list[User]:
 def notify_task(s: Session, task: OpenTask, kind: str) -> int:
     people = recipients(s, task)
     if people:
+        body = json.dumps(context(s, task.instance_id, task.due_at), ensure_ascii=False)
         # One (executemany) INSERT for all recipients; nothing reads the rows back in this unit.
         s.execute(insert(Notification), [
-            {"user_id": user.id, "kind": kind, "title": task.name, "instance_id": task.instance_id,
+            {"user_id": user.id, "kind": kind, "title": task.name, "body": body, "instance_id": task.instance_id,
              "task_id": task.id} for user in people])
-    if people and current_app.config["INKLESS"].smtp_host:
-        _mail(people, kind, task.name)
+        if current_app.config["INKLESS"].smtp_host:
+            _mail(people, kind, task.name, body)
     return len(people)
 
 
@@ -60,6 +71,42 @@ def settle_tasks_of(s: Session, instance_id: int) -> None:
               .values(read_at=utcnow()).execution_options(synchronize_session=False))
 
 
+def context(s: Session, instance_id: int, due_at: datetime | None = None, by: str | None = None) -> dict:
+    """What a notice about this request says besides its step: read from rows the unit holds."""
+    row = s.get(ProcessInstance, instance_id)
+    if row is None:
+        return {}
+    out = {"request": f"{workflows.definition_name(s, row.definition_id)} #{row.id}"}
+    if row.business_key:
+        out["key"] = row.business_key
+    starter = s.get(User, row.started_by) if row.started_by else None
+    if starter is not None:
+        out["applicant"] = starter.full_name
+    if due_at is not None:
+        out["due"] = due_at.isoformat()
+    if by:
+        out["by"] = by
+    return out
+
+
+def tell_initiator(s: Session, row: ProcessInstance, kind: str, step: str, by: str | None = None) -> None:
+    """The initiator hears that their request was approved or rejected at a step, or finished."""
+    starter = s.get(User, row.started_by) if row.started_by else None
+    if starter is None or not starter.active:
+        return
+    body = json.dumps(context(s, row.id, by=by), ensure_ascii=False)
+    s.add(Notification(user_id=starter.id, kind=kind, title=step[:255], body=body, instance_id=row.id))
+    if current_app.config["INKLESS"].smtp_host:
+        _mail([starter], kind, step, body)
+
+
+def mark_done(s: Session, task_ids: set[str]) -> None:
+    """The tasks left the inbox (completed, here or through the API, or cancelled): their
+    notifications are no longer news, for everyone they were sent to."""
+    s.execute(update(Notification).where(Notification.task_id.in_(task_ids), Notification.read_at.is_(None))
+              .values(read_at=utcnow()))
+
+
 def notify_user(s: Session, user: User, kind: str, title: str, body: str = "") -> None:
     """One notice to one person about their own account (inbox, and mail where configured)."""
     s.add(Notification(user_id=user.id, kind=kind, title=title, body=body))
@@ -67,7 +114,7 @@ def notify_user(s: Session, user: User, kind: str, title: str, body: str = "") -
         _mail([user], kind, title)
 
 
-def sentence(kind: str, title: str) -> str:
+def sentence(kind: str, title: str, body: str = "") -> str:
     if kind == "digest":
         from . import digest
 
@@ -78,15 +125,44 @@ def sentence(kind: str, title: str) -> str:
         "overdue": _("Overdue: %(title)s", title=title),
         "escalation": _("Escalated to you: %(title)s", title=title),
         "unassigned": _("Nobody was found to do this step, so it came to you: %(title)s", title=title),
+        "approved": _("Your request was approved at “%(title)s”", title=title),
+        "rejected": _("Your request was rejected at “%(title)s”", title=title),
+        "finished": _("Your request is finished (last step: %(title)s)", title=title),
         "break_glass": _("Break-glass access to document %(title)s", title=title),
         "maintenance": _("Maintenance: something failed — %(title)s", title=title),
         "mfa_reset": _("Your second factor was reset by %(title)s: all your sessions ended; set up a new "
                        "authenticator or security key under “Account and security”.", title=title),
     }
-    return messages.get(kind, title)
+    head = messages.get(kind, title)
+    details = _details(details_of(kind, body))
+    return f"{head} — {details}" if details else head
 
 
-def _mail(people: list[User], kind: str, title: str) -> None:
+def details_of(kind: str, body: str) -> dict:
+    """The request, applicant, deadline and decider a task or request notice carries (else {})."""
+    if kind not in TASK_KINDS + REQUEST_KINDS or not body.startswith("{"):
+        return {}
+    try:
+        out = json.loads(body)
+    except ValueError:
+        return {}
+    return out if isinstance(out, dict) else {}
+
+
+def _details(found: dict) -> str:
+    parts = []
+    if found.get("request"):
+        parts.append(found["request"] + (f" · {found['key']}" if found.get("key") else ""))
+    if found.get("applicant"):
+        parts.append(_("applicant: %(name)s", name=found["applicant"]))
+    if found.get("by"):
+        parts.append(_("by %(name)s", name=found["by"]))
+    if found.get("due"):
+        parts.append(_("due %(when)s", when=i18n.moment_text(found["due"])))
+    return _("; ").join(parts)
+
+
+def _mail(people: list[User], kind: str, title: str, body: str = "") -> None:
     """Best effort: the inbox is the record; a mail server being down must not fail the step."""
     cfg = current_app.config["INKLESS"]
     addresses = [u.email for u in people if u.email]
@@ -95,8 +171,9 @@ def _mail(people: list[User], kind: str, title: str) -> None:
     message = EmailMessage()
     message["From"] = cfg.smtp_sender
     message["To"] = ", ".join(addresses)
-    message["Subject"] = sentence(kind, title)
-    message.set_content(sentence(kind, title))
+    # The mail says what the inbox says: what, which request, whose, by when.
+    message["Subject"] = sentence(kind, title, body)
+    message.set_content(sentence(kind, title, body) + "\n")
     try:
         with smtplib.SMTP(cfg.smtp_host, cfg.smtp_port, timeout=5) as smtp:
             smtp.send_message(message)

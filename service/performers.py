@@ -39,6 +39,11 @@ class Candidates:
         return bool(self.users or self.groups)
 
 
+def lane_label(lane: str) -> str:
+    """A lane's name as people read it: `部门负责人 (dept_head:department)` → `部门负责人`."""
+    return _PAREN.sub("", lane).strip() or lane
+
+
 def spec_for(lane: str | None, properties: dict[str, str]) -> str:
     """The performer spec of a task: its `performers` property, else its lane name."""
     if properties.get("performers"):

@@ -58,6 +58,17 @@ def deployment_of(s: Session, definition_id: int) -> int:
     return known[definition_id]
 
 
+def definition_name(s: Session, definition_id: int) -> str:
+    """A process definition's name (its key when it has none), remembered per app like
+    `deployment_of`: a notification names the request without a definition query."""
+    known = current_app.extensions.setdefault("inkless.definition_names", {})
+    if definition_id not in known:
+        name, key = s.execute(select(ProcessDefinition.name, ProcessDefinition.key)
+                              .where(ProcessDefinition.id == definition_id)).one()
+        known[definition_id] = name or key
+    return known[definition_id]
+
+
 def process_for(s: Session, deployment_id: int, key: str):
     # Per app: deployment ids are only unique within one database.
     cache = current_app.extensions.setdefault("inkless.deployments", _DeploymentCache())

@@ -8,7 +8,7 @@ from sqlalchemy import func, select
 from .. import auth, db
 from ..errors import NotFound
 from ..models import Notification, utcnow
-from ..notifications import sentence
+from ..notifications import details_of, sentence
 from .blueprint import Blueprint
 from .schemas import ListArgs
 
@@ -24,6 +24,8 @@ class NotificationOut(Schema):
     id = fields.Integer()
     kind = fields.String()
     message = fields.String()
+    context = fields.Dict(metadata={"description": "what the message says besides its step: request, key, "
+                                                   "applicant, due (ISO 8601), by (who decided)"})
     instance_id = fields.Integer(allow_none=True)
     task_id = fields.String(allow_none=True)
     created_at = fields.DateTime()
@@ -37,7 +39,8 @@ class NotificationList(Schema):
 
 
 def _out(n: Notification) -> dict:
-    return {"id": n.id, "kind": n.kind, "message": sentence(n.kind, n.title), "instance_id": n.instance_id,
+    return {"id": n.id, "kind": n.kind, "message": sentence(n.kind, n.title, n.body),
+            "context": details_of(n.kind, n.body), "instance_id": n.instance_id,
             "task_id": n.task_id, "created_at": n.created_at, "read": n.read_at is not None}
 
 

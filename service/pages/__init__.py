@@ -18,10 +18,9 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm.exc import StaleDataError
 
-from .. import db
+from .. import db, field_formats, i18n
 from ..errors import ApiError, Unauthorized
 from ..identity import mfa
-from ..localtime import PLATFORM_TZ
 
 CSP = ("default-src 'self'; img-src 'self' data:; object-src 'none'; base-uri 'self'; "
        "form-action 'self'; frame-ancestors 'none'")
@@ -121,9 +120,30 @@ def locale_tag() -> str:
 
 @bp.app_template_filter("when")
 def when(value) -> str:
-    """A moment to the minute in the platform's zone: the reader's zone is unknown on the server,
-    and the regulation is Qinghai's (China Standard Time)."""
-    return value.astimezone(PLATFORM_TZ).strftime("%Y-%m-%d %H:%M") if value else ""
+    """A moment to the minute in the platform's zone (`2026年12月3日 09:30`): the reader's zone
+    is unknown on the server, and the regulation is Qinghai's (China Standard Time)."""
+    return i18n.moment_text(value) if value else ""
+
+
+@bp.app_template_filter("day")
+def day(value) -> str:
+    return i18n.day_text(value) if value else ""
+
+
+@bp.app_template_filter("size")
+def size(value) -> str:
+    """A file size in 字节 / KB / MB (Jinja's filesizeformat says "Bytes" in every language)."""
+    return i18n.size_text(value)
+
+
+@bp.app_template_global()
+def department_name(code: str | None) -> str:
+    return field_formats.name_of("department", code)
+
+
+@bp.app_template_global()
+def person_name(username: str | None) -> str:
+    return field_formats.name_of("user", username)
 
 
 @bp.errorhandler(ApiError)

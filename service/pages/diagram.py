@@ -5,12 +5,15 @@ users: `instances.visible_instance`; applicants: their tracking code); static/sr
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from html import escape, unescape
 
 from flask import Response
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from .. import performers
 from ..api import views
 from ..models import DeploymentFile, ProcessDefinition, ProcessInstance
 
@@ -26,7 +29,17 @@ def xml(s: Session, row: ProcessInstance) -> Response:
     definition = s.get(ProcessDefinition, row.definition_id)
     text = s.scalar(select(DeploymentFile.content).where(
         DeploymentFile.deployment_id == definition.deployment_id, DeploymentFile.name == definition.file))
-    return Response(text or "", mimetype="application/xml")
+    return Response(_readable_lanes(text or ""), mimetype="application/xml")
+
+
+_LANE_NAME = re.compile(r'(<(?:[\w-]+:)?lane\b[^>]*?\bname=")([^"]*)(")')
+
+
+def _readable_lanes(text: str) -> str:
+    """Lanes drawn with their names only: the performer spec in a lane's name is for the engine
+    (service/performers.py), not for the people reading the diagram."""
+    return _LANE_NAME.sub(lambda m: m.group(1) + escape(performers.lane_label(unescape(m.group(2))), quote=True)
+                          + m.group(3), text)
 
 
 def marks(s: Session, row: ProcessInstance) -> Marks:

@@ -8,16 +8,22 @@ The conventions follow react-jsonschema-form, which designers already know: `tit
 the dotted paths the validator reports (`members.0.name`), so an error lands next to its field.
 Document fields (`"format": "document"` on an integer, `"format": "documents"` on an array of
 integers; service/documents/attachments.py) become a picker of the documents the user may read.
+The platform's own formats (service/field_formats.py) become a list of departments or groups by
+name, a person field searching people by name, and native date, date-and-time and duration
+pickers; a date and time is sent back as ISO 8601 with the platform's offset (+08:00).
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
+from flask import g
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from werkzeug.datastructures import MultiDict
 
+from .. import db, field_formats, localtime
 from ..documents import attachments
 
 MAX_ROWS = 50  # repeating sections: more rows than this in one submission are ignored
@@ -27,8 +33,8 @@ MAX_ROWS = 50  # repeating sections: more rows than this in one submission are i
 class Field:
     name: str
     label: str
-    widget: str  # text | email | tel | textarea | number | date | select | radio | checkboxes | multiselect
-    #              | checkbox | readonly | rows | documents
+    widget: str  # text | email | tel | textarea | number | date | datetime-local | duration | person
+    #              | select | radio | checkboxes | multiselect | checkbox | readonly | rows | documents
     value: Any = None
     required: bool = False
     help: list[str] = field(default_factory=list)
@@ -37,6 +43,7 @@ class Field:
     error: str | None = None
     rows: list[list[Field]] = field(default_factory=list)  # repeating sections: one list of fields per row
     template: list[Field] = field(default_factory=list)  # an empty row, for adding one in the browser
+    fmt: str | None = None  # a platform format (service/field_formats.py): values are shown by name
 
     @property
     def id(self) -> str:
@@ -45,7 +52,7 @@ class Field:
     @property
     def display(self) -> str:
         """The value as a reader sees it (choice titles instead of codes)."""
-        return display_value(self.value, Label(self.label, dict(self.options)))
+        return display_value(self.value, Label(self.label, dict(self.options), fmt=self.fmt))
 
     def selected(self, option: str) -> bool:
         if isinstance(self.value, list):
@@ -78,6 +85,10 @@ def display_value(value: Any, label: Label | None = None) -> str:
         parts = label.parts if label else {}
         return "; ".join(f"{parts[k].title if k in parts else k}: {display_value(v, parts.get(k))}"
                          for k, v in value.items() if v not in (None, ""))
+    if label and label.fmt:
+        shown = field_formats.display(label.fmt, value)
+        if shown is not None:
+            return shown
     return label.choices.get(str(value), str(value)) if label else str(value)
 
 
@@ -131,6 +142,7 @@ def _field(name: str, node: dict, ui: dict, required: bool, value: Any, errors: 
         f.value = attachments.ids(value)
         f.attrs.update(many=documents == attachments.MANY, readonly=bool(node.get("readOnly") or ui.get("ui:readonly")))
         return f
+    f.fmt = _format(node)
     if node.get("readOnly") or ui.get("ui:readonly"):
         f.widget = "readonly"
         f.options = choices(node.get("items", {}) if kind == "array" else node)
@@ -155,8 +167,29 @@ def _field(name: str, node: dict, ui: dict, required: bool, value: Any, errors: 
         f.widget = "checkbox"
         return f
     f.options = choices(node)
+    if not f.options and f.fmt in ("department", "group"):
+        f.options = field_formats.choices(db.session(), f.fmt)
+        if f.fmt == "department" and value in (None, "") and getattr(g, "user", None) is not None:
+            f.value = g.user.department.code  # most people report for their own department
+        f.widget = "radio" if widget == "radio" else "select"
+        return f
     if f.options:
         f.widget = "radio" if widget == "radio" or (widget is None and len(f.options) <= 3) else "select"
+        return f
+    if f.fmt == "user":
+        f.widget = "person"
+        f.options = [(username, f"{name}（{department}）" if department else name)
+                     for username, name, department in field_formats.people(db.session())]
+        f.attrs["shown"] = field_formats.name_of("user", value) if isinstance(value, str) else ""
+        return f
+    if f.fmt == "date-time":
+        f.widget = "datetime-local"
+        f.value = localtime.to_picker(value) if value not in (None, "") else None
+        return f
+    if f.fmt == "duration":
+        f.widget = "duration"
+        f.attrs["amount"], f.attrs["unit"] = _duration_parts(value)
+        f.options = [("M", _("minutes")), ("H", _("hours")), ("D", _("days"))]
         return f
     if kind in ("integer", "number"):
         f.widget = "number"
@@ -169,7 +202,7 @@ def _field(name: str, node: dict, ui: dict, required: bool, value: Any, errors: 
     if widget == "textarea":
         f.widget = "textarea"
         f.attrs["rows"] = options.get("rows", 4)
-    elif fmt == "date":
+    elif fmt == "date" and kind == "string":
         f.widget = "date"
     elif fmt == "email" or options.get("inputType") == "email":
         f.widget = "email"
@@ -211,6 +244,10 @@ def parse(schema: dict, form: MultiDict, prefix: str = "") -> dict[str, Any]:
         elif kind == "boolean":
             if key + ".present" in form or key in form:
                 data[name] = form.get(key) in ("on", "true", "1", "yes")
+        elif _format(node) == "duration":
+            amount, unit = (form.get(key) or "").strip(), form.get(key + ".unit") or "H"
+            if amount:
+                data[name] = _duration(amount, unit)
         else:
             raw = form.get(key)
             if raw is None:
@@ -220,7 +257,37 @@ def parse(schema: dict, form: MultiDict, prefix: str = "") -> dict[str, Any]:
             if raw.strip() == "":
                 continue
             data[name] = _scalar(raw, kind)
+            if _format(node) == "date-time":
+                data[name] = localtime.from_picker(data[name])
     return data
+
+
+def _format(node: dict) -> str | None:
+    fmt = node.get("format")
+    return fmt if node.get("type") == "string" and fmt in field_formats.FORMATS else None
+
+
+def _duration_parts(value: Any) -> tuple[str, str]:
+    """A stored duration as the picker's amount and unit: `PT8H` → 8 hours, `P3D` → 3 days."""
+    if not isinstance(value, str) or not value:
+        return "", "H"
+    match = re.fullmatch(r"P(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?", value)
+    if not match or not any(match.groups()):
+        return value, "H"
+    days, hours, minutes = (int(part or 0) for part in match.groups())
+    if not hours and not minutes:
+        return str(days), "D"
+    if not minutes:
+        return str(days * 24 + hours), "H"
+    return str((days * 24 + hours) * 60 + minutes), "M"
+
+
+def _duration(amount: str, unit: str) -> str:
+    """The picker's amount and unit as ISO 8601 (`8`, hours → `PT8H`); a bad amount is kept as
+    typed, so the validator names the field."""
+    if not amount.isdigit() or unit not in ("M", "H", "D"):
+        return amount
+    return f"P{int(amount)}D" if unit == "D" else f"PT{int(amount)}{unit}"
 
 
 def _row_indexes(form: MultiDict, key: str) -> list[int]:
@@ -258,6 +325,7 @@ class Label:
     choices: dict[str, str] = field(default_factory=dict)
     parts: dict[str, Label] = field(default_factory=dict)  # arrays of objects: the item's fields
     documents: bool = False  # a document field: its ids are shown as links, resolved per reader
+    fmt: str | None = None  # a platform format: shown by name or formatted (service/field_formats.py)
 
 
 @dataclass
@@ -272,7 +340,8 @@ def _label(name: str, node: dict) -> Label:
     if not isinstance(target, dict):
         target = {}
     parts = {k: _label(k, v) for k, v in (target.get("properties") or {}).items() if isinstance(v, dict)}
-    return Label(str(node.get("title") or name), dict(choices(target)), parts, attachments.kind(node) is not None)
+    return Label(str(node.get("title") or name), dict(choices(target)), parts, attachments.kind(node) is not None,
+                 _format(target))
 
 
 def labels(schemas: list[dict]) -> dict[str, Label]:

@@ -45,7 +45,7 @@ def index():
     page = max(request.args.get("page", 1, type=page_arg), 1)
     total = s.scalar(select(func.count()).select_from(query.subquery()))
     rows = s.scalars(query.order_by(Notification.id.desc()).limit(PAGE_SIZE).offset((page - 1) * PAGE_SIZE)).all()
-    items = [{"row": n, "message": sentence(n.kind, n.title)} for n in rows]
+    items = [{"row": n, "message": sentence(n.kind, n.title, n.body)} for n in rows]
     return render_template("notifications.html", items=items, unread_only=unread_only, page=page,
                            more=total > page * PAGE_SIZE)
 

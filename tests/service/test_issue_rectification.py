@@ -162,7 +162,6 @@ def test_still_overdue_rectification_escalates_to_the_supervision_group(app, log
 
 
 @pytest.mark.parametrize("changes, words", [
-    ({"department": "NOPE"}, "不存在"),
     ({"department": "HQ"}, "没有在岗的部门管理员"),
     ({"deadline": "2026-11-30T18:00:00+08:00"}, "已经过去"),
 ])
@@ -176,6 +175,14 @@ def test_registration_that_cannot_be_acted_on_goes_back_to_the_recorder(login, i
     assert words in task["instructions"]
     result = _complete(api, task, RECORD)
     assert result["active_elements"] == RECTIFYING
+
+
+def test_a_department_that_does_not_exist_is_refused_by_the_form(login, inspector, frozen):
+    """R-SEC-9, issue 17: the department field (`format: department`) names an existing department."""
+    api = login("inspector")
+    instance = api.post("/api/v1/process-instances", json={"process_key": "issue_rectification"}).get_json()
+    body = _complete(api, _only_task(api, instance_id=instance["id"]), dict(RECORD, department="NOPE"), status=422)
+    assert [(d["field"], "不存在" in d["message"]) for d in body["details"]] == [("department", True)]
 
 
 def test_deadline_needs_a_time_zone(login, inspector, frozen):

@@ -125,7 +125,7 @@ def test_bad_values_are_shown_next_to_their_fields_and_input_is_kept(trip_task):
                              page))
     assert errors["people"] == "人数的类型不正确（应为 integer）"
     assert errors["budget"] == "预算不能小于 0"
-    assert errors["trip_date"] == "出发日期不是有效的 date"
+    assert errors["trip_date"] == "出发日期不是有效的日期"
     assert errors["contact"].startswith("联系邮箱")
     assert errors["promise"].startswith("承诺遵守差旅规定")
     assert errors["members-0-name"] == "姓名为必填项"
@@ -147,6 +147,6 @@ def test_bad_values_are_shown_next_to_their_fields_and_input_is_kept(trip_task):
     r = clerk.post(task_url, good)
     assert r.status_code == 302, text(r)
     record = text(clerk.get(re.search(r'href="(/requests/\d+)"', text(clerk.get("/requests"))).group(1) + "/record"))
-    for shown in ("事由", "出差", "人数", "1200.5", "2026-03-02", "火车", "不需要", "西宁、海东", "是", "姓名: 张三; 电话: 13800000000"):
+    for shown in ("事由", "出差", "人数", "1200.5", "2026年3月2日", "火车", "不需要", "西宁、海东", "是", "姓名: 张三; 电话: 13800000000"):
         assert shown in record, shown
     assert "FORGED" not in record

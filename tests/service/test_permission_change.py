@@ -152,7 +152,6 @@ def test_platform_rejects_request(login):
     ("clerk", dict(CHANGE, target_username="clerk_b"), "本部门"),             # not an administrator
     ("office_admin", dict(CHANGE, target_username="office_admin"), "自己"),   # no self-grant
     ("office_admin", dict(CHANGE, target_username="office_sys"), "系统管理员"),
-    ("office_admin", dict(CHANGE, target_username="nobody"), "不存在"),
 ])
 def test_request_outside_the_requesters_grant_goes_back_with_the_reason(login, people, who, data, words):
     """R-ACC-3, R-SEC-7: a department admin acts only for other users of their own department, and never
@@ -167,9 +166,18 @@ def test_request_outside_the_requesters_grant_goes_back_with_the_reason(login, p
     assert "end_withdrawn" in result["completed_elements"]
 
 
+def test_a_person_who_does_not_exist_is_refused_by_the_form(login, people):
+    """R-ACC-3, issue 17: the person field (`format: user`) names an active person; the form says so."""
+    api = login("office_admin")
+    instance = api.post("/api/v1/process-instances", json={"process_key": "permission_change"}).get_json()
+    body = _complete(api, _only_task(api, instance_id=instance["id"]), dict(CHANGE, target_username="nobody"),
+                     status=422)
+    assert [(d["field"], "不存在" in d["message"]) for d in body["details"]] == [("target_username", True)]
+
+
 def test_corrected_request_passes_the_check(login, people):
     """R-ACC-3: after a refused check the requester corrects the user name and resubmits."""
-    instance_id, _ = _request(login, dict(CHANGE, target_username="nobody"))
+    instance_id, _ = _request(login, dict(CHANGE, target_username="office_sys"))
     api = login("office_admin")
     _complete(api, _only_task(api, instance_id=instance_id), dict(CHANGE, action="resubmit"))
     assert _only_task(login("platform"), instance_id=instance_id)["element_id"] == "platform_review"

@@ -135,6 +135,11 @@ def test_administrators_read_the_table_on_a_page(app, org):
     page = admin.get("/policy")
     assert page.status_code == 200
     assert "break_glass" in text(page) and "本部门" in text(page) and "<form" not in text(page).split("<main")[1]
+    # Issue 17: in words a supervisor reads; the identifiers only inside a detail.
+    main = text(page).split("<main")[1]
+    assert "<h2 id=\"holder-1\">所有已登录人员</h2>" in main and "部门管理员" in main and "平台管理部门" in main
+    assert "<td>查看申请</td>" in main and "<td>紧急调阅文档</td>" in main
+    assert "<td><code>" not in main and "role:dept_admin" in main.split("<details>", 1)[1]
     clerk = Browser(app)
     clerk.sign_in("clerk")
     assert clerk.get("/policy").status_code == 403
