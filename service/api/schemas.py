@@ -357,3 +357,24 @@ class Maintenance(Schema):
     checks = fields.List(fields.Nested(MaintenanceCheck))
     jobs = fields.List(fields.Nested(MaintenanceJob))
     backups = fields.List(fields.Nested(BackupOut))
+
+
+class SubstitutionIn(_In):
+    """A substitute for a period (issue 17): the colleague's username, from and until when, and why."""
+
+    substitute = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class SubstitutionOut(Schema):
+    id = fields.Integer()
+    substitute = fields.String()
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    reason = fields.String()
+
+
+class SubstitutionList(Schema):
+    items = fields.List(fields.Nested(SubstitutionOut))
