@@ -18,7 +18,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm.exc import StaleDataError
 
-from .. import db
+from .. import db, ratelimit
 from ..errors import ApiError, Unauthorized
 from ..identity import mfa
 from ..localtime import PLATFORM_TZ
@@ -115,6 +115,12 @@ def lang_url(lang: str) -> str:
 
 
 @bp.app_template_global()
+def rate_limit_text(limit: str) -> str:
+    """A configured rate limit in the reader's language."""
+    return ratelimit.describe(limit)
+
+
+@bp.app_template_global()
 def locale_tag() -> str:
     return "zh-CN" if str(get_locale()) == "zh" else "en"
 
@@ -159,6 +165,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     home,
     maintenance,
     notifications,
+    people,
     policy,
     requests,
     security,
@@ -169,5 +176,5 @@ from . import (  # noqa: E402  (the areas use the helpers above)
 )
 
 for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
-              help, maintenance, groups):
+              help, maintenance, groups, people):
     bp.register_blueprint(_area.bp)

@@ -35,6 +35,13 @@ MATRIX = {
     ("POST", "/api/v1/users/{user}/mfa-reset"): ({"reason": "lost phone and recovery codes"},
                                                 {A: 401, U: 403, O: 403, S: 200, X: 200}),
     ("GET", "/api/v1/departments"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    # People and departments (issue 17): tests/service/test_people_admin.py has the real ones. {user} is
+    # clerk, who owns nothing: OFFICE's administrator deactivates them, the system admin finds it done.
+    ("POST", "/api/v1/users"): ({}, {A: 401, U: 422, O: 422, S: 422, X: 422}),
+    ("PATCH", "/api/v1/users/{user}"): ({"post": "文员"}, {A: 401, U: 404, O: 404, S: 200, X: 200}),
+    ("POST", "/api/v1/users/{user}/deactivate"): ({"reason": "离职"}, {A: 401, U: 404, O: 404, S: 200, X: 409}),
+    ("POST", "/api/v1/departments"): ({}, {A: 401, U: 422, O: 422, S: 422, X: 422}),
+    ("PUT", "/api/v1/departments/nothing/head"): ({"username": "clerk"}, {A: 401, U: 404, O: 404, S: 404, X: 404}),
     ("GET", "/api/v1/users"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/policy"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     # Functional groups (issue 14): administrators read them; a department administrator keeps their
