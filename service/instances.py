@@ -18,7 +18,7 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, insert, inspect, select, text, update
+from sqlalchemy import delete, func, insert, inspect, or_, select, text, update
 from sqlalchemy.orm import Session, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -27,7 +27,18 @@ from engine.errors import Incident, MessageNotCaught, ScriptError, TaskNotFound,
 from engine.runtime import PEOPLE_KINDS, Instance, Step, UserTask
 from engine.starts import begin, begin_by_message, begin_by_timer, message_starts
 
-from . import audit, audit_log, db, forms, notifications, optimistic, performers, policy, scheduler
+from . import (
+    audit,
+    audit_log,
+    db,
+    forms,
+    notifications,
+    optimistic,
+    performers,
+    policy,
+    scheduler,
+    substitutes,
+)
 from .db import in_session
 from .documents import attachments
 from .errors import Conflict, Forbidden, Invalid, NotFound
@@ -39,6 +50,7 @@ from .models import (
     ProcessInstance,
     TaskCandidate,
     User,
+    UserGroup,
     utcnow,
 )
 from .services import UnitContext, current_unit
@@ -557,6 +569,44 @@ def reassign(s: Session, user: User, task_id: str, username: str, reason: str) -
     return task
 
 
+def delegate(s: Session, user: User, task_id: str, username: str, reason: str) -> OpenTask:
+    """Hand a task of mine to a colleague who may do it as well (they could claim it: the same
+    candidates), with a reason (issue 17, R-WF-2); audited, and told to them."""
+    task = open_task(s, task_id)
+    if not may_complete(user, task):
+        raise Forbidden(_("This task is not assigned to you."))
+    reason = (reason or "").strip()
+    target = s.scalar(select(User).where(User.username == (username or "").strip(), User.active.is_(True)))
+    problem = None
+    if target is None or target.id == user.id:
+        problem = _("choose a colleague other than yourself")
+    elif not any(c.user_id == target.id or (c.group_code is not None and c.group_code in target.groups)
+                 for c in task.candidates):
+        problem = _("%(name)s may not do this task", name=target.full_name)
+    if problem:
+        raise Invalid(_("The task cannot be handed over."), [{"field": "username", "message": problem}])
+    if not reason:
+        raise Invalid(_("The task cannot be handed over."), [{"field": "reason", "message": _("required")}])
+    previous = task.assignee_id
+    if not _assign(s, task, target.id, expected=previous):
+        raise Conflict(_("Someone else changed this task in the meantime; reload and try again."))
+    audit.record(s, "task_delegated", "task", task.id, actor_id=user.id,
+                 detail={"from": user.id, "to": target.id, "reason": reason[:2000], "instance": task.instance_id})
+    notifications.notify_task(s, task, "task")
+    return task
+
+
+def delegates_for(s: Session, user: User, task: OpenTask) -> list[User]:
+    """Whom `user` may hand `task` to: its other active candidates, named or through a group."""
+    named = {c.user_id for c in task.candidates if c.user_id}
+    groups = {c.group_code for c in task.candidates if c.group_code}
+    who = User.id.in_(named)
+    if groups:
+        who = or_(who, User.id.in_(select(UserGroup.user_id).where(UserGroup.group_code.in_(groups))))
+    return list(s.scalars(select(User).where(who, User.active.is_(True), User.id != user.id)
+                          .order_by(User.full_name, User.username)))
+
+
 def earlier_steps(s: Session, row: ProcessInstance) -> list[tuple[str, str]]:
     """The user tasks `row` could move back to (element id, name), nearest first."""
     if row.state not in ("running", "error"):
@@ -834,6 +884,9 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
         view = new.view
         spec = performers.spec_for(view.lane, view.properties)
         who = performers.resolve(s, spec, view.data, initiator)
+        # People away now are covered by their substitutes (not the initiator: their own request).
+        away = substitutes.covering(s, who.users - {row.started_by})
+        who.users |= set(away.values())
         task = OpenTask(
             id=task_id,
             instance_id=row.id,
@@ -851,6 +904,9 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
         task.candidates = [TaskCandidate(user_id=u) for u in sorted(who.users)] + [
             TaskCandidate(group_code=g) for g in sorted(who.groups)]
         s.add(task)
+        for absent, substitute in sorted(away.items()):
+            audit.record(s, "task_offered_to_substitute", "task", task.id,
+                         detail={"from": absent, "to": substitute, "instance": row.id})
         if task.due_at is not None:
             # A task new to the projection has no job yet (its id is new, or its job was dropped
             # when it left), so only a due date needs one.

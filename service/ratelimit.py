@@ -15,7 +15,7 @@ from flask import Flask, current_app
 from flask_babel import gettext as _
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
-from limits import parse
+from limits import parse, parse_many
 
 from .errors import ApiError
 
@@ -34,6 +34,23 @@ def sign_in_attempt() -> None:
         return
     if not limiter.limiter.hit(parse(cfg.login_rate_limit), "inkless-sign-in", get_remote_address()):
         raise TooManyAttempts(_("Too many sign-in attempts from your address. Wait a minute and try again."))
+
+
+def describe(limit: str) -> str:
+    """A limit as people read it ("10 per minute" -> "每分钟 10 次" in Chinese), for the policy page."""
+    units = {"second": _("%(n)s per second"), "minute": _("%(n)s per minute"), "hour": _("%(n)s per hour"),
+             "day": _("%(n)s per day"), "month": _("%(n)s per month"), "year": _("%(n)s per year")}
+    try:
+        items = parse_many(limit)
+    except ValueError:
+        return limit
+    out = []
+    for item in items:
+        text = units.get(item.GRANULARITY.name)
+        if text is None or item.multiples != 1:
+            return limit  # "10 per 5 minutes" and the like: shown as configured
+        out.append(text % {"n": item.amount})
+    return "；".join(out)
 
 
 def init_app(app: Flask) -> None:

@@ -4,10 +4,26 @@ from flask.views import MethodView
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import audit_log, auth, db, policy
+from .. import audit_log, auth, db, people, policy
 from ..models import Department, User
 from .blueprint import Blueprint
-from .schemas import DepartmentList, EndedSessions, ListArgs, MfaReset, MfaResetArgs, PasswordReset, UserList
+from .schemas import (
+    Deactivation,
+    DepartmentCreate,
+    DepartmentHead,
+    DepartmentList,
+    DepartmentOut,
+    EndedSessions,
+    ListArgs,
+    MfaReset,
+    MfaResetArgs,
+    PasswordReset,
+    UserChange,
+    UserCreate,
+    UserCreated,
+    UserList,
+    UserOut,
+)
 
 PREFIX = ""
 blp = Blueprint("organisation", __name__, description="Departments and users (administrators)")
@@ -28,6 +44,35 @@ class Users(MethodView):
             audit_log.note_read("user", item.id)
         return {"items": items, "total": total}
 
+    @blp.arguments(UserCreate)
+    @blp.response(201, UserCreated)
+    def post(self, body):
+        """Create an account with a temporary password, shown only in this answer (the system
+        administrator anywhere, a department administrator in their department; R-ACC-3, R-SEC-7)."""
+        with db.unit_of_work() as s:
+            user, temporary = people.create(s, auth.current_user(), body)
+            return dict(UserOut().dump(user), temporary_password=temporary)
+
+
+@blp.route("/users/<int:user_id>")
+class UserResource(MethodView):
+    @blp.arguments(UserChange)
+    @blp.response(200, UserOut)
+    def patch(self, body, user_id):
+        """Change name, e-mail, post, role and groups, within what the caller may grant."""
+        with db.unit_of_work() as s:
+            return people.update(s, auth.current_user(), user_id, body)
+
+
+@blp.route("/users/<int:user_id>/deactivate")
+class UserDeactivation(MethodView):
+    @blp.arguments(Deactivation)
+    @blp.response(200, UserOut)
+    def post(self, body, user_id):
+        """Deactivate an account; 409 listing what it still owns while the hand-over is incomplete (R-ACC-4)."""
+        with db.unit_of_work() as s:
+            return people.deactivate(s, auth.current_user(), user_id, body["reason"])
+
 
 @blp.route("/departments")
 class Departments(MethodView):
@@ -44,6 +89,27 @@ class Departments(MethodView):
         items = [{"id": d.id, "code": d.code, "name": d.name, "parent": d.parent, "head": heads.get(d.head_id)}
                  for d in rows]
         return {"items": items, "total": total}
+
+    @blp.arguments(DepartmentCreate)
+    @blp.response(201, DepartmentOut)
+    def post(self, body):
+        """Create a department (system administrators)."""
+        with db.unit_of_work() as s:
+            department = people.create_department(s, auth.current_user(), body["code"], body["name"], body.get("parent"))
+            return {"id": department.id, "code": department.code, "name": department.name,
+                    "parent": department.parent, "head": None}
+
+
+@blp.route("/departments/<string:code>/head")
+class DepartmentHeadResource(MethodView):
+    @blp.arguments(DepartmentHead)
+    @blp.response(200, DepartmentOut)
+    def put(self, body, code):
+        """Name the head of a department (its administrator or the system administrator)."""
+        with db.unit_of_work() as s:
+            department = people.set_head(s, auth.current_user(), code, body["username"])
+            return {"id": department.id, "code": department.code, "name": department.name,
+                    "parent": department.parent, "head": body["username"]}
 
 
 @blp.route("/users/<int:user_id>/sessions")

@@ -357,3 +357,63 @@ class Maintenance(Schema):
     checks = fields.List(fields.Nested(MaintenanceCheck))
     jobs = fields.List(fields.Nested(MaintenanceJob))
     backups = fields.List(fields.Nested(BackupOut))
+
+
+class SubstitutionIn(_In):
+    """A substitute for a period (issue 17): the colleague's username, from and until when, and why."""
+
+    substitute = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    starts_at = fields.AwareDateTime(required=True)
+    ends_at = fields.AwareDateTime(required=True)
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class SubstitutionOut(Schema):
+    id = fields.Integer()
+    substitute = fields.String()
+    starts_at = fields.DateTime()
+    ends_at = fields.DateTime()
+    reason = fields.String()
+
+
+class SubstitutionList(Schema):
+    items = fields.List(fields.Nested(SubstitutionOut))
+
+
+class UserCreate(_In):
+    """A new account (issue 17, R-ACC-3): administrators, within what they may grant."""
+
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    full_name = fields.String(required=True, validate=validate.Length(min=1, max=200))
+    department = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    role = fields.String(load_default="user", validate=validate.Length(max=32))
+    groups = fields.List(fields.String(validate=validate.Length(max=64)), load_default=list,
+                         validate=validate.Length(max=50))
+    email = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+    post = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
+
+
+class UserChange(_In):
+    full_name = fields.String(validate=validate.Length(min=1, max=200))
+    role = fields.String(validate=validate.Length(max=32))
+    groups = fields.List(fields.String(validate=validate.Length(max=64)), validate=validate.Length(max=50))
+    email = fields.String(allow_none=True, validate=validate.Length(max=200))
+    post = fields.String(allow_none=True, validate=validate.Length(max=200))
+
+
+class UserCreated(UserOut):
+    temporary_password = fields.String()
+
+
+class Deactivation(_In):
+    reason = fields.String(required=True, validate=validate.Length(min=1, max=2000))
+
+
+class DepartmentCreate(_In):
+    code = fields.String(required=True, validate=validate.Length(min=1, max=64))
+    name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    parent = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
+
+
+class DepartmentHead(_In):
+    username = fields.String(required=True, validate=validate.Length(min=1, max=64))

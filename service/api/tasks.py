@@ -89,6 +89,20 @@ class CompleteResource(MethodView):
                                   history_limit=views.RECENT_HISTORY)
 
 
+@blp.route("/<string:task_id>/delegate")
+class DelegateResource(MethodView):
+    @blp.arguments(ReassignTask)
+    @blp.response(200, TaskOut)
+    def post(self, body, task_id):
+        """Hand my task to a colleague who may do it as well (one of its candidates), with a
+        reason; audited, and shown on the task (issue 17, R-WF-2)."""
+        user = auth.current_user()
+        units.visible_task(db.session(), user, task_id)
+        with db.unit_of_work() as s:
+            task = units.delegate(s, user, task_id, body["username"], body["reason"])
+            return views.task(s, task)
+
+
 @blp.route("/<string:task_id>/reassign")
 class ReassignResource(MethodView):
     @blp.arguments(ReassignTask)

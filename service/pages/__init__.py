@@ -18,7 +18,7 @@ from flask_babel import get_locale
 from flask_babel import gettext as _
 from sqlalchemy.orm.exc import StaleDataError
 
-from .. import db, field_formats, i18n
+from .. import db, field_formats, i18n, ratelimit
 from ..errors import ApiError, Unauthorized
 from ..identity import mfa
 
@@ -114,6 +114,12 @@ def lang_url(lang: str) -> str:
 
 
 @bp.app_template_global()
+def rate_limit_text(limit: str) -> str:
+    """A configured rate limit in the reader's language."""
+    return ratelimit.describe(limit)
+
+
+@bp.app_template_global()
 def locale_tag() -> str:
     return "zh-CN" if str(get_locale()) == "zh" else "en"
 
@@ -181,6 +187,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     inspection,
     maintenance,
     notifications,
+    people,
     policy,
     requests,
     security,
@@ -191,5 +198,5 @@ from . import (  # noqa: E402  (the areas use the helpers above)
 )
 
 for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
-              help, maintenance, groups, inspection, audit):
+              help, maintenance, groups, inspection, audit, people):
     bp.register_blueprint(_area.bp)

@@ -5,14 +5,14 @@ from __future__ import annotations
 
 from flask import Blueprint, current_app, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from sqlalchemy import select
 
-from .. import audit_log, auth, db
+from .. import audit_log, auth, db, people, policy
 from ..errors import Forbidden, Invalid
 from ..identity import mfa, password_policy, security_keys
 from ..models import User
 from ..passwords import verify_password
 from . import enrolling, safe_next, signed_in
+from . import people as people_pages
 
 bp = Blueprint("security", __name__, url_prefix="/account")
 
@@ -126,14 +126,16 @@ def _require_admin() -> User:
 @bp.get("/users")
 @signed_in
 def users():
+    """The accounts an administrator reads, searched and filtered (people.listing, as the API's scope)."""
     admin = _require_admin()
-    query = select(User).order_by(User.username)
-    if not auth.is_system_admin(admin):
-        query = query.where(User.department_id == admin.department_id)
-    rows = [u for u in db.session().scalars(query) if auth.may_administer(admin, u)]
+    s = db.session()
+    args = {name: request.args.get(name, "").strip()[:100] for name in ("q", "department", "role", "state")}
+    rows = people.listing(s, admin, **args)
     for row in rows:
         audit_log.note_read("user", row.id)
-    return render_template("admin_users.html", users=rows, **_policy())
+    return render_template("admin_users.html", users=rows, args=args,
+                           administrable={u.id for u in rows if auth.may_administer(admin, u)}, role_names=people_pages.role_names(), may_create=policy.allows(admin, "manage", "user"),
+                           **people_pages.filters(s, admin), **_policy())
 
 
 @bp.post("/users/<int:user_id>/reset")

@@ -1,20 +1,23 @@
 """The task inbox and the task page: claim, release, and complete a task through its form (R-WF-2, R-WF-3).
 
 Every action goes through the same service functions as the API (`instances.claim`,
-`instances.complete`, `instances.form_schema`), so the permission checks and the validation are
+`instances.complete`, `instances.form_schema`, `instances.delegate`, `substitutes.name`), so the permission checks and the validation are
 the same; this module only turns HTML forms into their arguments and their answers into pages.
 """
 from __future__ import annotations
+
+from datetime import date, datetime, timedelta
 
 from flask import Blueprint, flash, g, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import db, drafts, inbox
+from .. import db, drafts, inbox, substitutes
 from .. import instances as units
 from ..api import views
 from ..bounds import int_arg
-from ..errors import Forbidden, InvalidForm
+from ..errors import Forbidden, Invalid, InvalidForm
+from ..localtime import PLATFORM_TZ
 from ..models import OpenTask, ProcessInstance, User, utcnow
 from . import diagram, fields, safe_next, signed_in, timeline
 
@@ -117,7 +120,80 @@ def task_page(task_id: str):
         decision_fields=[f for f in form_fields if f.name in decision_names],
         errors=errors, error_list=error_summary(form_fields, errors), draft=draft,
         may_complete=units.may_complete(user, task), marks=diagram.marks(s, row),
+        notes=substitutes.notes(s, task.id), delegates=_delegates(s, user, task),
     ), 422 if errors else 200
+
+
+def _delegates(s, user: User, task: OpenTask) -> list[User]:
+    return units.delegates_for(s, user, task) if units.may_complete(user, task) else []
+
+
+@bp.post("/<string:task_id>/delegate")
+@signed_in
+def delegate(task_id: str):
+    """Hand the task to a colleague (the API's `instances.delegate`); a refusal is told on the task page."""
+    task = _visible_task(task_id)
+    try:
+        with db.unit_of_work() as s:
+            units.delegate(s, g.user, task_id, request.form.get("username", ""), request.form.get("reason", ""))
+            target = task.assignee_id
+            name = task.name
+    except Invalid as e:
+        flash("；".join(d["message"] for d in e.details or []) or e.message, "error")
+        return redirect(url_for(".task_page", task_id=task_id))
+    flash(_("You handed “%(task)s” to %(name)s.", task=name, name=_full_names(db.session(), [target]).get(target, "")),
+          "success")
+    return redirect(url_for(".inbox_page"))
+
+
+@bp.route("/away", methods=["GET", "POST"])
+@signed_in
+def away():
+    """Out of office: name a colleague who receives the tasks offered to me during a period."""
+    s = db.session()
+    errors: dict[str, str] = {}
+    form = request.form
+    if request.method == "POST":
+        try:
+            with db.unit_of_work() as s:
+                substitutes.name(s, g.user, form.get("substitute", ""), _day(form, "starts_on", errors),
+                                 _day(form, "ends_on", errors, end=True), form.get("reason", ""))
+        except Invalid as e:
+            errors = {**{d["field"]: d["message"] for d in e.details or []}, **errors}
+        else:
+            flash(_("Your substitute is named; the tasks offered to you in that period reach them too."), "success")
+            return redirect(url_for(".away"))
+        s = db.session()
+    colleagues = s.scalars(select(User).where(User.department_id == g.user.department_id, User.id != g.user.id,
+                                              User.active.is_(True)).order_by(User.full_name)).all()
+    rows = substitutes.of(s, g.user)
+    names = _full_names(s, [r.substitute_id for r in rows])
+    today = utcnow().astimezone(PLATFORM_TZ).date()
+    return render_template("away.html", colleagues=colleagues, rows=rows, names=names, errors=errors, form=form,
+                           today=today.isoformat()), 422 if errors else 200
+
+
+@bp.post("/away/<int:substitution_id>/end")
+@signed_in
+def end_away(substitution_id: int):
+    with db.unit_of_work() as s:
+        substitutes.end(s, g.user, substitution_id)
+    flash(_("The substitution has ended."), "success")
+    return redirect(url_for(".away"))
+
+
+def _day(form, name: str, errors: dict[str, str], end: bool = False) -> datetime | None:
+    """A Beijing calendar day of the form as its first moment (the day after it, for an end)."""
+    text = form.get(name, "").strip()
+    if not text:
+        return None
+    try:
+        day = date.fromisoformat(text)
+    except ValueError:
+        errors[{"starts_on": "starts_at", "ends_on": "ends_at"}[name]] = _("choose a date")
+        return None
+    moment = datetime(day.year, day.month, day.day, tzinfo=PLATFORM_TZ)
+    return moment + timedelta(days=1) if end else moment
 
 
 def _keep_draft(task: OpenTask, intent: str):

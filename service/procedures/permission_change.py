@@ -7,15 +7,15 @@ write: a failing service must not leave half a change behind in the step's trans
 """
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import audit, notifications, policy
+from .. import audit, handover, notifications, policy
 from ..authority import ACCOUNTS, CHECKS_ONLY, DOCUMENTS, PERMISSIONS, READS, Approval, Authority, granted_by
 from ..documents.access import clearance
-from ..documents.models import Document, level_name
+from ..documents.models import level_name
 from ..groups import assignable
-from ..models import AuthToken, Group, OpenTask, ProcessInstance, TaskCandidate, User, UserGroup, utcnow
+from ..models import Group, ProcessInstance, User, UserGroup
 from ..services import ServiceFailure, current_unit, service
 
 # Roles a request may ask for: system_admin is never granted through a procedure (R-ACC-3, R-SEC-7).
@@ -24,7 +24,6 @@ REQUESTABLE_ROLES = ("user", "dept_admin")
 # membership is set up by the system administrators, dept_head follows Department.head_id. A change
 # request neither grants nor removes them.
 UNREQUESTABLE_GROUPS = policy.OFFICE_GROUPS
-RUNNING = ("running", "error")
 # Every change is carried out after the platform management department's final review (R-ACC-4),
 # which also decides what may be granted (R-SEC-7).
 PLATFORM_REVIEW = Approval("platform_review", "platform_admin", grants=True)
@@ -107,28 +106,6 @@ def apply_permission_change(params: dict, context: dict) -> dict:
     return {"username": target.username, **after}
 
 
-def _documents(s: Session, user: User) -> list[Document]:
-    """Live documents the account owns; archived ones are kept as records and need no successor."""
-    return list(s.scalars(select(Document).where(Document.owner_id == user.id, Document.state == "active")
-                          .order_by(Document.id)))
-
-
-def _owned(s: Session, user: User) -> tuple[list[OpenTask], list[ProcessInstance]]:
-    """What the account still owns: open tasks it holds or alone may do, and running instances it
-    started. Tasks offered to a group or to several people go on without this user."""
-    assigned = select(OpenTask.id).where(OpenTask.assignee_id == user.id)
-    candidate_of = select(TaskCandidate.task_id).where(TaskCandidate.user_id == user.id)
-    tasks = []
-    for task in s.scalars(select(OpenTask).where(OpenTask.id.in_(assigned) | OpenTask.id.in_(candidate_of))
-                          .order_by(OpenTask.created_at, OpenTask.id)):
-        sole = len(task.candidates) == 1 and task.candidates[0].user_id == user.id
-        if task.assignee_id == user.id or (task.assignee_id is None and sole):
-            tasks.append(task)
-    instances = list(s.scalars(select(ProcessInstance).where(
-        ProcessInstance.started_by == user.id, ProcessInstance.state.in_(RUNNING)).order_by(ProcessInstance.id)))
-    return tasks, instances
-
-
 def _target(s: Session, params: dict) -> User:
     user = s.scalar(select(User).where(User.username == str(params.get("username") or "")))
     if user is None:
@@ -142,8 +119,8 @@ def handover_inventory(params: dict, context: dict) -> dict:
     """List what must be handed over before the account is deactivated (R-ACC-4)."""
     s = current_unit.get().session
     user = _target(s, params)
-    tasks, instances = _owned(s, user)
-    documents = _documents(s, user)
+    tasks, instances = handover.owned(s, user)
+    documents = handover.documents(s, user)
     lines = [f"待办任务:{t.name}(流程 {t.process_key} #{t.instance_id})" for t in tasks]
     lines += [f"进行中的流程:{i.process_key} #{i.id}" + (f"({i.business_key})" if i.business_key else "")
               for i in instances]
@@ -176,7 +153,7 @@ def apply_handover(params: dict, context: dict) -> dict:
     elif successor.department_id != user.department_id:
         problem = f"接收人 {successor_name} 不是本部门用户,只能交接给本部门的在岗人员。"
     document_ids = {int(d["id"]) for d in params.get("documents") or [] if isinstance(d, dict)}
-    documents = [d for d in _documents(s, user) if d.id in document_ids]
+    documents = [d for d in handover.documents(s, user) if d.id in document_ids]
     if not problem and successor is not None:
         too_high = [d.title for d in documents if d.security_level > clearance(s, successor)]
         if too_high:
@@ -185,7 +162,7 @@ def apply_handover(params: dict, context: dict) -> dict:
         return {"tasks": 0, "instances": 0, "documents": 0, "problem": problem}
     task_ids = {str(t["id"]) for t in params.get("open_tasks") or []}
     instance_ids = {int(i["id"]) for i in params.get("instances") or []}
-    tasks, instances = _owned(s, user)
+    tasks, instances = handover.owned(s, user)
     moved_tasks = [t for t in tasks if t.id in task_ids]
     for task in moved_tasks:
         if task.assignee_id == user.id:
@@ -218,17 +195,11 @@ def deactivate_user(params: dict, context: dict) -> dict:
                                                "change_type": "deactivate"})
     if problem:
         raise ServiceFailure(f"the account can no longer be deactivated: {problem}")
-    tasks, instances = _owned(s, user)
-    documents = _documents(s, user)
-    if tasks or instances or documents:
-        return {"deactivated": False,
-                "remaining": {"open_tasks": len(tasks), "instances": len(instances), "documents": len(documents)},
-                "reason": f"仍有 {len(tasks)} 项待办任务、{len(instances)} 个进行中的流程、{len(documents)} 份文件未交接,"
-                          "平台拒绝注销。"}
-    now = utcnow()
-    user.active = False
-    revoked = s.execute(update(AuthToken).where(AuthToken.user_id == user.id, AuthToken.revoked_at.is_(None))
-                        .values(revoked_at=now)).rowcount
-    audit.record(s, "account_deactivated", "user", user.id, actor_id=unit.actor_id,
-                 detail={"username": user.username, "tokens_revoked": revoked, "instance": unit.instance_id})
+    held = handover.holdings(s, user)
+    if held:
+        counts = held.counts()
+        return {"deactivated": False, "remaining": counts,
+                "reason": f"仍有 {counts['open_tasks']} 项待办任务、{counts['instances']} 个进行中的流程、"
+                          f"{counts['documents']} 份文件未交接,平台拒绝注销。"}
+    handover.deactivate(s, user, unit.actor_id, {"instance": unit.instance_id})
     return {"deactivated": True, "remaining": {"open_tasks": 0, "instances": 0, "documents": 0}, "reason": ""}

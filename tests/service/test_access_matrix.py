@@ -35,6 +35,13 @@ MATRIX = {
     ("POST", "/api/v1/users/{user}/mfa-reset"): ({"reason": "lost phone and recovery codes"},
                                                 {A: 401, U: 403, O: 403, S: 200, X: 200}),
     ("GET", "/api/v1/departments"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    # People and departments (issue 17): tests/service/test_people_admin.py has the real ones. {user} is
+    # clerk, who owns nothing: OFFICE's administrator deactivates them, the system admin finds it done.
+    ("POST", "/api/v1/users"): ({}, {A: 401, U: 422, O: 422, S: 422, X: 422}),
+    ("PATCH", "/api/v1/users/{user}"): ({"post": "文员"}, {A: 401, U: 404, O: 404, S: 200, X: 200}),
+    ("POST", "/api/v1/users/{user}/deactivate"): ({"reason": "离职"}, {A: 401, U: 404, O: 404, S: 200, X: 409}),
+    ("POST", "/api/v1/departments"): ({}, {A: 401, U: 422, O: 422, S: 422, X: 422}),
+    ("PUT", "/api/v1/departments/nothing/head"): ({"username": "clerk"}, {A: 401, U: 404, O: 404, S: 404, X: 404}),
     ("GET", "/api/v1/users"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/policy"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     # Functional groups (issue 14): administrators read them; a department administrator keeps their
@@ -86,6 +93,14 @@ MATRIX = {
     ("POST", "/api/v1/tasks/{task}/claim"): ({}, {A: 401, U: 403, O: 403, S: 200, X: 403}),
     ("POST", "/api/v1/tasks/{task}/release"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 403}),
     ("POST", "/api/v1/tasks/{task}/complete"): ({"data": {}}, {A: 401, U: 403, O: 403, S: 422, X: 403}),
+    # Delegation (issue 17): only someone who may do the task (office_admin, its candidate), to a
+    # colleague who may do it too; office_admin would hand it to clerk, who is not one (422).
+    ("POST", "/api/v1/tasks/{task}/delegate"): ({"username": "clerk", "reason": "测试"},
+                                               {A: 401, U: 404, O: 404, S: 422, X: 403}),
+    # My substitutes while away (issue 17): everyone their own.
+    ("GET", "/api/v1/substitutions"): (None, _all(200)),
+    ("POST", "/api/v1/substitutions"): ({}, _all(422)),
+    ("DELETE", "/api/v1/substitutions/999999"): (None, _all(404)),
     ("POST", "/api/v1/tasks/{task}/reassign"): ({"username": "clerk", "reason": "测试"},
                                                 {A: 401, U: 404, O: 404, S: 200, X: 200}),
     # The document library (R-DOC-*, R-SEC-4): {document} was uploaded by clerk (OFFICE, 内部).
@@ -158,7 +173,9 @@ _PLACEHOLDERS = {"<int:instance_id>": "{instance}", "<string:task_id>": "{task}"
                  "<int:notification_id>": "999999", "<int:document_id>": "{document}", "<int:number>": "1",
                  "<int:share_id>": "999999", "<string:username>": "clerk", "<string:code>": "nothing",
                  "<int:token_id>": "999999", "<int:user_id>": "{user}",
-                 "<int:finding_id>": "999999"}
+                 "<int:finding_id>": "999999",
+
+                 "<int:substitution_id>": "999999"}
 
 
 def _api_routes(app) -> set[tuple[str, str]]:
