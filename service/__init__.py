@@ -43,6 +43,11 @@ def create_app(config: Config | None = None) -> Flask:
     api.init_app(app)
     pages.init_app(app)
     errors.register(app)
+    if config.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = config.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
 
     @app.get("/healthz")
     def healthz():

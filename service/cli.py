@@ -90,23 +90,38 @@ def _record_security_policy(app) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5000, type=int)
-def serve(host: str, port: int) -> None:
-    """Run the web server (threaded)."""
+@click.option("--host", default="127.0.0.1", envvar="INKLESS_HOST", show_default=True)
+@click.option("--port", default=5000, type=int, envvar="INKLESS_PORT", show_default=True)
+@click.option("--bind", default=None, envvar="INKLESS_BIND",
+              help="host:port or unix:/path, instead of --host/--port.")
+@click.option("--workers", default=1, type=click.IntRange(1), envvar="INKLESS_WORKERS", show_default=True,
+              help="Web processes.")
+@click.option("--threads", default=8, type=click.IntRange(1), envvar="INKLESS_THREADS", show_default=True,
+              help="Request threads per web process.")
+@click.option("--scheduler", type=click.Choice(["auto", "embedded", "off"]), default="auto",
+              envvar="INKLESS_SCHEDULER", show_default=True,
+              help="Timers in the web process (embedded, one web process only) or only in `inkless worker` "
+                   "(off); auto is embedded with one web process.")
+@click.option("--access-log", default="-", envvar="INKLESS_ACCESS_LOG", show_default=True,
+              help="File for the access log (combined format); - is standard output, empty for none.")
+def serve(host: str, port: int, bind: str | None, workers: int, threads: int, scheduler: str,
+          access_log: str) -> None:
+    """Run the web server (gunicorn; HUP reloads gracefully)."""
     import os
 
-    from werkzeug.serving import run_simple
+    from .serving import Serving, run
 
-    from .scheduler import start_background
-
+    if os.environ.get("INKLESS_NO_SCHEDULER"):
+        scheduler = "off"
+    serving = Serving(bind=bind or f"{host}:{port}", workers=workers, threads=threads, scheduler=scheduler,
+                      access_log=access_log)
+    try:
+        serving.embedded_scheduler()
+    except ValueError as refusal:
+        raise click.UsageError(str(refusal)) from None
     app = _app()
     _record_security_policy(app)
-    # Timers fire inside the server too, so one process is a whole platform; more workers may
-    # share the database (`inkless worker`). INKLESS_NO_SCHEDULER=1 leaves timers to workers.
-    if not os.environ.get("INKLESS_NO_SCHEDULER"):
-        start_background(app)
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    run(app, _app, serving)
 
 
 @main.command()

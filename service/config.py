@@ -67,6 +67,9 @@ class Config:
     # INKLESS_CLOCK_START (ISO 8601 with offset): the process's clock starts at this moment and
     # runs on. For the test suite's servers and for demos of deadlines; never set in production.
     clock_start: str | None = None
+    # Proxies in front of the app (nginx: 1) whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are
+    # believed (werkzeug's ProxyFix); 0 believes none, as a server reached directly must.
+    proxy_hops: int = 0
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -89,6 +92,7 @@ class Config:
         if env.get("INKLESS_BACKUP_KEEP"):
             cfg.backup_keep = int(env["INKLESS_BACKUP_KEEP"])
         cfg.clock_start = env.get("INKLESS_CLOCK_START") or None
+        cfg.proxy_hops = int(env.get("INKLESS_PROXY_HOPS", "0"))
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
         _identity_from_env(cfg, env)
