@@ -1,44 +1,100 @@
 """What is on a person's plate: the open tasks assigned to them, or offered to them or their groups
 and not yet claimed by anyone (R-WF-2). Reads only the open-task projection, never an engine state.
+
+The set is a UNION ALL of two disjoint parts — "assigned to me" and "unassigned, offered to me or my
+groups" — each served by its own index (migration 0012_serving_inbox_indexes), never one OR that
+makes the planner scan every open task. Pages are keyset pages (`after` = the last row's sort key),
+and the count stops at COUNT_CAP (docs/performance.md, "My tasks").
 """
 from __future__ import annotations
 
-from sqlalchemy import Select, func, or_, select
+import base64
+from datetime import datetime
+
+from sqlalchemy import Select, and_, func, literal_column, or_, select, union_all
 
 from .models import OpenTask, ProcessDefinition, ProcessInstance, TaskCandidate, User, utcnow
 
 SCOPES = ("mine", "assigned", "unclaimed", "overdue")
+# Counting stops here: a number past it ("10000+") tells nobody more, and costs a scan.
+COUNT_CAP = 10_000
+# Soonest due first (tasks without a deadline last), then oldest, then by id: a total order.
+ORDER = (OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at, OpenTask.id)
+
+
+class BadCursor(ValueError):
+    """An `after` that no page of ours handed out."""
 
 
 def offered_to(user: User) -> Select:
     """Ids of the tasks whose candidates name the user or one of their groups."""
-    return select(TaskCandidate.task_id).where(
-        or_(TaskCandidate.user_id == user.id, TaskCandidate.group_code.in_(user.groups or {""})))
+    by_user = select(TaskCandidate.task_id).where(TaskCandidate.user_id == user.id)
+    if not user.groups:
+        return by_user
+    return union_all(by_user, select(TaskCandidate.task_id).where(TaskCandidate.group_code.in_(user.groups)))
+
+
+def my_task_ids(user: User, scope: str = "mine") -> Select:
+    """Ids of the user's open tasks in a scope (mine = assigned ∪ unclaimed, the two disjoint)."""
+    assigned = select(OpenTask.id).where(OpenTask.assignee_id == user.id)
+    unclaimed = select(OpenTask.id).where(OpenTask.assignee_id.is_(None), OpenTask.id.in_(offered_to(user)))
+    if scope == "assigned":
+        return assigned
+    if scope == "unclaimed":
+        return unclaimed
+    return union_all(assigned, unclaimed)
 
 
 def tasks_for(user: User, scope: str = "mine", search: str | None = None) -> Select:
-    """(OpenTask, ProcessInstance, process name) rows, soonest due first, then oldest."""
-    unclaimed = OpenTask.assignee_id.is_(None) & OpenTask.id.in_(offered_to(user))
+    """(OpenTask, ProcessInstance, process name) rows in ORDER."""
     query = (select(OpenTask, ProcessInstance, ProcessDefinition.name)
              .join(ProcessInstance, ProcessInstance.id == OpenTask.instance_id)
-             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id))
-    if scope == "assigned":
-        query = query.where(OpenTask.assignee_id == user.id)
-    elif scope == "unclaimed":
-        query = query.where(unclaimed)
-    else:
-        query = query.where(or_(OpenTask.assignee_id == user.id, unclaimed))
-        if scope == "overdue":
-            query = query.where(OpenTask.due_at < utcnow())
+             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+             .where(OpenTask.id.in_(my_task_ids(user, scope))))
+    if scope == "overdue":
+        query = query.where(OpenTask.due_at < utcnow())
     if search and search.strip():
         pattern = "%" + _like_escape(search.strip().lower()) + "%"
         query = query.where(or_(*(func.lower(column).like(pattern, escape="\\") for column in (
             OpenTask.name, OpenTask.process_key, ProcessDefinition.name, ProcessInstance.business_key))))
-    return query.order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at, OpenTask.id)
+    return query.order_by(*ORDER)
 
 
-def count(s, query: Select) -> int:
-    return s.scalar(select(func.count()).select_from(query.order_by(None).subquery()))
+def count(s, query: Select, cap: int | None = None) -> int:
+    """How many rows `query` has, at most cap + 1 (more than cap: show "cap+")."""
+    cap = cap or COUNT_CAP
+    capped = query.order_by(None).with_only_columns(literal_column("1")).limit(cap + 1).subquery()
+    return s.scalar(select(func.count()).select_from(capped))
+
+
+def shown_count(total: int) -> str:
+    return f"{COUNT_CAP}+" if total > COUNT_CAP else str(total)
+
+
+def after(query: Select, cursor: str | None) -> Select:
+    """The rows of `query` (in ORDER) that come after the row the cursor was made from."""
+    if not cursor:
+        return query
+    due, created, task_id = _decode(cursor)
+    later = or_(OpenTask.created_at > created, and_(OpenTask.created_at == created, OpenTask.id > task_id))
+    if due is None:
+        return query.where(OpenTask.due_at.is_(None), later)
+    return query.where(or_(OpenTask.due_at.is_(None), OpenTask.due_at > due,
+                           and_(OpenTask.due_at == due, later)))
+
+
+def cursor_of(task: OpenTask) -> str:
+    key = f"{task.due_at.isoformat() if task.due_at else ''}|{task.created_at.isoformat()}|{task.id}"
+    return base64.urlsafe_b64encode(key.encode()).decode().rstrip("=")
+
+
+def _decode(cursor: str) -> tuple[datetime | None, datetime, str]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        due, created, task_id = raw.split("|", 2)
+        return (datetime.fromisoformat(due) if due else None), datetime.fromisoformat(created), task_id
+    except ValueError as e:  # binascii.Error and UnicodeDecodeError are ValueErrors
+        raise BadCursor(cursor) from e
 
 
 def _like_escape(value: str) -> str:
