@@ -45,19 +45,30 @@ def my_task_ids(user: User, scope: str = "mine") -> Select:
     return union_all(assigned, unclaimed)
 
 
-def tasks_for(user: User, scope: str = "mine", search: str | None = None) -> Select:
-    """(OpenTask, ProcessInstance, process name) rows in ORDER."""
-    query = (select(OpenTask, ProcessInstance, ProcessDefinition.name)
-             .join(ProcessInstance, ProcessInstance.id == OpenTask.instance_id)
-             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
-             .where(OpenTask.id.in_(my_task_ids(user, scope))))
+def my_tasks(user: User, scope: str = "mine", search: str | None = None) -> Select:
+    """The user's open tasks (OpenTask rows) in ORDER; joins nothing, so it counts cheaply."""
+    query = select(OpenTask).where(OpenTask.id.in_(my_task_ids(user, scope)))
     if scope == "overdue":
         query = query.where(OpenTask.due_at < utcnow())
     if search and search.strip():
         pattern = "%" + _like_escape(search.strip().lower()) + "%"
-        query = query.where(or_(*(func.lower(column).like(pattern, escape="\\") for column in (
-            OpenTask.name, OpenTask.process_key, ProcessDefinition.name, ProcessInstance.business_key))))
+        # Correlated: looked at for the user's own tasks only, never across all instances.
+        instance_matches = (select(ProcessInstance.id)
+                            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+                            .where(ProcessInstance.id == OpenTask.instance_id,
+                                   or_(func.lower(ProcessDefinition.name).like(pattern, escape="\\"),
+                                       func.lower(ProcessInstance.business_key).like(pattern, escape="\\")))
+                            .exists())
+        query = query.where(or_(func.lower(OpenTask.name).like(pattern, escape="\\"),
+                                func.lower(OpenTask.process_key).like(pattern, escape="\\"), instance_matches))
     return query.order_by(*ORDER)
+
+
+def tasks_for(user: User, scope: str = "mine", search: str | None = None) -> Select:
+    """(OpenTask, ProcessInstance, process name) rows in ORDER."""
+    return (my_tasks(user, scope, search).add_columns(ProcessInstance, ProcessDefinition.name)
+            .join(ProcessInstance, ProcessInstance.id == OpenTask.instance_id)
+            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id))
 
 
 def count(s, query: Select, cap: int | None = None) -> int:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -198,9 +199,12 @@ class OpenTask(Base):
     """Projection of the READY user tasks of running instances; task lists read only this."""
 
     __tablename__ = "open_tasks"
-    # "Assigned to me" in page order (service/inbox.py).
+    # "Assigned to me" in page order (service/inbox.py); unassigned tasks are found from their
+    # candidates, so they are left out (migration 0012_serving_inbox_indexes says why).
     __table_args__ = (Index("ix_open_tasks_process_element", "process_key", "element_id"),
-                      Index("ix_open_tasks_assignee_order", "assignee_id", "due_at", "created_at", "id"))
+                      Index("ix_open_tasks_assignee_order", "assignee_id", "due_at", "created_at", "id",
+                            sqlite_where=text("assignee_id IS NOT NULL"),
+                            postgresql_where=text("assignee_id IS NOT NULL")))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)

@@ -7,8 +7,9 @@ Create Date: 2026-12-04 21:00:00
 
 Each part of service/inbox.py's union reads one index: the assignee's tasks in page order, and the
 candidates of a user or a group with their task ids (no table visit to find them). The new indexes
-begin with the old ones' columns, which they replace.
+begin with the old ones' columns, which they replace; the assignee's holds assigned tasks only.
 """
+import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_serving_inbox_indexes"
@@ -16,9 +17,14 @@ down_revision = "0011_groups"
 branch_labels = None
 depends_on = None
 
+# Partial: the unassigned tasks are found from their candidates, and an index holding them would
+# tempt the planner to walk all of them instead (as the OR did).
+ASSIGNED = sa.text("assignee_id IS NOT NULL")
+
 
 def upgrade() -> None:
-    op.create_index("ix_open_tasks_assignee_order", "open_tasks", ["assignee_id", "due_at", "created_at", "id"])
+    op.create_index("ix_open_tasks_assignee_order", "open_tasks", ["assignee_id", "due_at", "created_at", "id"],
+                    sqlite_where=ASSIGNED, postgresql_where=ASSIGNED)
     op.drop_index("ix_open_tasks_assignee_id", table_name="open_tasks")
     op.create_index("ix_task_candidates_user_task", "task_candidates", ["user_id", "task_id"])
     op.drop_index("ix_task_candidates_user", table_name="task_candidates")

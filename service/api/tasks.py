@@ -29,7 +29,7 @@ class Tasks(MethodView):
             query = select(OpenTask).order_by(*inbox.ORDER)
         else:
             scope = "mine" if args["scope"] == "all" else args["scope"]
-            query = inbox.tasks_for(user, scope).with_only_columns(OpenTask)
+            query = inbox.my_tasks(user, scope)
         if args.get("process_key"):
             query = query.where(OpenTask.process_key == args["process_key"])
         if args.get("overdue"):

@@ -35,7 +35,7 @@ def inbox_page():
         scope = "mine"
     search = request.args.get("q", "").strip()[:100]
     query = inbox.tasks_for(user, scope, search)
-    total = inbox.count(s, query)
+    total = inbox.count(s, inbox.my_tasks(user, scope, search))
     try:
         page = inbox.after(query, request.args.get("after"))
     except inbox.BadCursor:

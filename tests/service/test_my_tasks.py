@@ -108,3 +108,14 @@ def test_the_inbox_page_links_to_the_next_page(app, login, monkeypatch):
     link = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
     second = browser.get(link).get_data(as_text=True)
     assert second.count("<li class=\"task") == 2 and "下一页" not in second and "第一页" in second
+
+
+def test_the_inbox_search_finds_tasks_by_their_process_name(app, login):
+    """R-WF-2: the search also matches the process's name (on the instance), not only the task's."""
+    _setup(login)
+    browser = Browser(app)
+    browser.sign_in("supervisor")
+    found = browser.get("/tasks", query_string={"q": "报送"}).get_data(as_text=True)
+    assert found.count("<li class=\"task") == 5
+    nothing = browser.get("/tasks", query_string={"q": "差旅"}).get_data(as_text=True)
+    assert nothing.count("<li class=\"task") == 0
