@@ -3,8 +3,9 @@ and not yet claimed by anyone (R-WF-2). Reads only the open-task projection, nev
 
 The set is a UNION ALL of two disjoint parts — "assigned to me" and "unassigned, offered to me or my
 groups" — each served by its own index (migration 0012_serving_inbox_indexes), never one OR that
-makes the planner scan every open task. Pages are keyset pages (`after` = the last row's sort key),
-and the count stops at COUNT_CAP (docs/performance.md, "My tasks").
+makes the planner scan every open task. Pages are keyset pages (`after` = the last row's sort key)
+whose ids are sorted from an index before any row is read, and the count stops at COUNT_CAP
+(docs/performance.md, "My tasks").
 """
 from __future__ import annotations
 
@@ -66,9 +67,21 @@ def my_tasks(user: User, scope: str = "mine", search: str | None = None) -> Sele
 
 def tasks_for(user: User, scope: str = "mine", search: str | None = None) -> Select:
     """(OpenTask, ProcessInstance, process name) rows in ORDER."""
-    return (my_tasks(user, scope, search).add_columns(ProcessInstance, ProcessDefinition.name)
+    return with_instances(my_tasks(user, scope, search))
+
+
+def with_instances(query: Select) -> Select:
+    """OpenTask rows → (OpenTask, ProcessInstance, process name) rows."""
+    return (query.add_columns(ProcessInstance, ProcessDefinition.name)
             .join(ProcessInstance, ProcessInstance.id == OpenTask.instance_id)
             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id))
+
+
+def page(query: Select, cursor: str | None, size: int, offset: int = 0) -> Select:
+    """The OpenTask rows of one page of `query` (OpenTask rows in ORDER). The page's ids are chosen
+    and sorted from the index alone (ix_open_tasks_page); only they are then read in full."""
+    ids = after(query, cursor).with_only_columns(OpenTask.id).limit(size).offset(offset)
+    return select(OpenTask).where(OpenTask.id.in_(ids)).order_by(*ORDER)
 
 
 def count(s, query: Select, cap: int | None = None) -> int:
@@ -87,11 +100,14 @@ def after(query: Select, cursor: str | None) -> Select:
     if not cursor:
         return query
     due, created, task_id = _decode(cursor)
-    later = or_(OpenTask.created_at > created, and_(OpenTask.created_at == created, OpenTask.id > task_id))
+    # coalesce(x, x) is x, but no index on x serves it: the page stays driven by the user's task ids
+    # instead of a walk along the deadline index through everybody's tasks.
+    due_at = func.coalesce(OpenTask.due_at, OpenTask.due_at)
+    created_at = func.coalesce(OpenTask.created_at, OpenTask.created_at)
+    later = or_(created_at > created, and_(created_at == created, OpenTask.id > task_id))
     if due is None:
-        return query.where(OpenTask.due_at.is_(None), later)
-    return query.where(or_(OpenTask.due_at.is_(None), OpenTask.due_at > due,
-                           and_(OpenTask.due_at == due, later)))
+        return query.where(due_at.is_(None), later)
+    return query.where(or_(due_at.is_(None), due_at > due, and_(due_at == due, later)))
 
 
 def cursor_of(task: OpenTask) -> str:

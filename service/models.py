@@ -204,7 +204,9 @@ class OpenTask(Base):
     __table_args__ = (Index("ix_open_tasks_process_element", "process_key", "element_id"),
                       Index("ix_open_tasks_assignee_order", "assignee_id", "due_at", "created_at", "id",
                             sqlite_where=text("assignee_id IS NOT NULL"),
-                            postgresql_where=text("assignee_id IS NOT NULL")))
+                            postgresql_where=text("assignee_id IS NOT NULL")),
+                      # A task's assignment and sort key by its id, from the index alone.
+                      Index("ix_open_tasks_page", "id", "assignee_id", "due_at", "created_at"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)

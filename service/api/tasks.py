@@ -38,11 +38,11 @@ class Tasks(MethodView):
             query = query.where(OpenTask.instance_id == args["instance_id"])
         total = inbox.count(s, query)
         try:
-            page = inbox.after(query, args.get("after"))
+            page = inbox.page(query, args.get("after"), args["limit"] + 1, args["offset"])
         except inbox.BadCursor:
             message = _("This page link is not valid; start from the first page.")
             raise Invalid(message, [{"field": "after", "message": message}]) from None
-        rows = s.scalars(page.limit(args["limit"] + 1).offset(args["offset"])).all()
+        rows = s.scalars(page).all()
         more = len(rows) > args["limit"]
         rows = rows[:args["limit"]]
         return {"items": [views.task(s, t) for t in rows], "total": min(total, inbox.COUNT_CAP),

@@ -34,13 +34,13 @@ def inbox_page():
     if scope not in inbox.SCOPES:
         scope = "mine"
     search = request.args.get("q", "").strip()[:100]
-    query = inbox.tasks_for(user, scope, search)
-    total = inbox.count(s, inbox.my_tasks(user, scope, search))
+    query = inbox.my_tasks(user, scope, search)
+    total = inbox.count(s, query)
     try:
-        page = inbox.after(query, request.args.get("after"))
+        page = inbox.page(query, request.args.get("after"), PAGE_SIZE + 1)
     except inbox.BadCursor:
-        page = query  # a mangled link: the first page
-    rows = s.execute(page.limit(PAGE_SIZE + 1)).all()
+        page = inbox.page(query, None, PAGE_SIZE + 1)  # a mangled link: the first page
+    rows = s.execute(inbox.with_instances(page)).all()
     following = inbox.cursor_of(rows[PAGE_SIZE - 1][0]) if len(rows) > PAGE_SIZE else None
     rows = rows[:PAGE_SIZE]
     starters = _full_names(s, [row.started_by for _task, row, _name in rows])
