@@ -1,6 +1,11 @@
 # Inkless — the two commands a newcomer needs: `make run` and `make test`.
-PYTHON ?= python3
-PIP ?= $(PYTHON) -m pip
+# Both create a project virtual environment (.venv) and install into it, so Debian's and Ubuntu's
+# system Python ("externally-managed-environment") is enough. PYTHON=... uses that interpreter instead
+# (as is: no venv is made; it gets `pip install -e '.[dev]'`).
+VENV ?= .venv
+# The Python that makes the venv. The venv sees its site-packages too: what is installed there already
+# (CI installs the requirements first) is not downloaded again; pip puts the rest in .venv.
+BASE_PYTHON ?= python3
 DATA ?= ./instance
 PORT ?= 5000
 # Test processes (pytest-xdist); each test builds its own app and database, so they run in parallel.
@@ -8,8 +13,21 @@ JOBS ?= auto
 
 .PHONY: install assets run test test-sqlite test-postgres test-dates test-api-fuzz lint bench clean translations
 
+ifeq ($(origin PYTHON),undefined)
+PYTHON := $(VENV)/bin/python
+install: $(VENV)/.installed
+# Re-installed when the dependencies change.
+$(VENV)/.installed: pyproject.toml
+	@test -x $(PYTHON) || $(BASE_PYTHON) -m venv --system-site-packages $(VENV) || { \
+	  echo "could not create $(VENV): on Debian/Ubuntu install python3-venv (apt install python3-venv)"; exit 1; }
+	$(PYTHON) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $@
+else
 install:
-	$(PIP) install -q -e '.[dev]'
+	$(PYTHON) -m pip install -q -e '.[dev]'
+endif
+PIP ?= $(PYTHON) -m pip
+INKLESS = $(PYTHON) -m service.cli
 
 # The browser bundles (bpmn-js viewer/modeler, charts) from npm, rebuilt when a source changes.
 ASSETS_STAMP = service/static/build/.stamp
@@ -24,8 +42,8 @@ $(ASSETS_STAMP): package.json package-lock.json build.mjs $(wildcard service/sta
 # (MFA=1 turns it on, as `inkless serve` has it by default) so the README's curl tour runs as is.
 MFA ?= 0
 run: install assets
-	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 inkless init --demo
-	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 INKLESS_MFA_ENFORCED=$(MFA) inkless serve --host 127.0.0.1 --port $(PORT)
+	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 $(INKLESS) init --demo
+	INKLESS_DATA_DIR=$(DATA) INKLESS_INSECURE_COOKIES=1 INKLESS_MFA_ENFORCED=$(MFA) $(INKLESS) serve --host 127.0.0.1 --port $(PORT)
 
 # The whole suite on SQLite; set DATABASE_URL=postgresql://… to run it on PostgreSQL.
 test: install assets
@@ -48,8 +66,8 @@ test-postgres: install assets
 test-api-fuzz: install
 	env -u DATABASE_URL $(PYTHON) -m tests.api_fuzz
 
-lint:
-	ruff check engine service tests bench
+lint: install
+	$(PYTHON) -m ruff check engine service tests bench
 
 translations:
 	pybabel extract -F babel.cfg -k N_ -k _ -o service/translations/messages.pot .
@@ -60,4 +78,4 @@ bench: install
 	$(PYTHON) bench/complete_task.py
 
 clean:
-	rm -rf $(DATA) .pytest_cache service/static/build node_modules
+	rm -rf $(DATA) .pytest_cache service/static/build node_modules $(VENV)

@@ -46,6 +46,11 @@ def create_app(config: Config | None = None) -> Flask:
     outage.register(app)
     health.register(app)
     audit_log.init_app(app)
+    if config.proxy_hops:
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        hops = config.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops, x_prefix=hops)
 
     @app.after_request
     def _security_headers(response):

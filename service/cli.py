@@ -120,26 +120,41 @@ def _announce(app: Flask, kind: str) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1")
-@click.option("--port", default=5000, type=int)
+@click.option("--host", default="127.0.0.1", envvar="INKLESS_HOST", show_default=True)
+@click.option("--port", default=5000, type=int, envvar="INKLESS_PORT", show_default=True)
+@click.option("--bind", default=None, envvar="INKLESS_BIND",
+              help="host:port or unix:/path, instead of --host/--port.")
+@click.option("--workers", default=1, type=click.IntRange(1), envvar="INKLESS_WORKERS", show_default=True,
+              help="Web processes.")
+@click.option("--threads", default=8, type=click.IntRange(1), envvar="INKLESS_THREADS", show_default=True,
+              help="Request threads per web process.")
+@click.option("--scheduler", type=click.Choice(["auto", "embedded", "off"]), default="auto",
+              envvar="INKLESS_SCHEDULER", show_default=True,
+              help="Timers in the web process (embedded, one web process only) or only in `inkless worker` "
+                   "(off); auto is embedded with one web process.")
+@click.option("--access-log", default="-", envvar="INKLESS_ACCESS_LOG", show_default=True,
+              help="File for the access log (combined format); - is standard output, empty for none.")
 @_NO_WAIT
-def serve(host: str, port: int, no_wait: bool) -> None:
-    """Run the web server (threaded)."""
+def serve(host: str, port: int, bind: str | None, workers: int, threads: int, scheduler: str,
+          access_log: str, no_wait: bool) -> None:
+    """Run the web server (gunicorn; HUP reloads gracefully)."""
     import os
 
-    from werkzeug.serving import run_simple
-
     from . import startup
-    from .scheduler import start_background
+    from .serving import Serving, run
 
+    if os.environ.get("INKLESS_NO_SCHEDULER"):
+        scheduler = "off"
+    serving = Serving(bind=bind or f"{host}:{port}", workers=workers, threads=threads, scheduler=scheduler,
+                      access_log=access_log)
+    try:
+        serving.embedded_scheduler()
+    except ValueError as refusal:
+        raise click.UsageError(str(refusal)) from None
     app = _ready_app(no_wait)
     _announce(app, "server")
     startup.tolerate(lambda: _record_security_policy(app), "recording the security policy")
-    # Timers fire inside the server too, so one process is a whole platform; more workers may
-    # share the database (`inkless worker`). INKLESS_NO_SCHEDULER=1 leaves timers to workers.
-    if not os.environ.get("INKLESS_NO_SCHEDULER"):
-        start_background(app)
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    run(app, _app, serving)
 
 
 @main.command()

@@ -84,6 +84,9 @@ class Config:
     # `inkless serve`/`init`/`worker` wait this many seconds for a database that does not answer
     # at start (service/startup.py); 0 (or --no-wait) gives up at once.
     database_wait: float = 60.0
+    # Proxies in front of the app (nginx: 1) whose X-Forwarded-For/-Proto/-Host/-Port/-Prefix are
+    # believed (werkzeug's ProxyFix); 0 believes none, as a server reached directly must.
+    proxy_hops: int = 0
 
     @classmethod
     def from_env(cls, **overrides) -> Config:
@@ -109,11 +112,12 @@ class Config:
         if env.get("INKLESS_DB_WAIT"):
             cfg.database_wait = max(0.0, float(env["INKLESS_DB_WAIT"]))
         _audit_from_env(cfg, env)
+        cfg.proxy_hops = int(env.get("INKLESS_PROXY_HOPS", "0"))
         if "INKLESS_INSECURE_COOKIES" in env:
             cfg.session_cookie_secure = False
         _identity_from_env(cfg, env)
         _scripts_from_env(cfg, env)
-        _audit_from_env(cfg, env)
+        _anomaly_from_env(cfg, env)
         for key, value in overrides.items():
             setattr(cfg, key, value)
         if cfg.audit_retention_days < MIN_AUDIT_RETENTION_DAYS:
@@ -161,7 +165,7 @@ def _identity_from_env(cfg: Config, env) -> None:
         raise ValueError(f"INKLESS_PASSWORD_PROFILE must be asvs or mlps3, not {cfg.password_profile!r}")
 
 
-def _audit_from_env(cfg: Config, env) -> None:
+def _anomaly_from_env(cfg: Config, env) -> None:
     if "INKLESS_READ_AUDIT" in env:
         cfg.read_audit = env["INKLESS_READ_AUDIT"].strip().lower() not in ("0", "false", "no", "off")
     prefix = "INKLESS_ANOMALY_"

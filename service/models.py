@@ -13,6 +13,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -201,7 +202,14 @@ class OpenTask(Base):
     """Projection of the READY user tasks of running instances; task lists read only this."""
 
     __tablename__ = "open_tasks"
-    __table_args__ = (Index("ix_open_tasks_process_element", "process_key", "element_id"),)
+    # "Assigned to me" in page order (service/inbox.py); unassigned tasks are found from their
+    # candidates, so they are left out (migration 0012_serving_inbox_indexes says why).
+    __table_args__ = (Index("ix_open_tasks_process_element", "process_key", "element_id"),
+                      Index("ix_open_tasks_assignee_order", "assignee_id", "due_at", "created_at", "id",
+                            sqlite_where=text("assignee_id IS NOT NULL"),
+                            postgresql_where=text("assignee_id IS NOT NULL")),
+                      # A task's assignment and sort key by its id, from the index alone.
+                      Index("ix_open_tasks_page", "id", "assignee_id", "due_at", "created_at"))
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True)  # the engine's task id
     instance_id: Mapped[int] = mapped_column(ForeignKey("process_instances.id", ondelete="CASCADE"), index=True)
@@ -213,7 +221,7 @@ class OpenTask(Base):
     ui_form: Mapped[str | None] = mapped_column(String(255))
     approval: Mapped[bool] = mapped_column(Boolean, default=False)
     instructions: Mapped[str] = mapped_column(Text, default="")
-    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
     overdue: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -228,7 +236,9 @@ class TaskCandidate(Base):
     """Who may take an open task: a user, or every member of a group."""
 
     __tablename__ = "task_candidates"
-    __table_args__ = (Index("ix_task_candidates_user", "user_id"), Index("ix_task_candidates_group", "group_code"))
+    # Candidates of a user or a group with their task ids, read from the index alone (service/inbox.py).
+    __table_args__ = (Index("ix_task_candidates_user_task", "user_id", "task_id"),
+                      Index("ix_task_candidates_group_task", "group_code", "task_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("open_tasks.id", ondelete="CASCADE"), index=True)

@@ -161,6 +161,8 @@ class TaskArgs(ListArgs):
     instance_id = Integer(minimum=0)
     scope = fields.String(load_default="mine", validate=validate.OneOf(["mine", "assigned", "unclaimed", "all"]))
     overdue = fields.Boolean(load_default=False)
+    # Keyset paging: the `next` of the previous page (offset still works, but costs a scan).
+    after = fields.String(validate=validate.Length(max=200))
 
 
 class TaskOut(Schema):
@@ -189,7 +191,11 @@ class TaskSummary(TaskOut):
 
 class TaskList(Schema):
     items = fields.List(fields.Nested(TaskSummary))
+    # Counted up to 10,000; total_capped says there are more.
     total = fields.Integer()
+    total_capped = fields.Boolean()
+    # `after` for the next page; null on the last one.
+    next = fields.String(allow_none=True)
 
 
 class CompleteTask(_In):

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from .. import auth, db, inbox, policy
 from .. import instances as units
+from ..errors import Invalid
 from ..models import OpenTask, ProcessInstance, utcnow
 from . import views
 from .blueprint import Blueprint
@@ -25,10 +26,10 @@ class Tasks(MethodView):
         user = auth.current_user()
         s = db.session()
         if args["scope"] == "all" and policy.allows(user, "list_all", "task"):
-            query = select(OpenTask).order_by(OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at)
+            query = select(OpenTask).order_by(*inbox.ORDER)
         else:
             scope = "mine" if args["scope"] == "all" else args["scope"]
-            query = inbox.tasks_for(user, scope).with_only_columns(OpenTask)
+            query = inbox.my_tasks(user, scope)
         if args.get("process_key"):
             query = query.where(OpenTask.process_key == args["process_key"])
         if args.get("overdue"):
@@ -36,8 +37,16 @@ class Tasks(MethodView):
         if args.get("instance_id"):
             query = query.where(OpenTask.instance_id == args["instance_id"])
         total = inbox.count(s, query)
-        rows = s.scalars(query.limit(args["limit"]).offset(args["offset"])).all()
-        return {"items": [views.task(s, t) for t in rows], "total": total}
+        try:
+            page = inbox.page(query, args.get("after"), args["limit"] + 1, args["offset"])
+        except inbox.BadCursor:
+            message = _("This page link is not valid; start from the first page.")
+            raise Invalid(message, [{"field": "after", "message": message}]) from None
+        rows = s.scalars(page).all()
+        more = len(rows) > args["limit"]
+        rows = rows[:args["limit"]]
+        return {"items": [views.task(s, t) for t in rows], "total": min(total, inbox.COUNT_CAP),
+                "total_capped": total > inbox.COUNT_CAP, "next": inbox.cursor_of(rows[-1]) if more else None}
 
 
 def _my_task(task_id: str) -> OpenTask:

@@ -19,9 +19,9 @@ def index():
     user = g.user
     mine = select(func.count()).select_from(ProcessInstance).where(ProcessInstance.started_by == user.id)
     counts = {
-        "tasks": inbox.count(s, inbox.tasks_for(user)),
-        "assigned": inbox.count(s, inbox.tasks_for(user, "assigned")),
-        "overdue": inbox.count(s, inbox.tasks_for(user, "overdue")),
+        "tasks": inbox.count(s, inbox.my_tasks(user)),
+        "assigned": inbox.count(s, inbox.my_tasks(user, "assigned")),
+        "overdue": inbox.count(s, inbox.my_tasks(user, "overdue")),
         "running": s.scalar(mine.where(ProcessInstance.state.in_(("running", "error")))),
         "finished": s.scalar(mine.where(ProcessInstance.state.in_(ENDED))),
     }

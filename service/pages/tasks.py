@@ -37,14 +37,21 @@ def inbox_page():
     if scope not in inbox.SCOPES:
         scope = "mine"
     search = request.args.get("q", "").strip()[:100]
-    query = inbox.tasks_for(user, scope, search)
+    query = inbox.my_tasks(user, scope, search)
     total = inbox.count(s, query)
-    rows = s.execute(query.limit(PAGE_SIZE)).all()
+    try:
+        page = inbox.page(query, request.args.get("after"), PAGE_SIZE + 1)
+    except inbox.BadCursor:
+        page = inbox.page(query, None, PAGE_SIZE + 1)  # a mangled link: the first page
+    rows = s.execute(inbox.with_instances(page)).all()
+    following = inbox.cursor_of(rows[PAGE_SIZE - 1][0]) if len(rows) > PAGE_SIZE else None
+    rows = rows[:PAGE_SIZE]
     starters = _full_names(s, [row.started_by for _task, row, _name in rows])
     items = [{"task": task, "instance": row, "process_name": name, "started_by": starters.get(row.started_by),
               "mine": task.assignee_id == user.id, "shared": _shared(task)} for task, row, name in rows]
-    return render_template("inbox.html", items=items, total=total, scope=scope, search=search,
-                           scopes=_scope_labels(), now=utcnow())
+    return render_template("inbox.html", items=items, total=inbox.shown_count(total), scope=scope, search=search,
+                           scopes=_scope_labels(), now=utcnow(), following=following,
+                           first_page=bool(request.args.get("after")))
 
 
 def _scope_labels() -> list[tuple[str, str]]:

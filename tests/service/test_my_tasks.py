@@ -1,0 +1,121 @@
+""""My tasks" as the union of "assigned to me" and "offered to me or my groups, unclaimed", in keyset
+pages with a capped count (issue 16, R-WF-2)."""
+from __future__ import annotations
+
+import io
+
+from tests.service.studio_helpers import HEAD, user_task
+from tests.service.test_pages import Browser
+
+
+def _one_task_process(key: str, performers: str) -> bytes:
+    body = ('<bpmn:startEvent id="start" />\n' + user_task("do", "办理", performers) + '<bpmn:endEvent id="end" />\n'
+            '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="do" />\n'
+            '<bpmn:sequenceFlow id="f2" sourceRef="do" targetRef="end" />\n')
+    return (HEAD + f'<bpmn:process id="{key}" name="报送" isExecutable="true">\n{body}</bpmn:process>\n'
+            '</bpmn:definitions>\n').encode()
+
+
+def _deploy(api, key: str, performers: str) -> None:
+    r = api.client.post("/api/v1/process-definitions",
+                        data={"files": [(io.BytesIO(_one_task_process(key, performers)), f"{key}.bpmn")]},
+                        content_type="multipart/form-data", headers=api._headers())
+    assert r.status_code == 201, r.get_json()
+
+
+def _start(api, key: str, times: int) -> None:
+    for _ in range(times):
+        r = api.post("/api/v1/process-instances", json={"process_key": key})
+        assert r.status_code == 201, r.get_json()
+
+
+def _tasks(api, **params) -> dict:
+    r = api.get("/api/v1/tasks", query_string=params)
+    assert r.status_code == 200, r.get_json()
+    return r.get_json()
+
+
+def _setup(login):
+    admin = login("sysadmin")
+    _deploy(admin, "own_report", "initiator")
+    _deploy(admin, "group_report", "group:supervisor")
+    clerk, supervisor = login("clerk"), login("supervisor")
+    _start(clerk, "own_report", 2)
+    _start(clerk, "group_report", 4)
+    _start(supervisor, "own_report", 1)
+    return clerk, supervisor
+
+
+def test_my_tasks_are_mine_and_my_groups_unclaimed_ones_each_once(login):
+    """R-WF-2: a claimed group task moves from "offered" to "assigned" and is listed once."""
+    clerk, supervisor = _setup(login)
+    assert _tasks(clerk)["total"] == 2
+    mine = _tasks(supervisor)
+    assert mine["total"] == 5 and len({t["id"] for t in mine["items"]}) == 5
+    offered = [t for t in mine["items"] if t["process_key"] == "group_report"]
+    r = supervisor.post(f"/api/v1/tasks/{offered[0]['id']}/claim", json={})
+    assert r.status_code == 200, r.get_json()
+    after_claim = _tasks(supervisor)
+    assert after_claim["total"] == 5 and len({t["id"] for t in after_claim["items"]}) == 5
+    assert [t["id"] for t in _tasks(supervisor, scope="assigned")["items"]] == [offered[0]["id"]]
+    assert _tasks(supervisor, scope="unclaimed")["total"] == 4
+
+
+def test_keyset_pages_walk_the_whole_list_in_order_without_repeats(login):
+    """R-WF-2: following `next` one task at a time yields exactly the one-page list, in its order."""
+    _clerk, supervisor = _setup(login)
+    whole = [t["id"] for t in _tasks(supervisor)["items"]]
+    walked, cursor = [], None
+    for _ in range(10):
+        page = _tasks(supervisor, limit=2, **({"after": cursor} if cursor else {}))
+        walked += [t["id"] for t in page["items"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert walked == whole and len(whole) == 5
+    # offset paging, published before, still answers the same rows.
+    assert [t["id"] for t in _tasks(supervisor, limit=2, offset=2)["items"]] == whole[2:4]
+
+
+def test_a_forged_page_link_is_refused_naming_the_field(login):
+    """Bad input is a 422 naming `after`, never a 500."""
+    _clerk, supervisor = _setup(login)
+    r = supervisor.get("/api/v1/tasks", query_string={"after": "not-a-cursor!"})
+    assert r.status_code == 422
+    assert r.get_json()["details"][0]["field"] == "after"
+
+
+def test_the_count_stops_at_the_cap_and_says_so(login, monkeypatch):
+    """The count is capped (cheap at any size); past the cap the answer says there are more."""
+    from service import inbox
+
+    _clerk, supervisor = _setup(login)
+    monkeypatch.setattr(inbox, "COUNT_CAP", 3)
+    answer = _tasks(supervisor)
+    assert answer["total"] == 3 and answer["total_capped"] is True and len(answer["items"]) == 5
+
+
+def test_the_inbox_page_links_to_the_next_page(app, login, monkeypatch):
+    """R-WF-2: the inbox shows a page at a time with a 下一页 link that carries on where it stopped."""
+    from service.pages import tasks as task_pages
+
+    _setup(login)
+    monkeypatch.setattr(task_pages, "PAGE_SIZE", 3)
+    browser = Browser(app)
+    browser.sign_in("supervisor")
+    first = browser.get("/tasks").get_data(as_text=True)
+    assert first.count("<li class=\"task") == 3 and "下一页" in first
+    link = first.split('rel="next"')[0].rsplit('href="', 1)[1].split('"')[0].replace("&amp;", "&")
+    second = browser.get(link).get_data(as_text=True)
+    assert second.count("<li class=\"task") == 2 and "下一页" not in second and "第一页" in second
+
+
+def test_the_inbox_search_finds_tasks_by_their_process_name(app, login):
+    """R-WF-2: the search also matches the process's name (on the instance), not only the task's."""
+    _setup(login)
+    browser = Browser(app)
+    browser.sign_in("supervisor")
+    found = browser.get("/tasks", query_string={"q": "报送"}).get_data(as_text=True)
+    assert found.count("<li class=\"task") == 5
+    nothing = browser.get("/tasks", query_string={"q": "差旅"}).get_data(as_text=True)
+    assert nothing.count("<li class=\"task") == 0
