@@ -16,6 +16,7 @@ from . import (
     messages,
     notifications,
     org,
+    performance,
     policy,
     studio,
     supervision,
@@ -45,7 +46,7 @@ def init_app(app: Flask) -> Api:
     )
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (auth, definitions, instances, tasks, messages, notifications, org, groups, policy, documents, supervision, analytics, studio, inspection,
+    for module in (auth, definitions, instances, tasks, messages, notifications, org, groups, policy, documents, supervision, analytics, studio, inspection, performance,
                    maintenance):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     # Swagger UI from the platform's own static files (make assets copies it from npm), not a CDN,
