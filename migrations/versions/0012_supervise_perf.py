@@ -1,6 +1,6 @@
 """performance records: the consequences of assessment results (issue 18, R-SUP-5)
 
-Revision ID: 0012_supervise_performance_records
+Revision ID: 0012_supervise_perf
 Revises: 0011_groups
 Create Date: 2026-12-04 22:00:00
 """
@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 
-revision = "0012_supervise_performance_records"
+revision = "0012_supervise_perf"
 down_revision = "0011_groups"
 branch_labels = None
 depends_on = None
