@@ -25,7 +25,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 
 from flask_babel import gettext as _
-from sqlalchemy import String, and_, cast, select
+from sqlalchemy import String, and_, cast, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -46,9 +46,22 @@ from .models import (
     ProcessInstance,
     User,
 )
-from .procedures.indicators import CST, Period, compute, quarter, quarter_of
+from .procedures.indicators import (
+    CST,
+    SECURITY_INCIDENT_KINDS,
+    Period,
+    compute,
+    due_elements,
+    login_bursts,
+    quarter,
+    quarter_of,
+    security_records,
+    submissions,
+)
 
 INDICATORS = ("usage_rate", "timeliness_rate", "approval_pass_rate", "security_incident_rate")
+# The dashboard's columns: the approval pass rate both ways (docs/indicators.md §4).
+SHOWN = ("usage_rate", "timeliness_rate", "first_pass_rate", "approval_pass_rate", "security_incident_rate")
 _MONTH = re.compile(r"^(\d{4})-(\d{2})$")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 BOTTLENECKS = 5
@@ -281,7 +294,13 @@ REFRESH_PER_RUN = 3  # each refresh holds a transaction; spread a cold start ove
 SNAPSHOT_JOB = ("snapshots", "indicators")  # scheduled_jobs (kind, ref)
 
 
+# Bumped whenever a definition changes (docs/indicators.md): snapshots of another one are stale.
+DEFINITIONS_VERSION = 2
+
+
 def _fresh(snapshot: IndicatorSnapshot, chosen: Period, now: datetime) -> bool:
+    if (snapshot.figures or {}).get("definitions") != DEFINITIONS_VERSION:
+        return False
     age = now - snapshot.computed_at
     return age < (FINAL if snapshot.computed_at >= chosen.end else FRESH)
 
@@ -294,7 +313,8 @@ def _snapshot(s: Session, chosen: Period) -> IndicatorSnapshot | None:
 def _recompute(s: Session, chosen: Period, now: datetime) -> tuple[dict, dict]:
     result = compute(s, chosen.start, chosen.end)
     figures = {"departments": {code: {k: v for k, v in d.items() if k != "people"}
-                               for code, d in result.departments.items()}, "platform": result.platform}
+                               for code, d in result.departments.items()}, "platform": result.platform,
+               "definitions": DEFINITIONS_VERSION}
     people = {code: d["people"] for code, d in result.departments.items()}
     try:
         with s.begin_nested():
@@ -371,7 +391,7 @@ def table_rows(result: dict) -> list[dict]:
     rows = []
     for code, d in result["departments"].items():
         rows.append({"level": "department", "department": code, "name": d["name"], "username": "",
-                     **{k: d[k] for k in INDICATORS}, "active_users": d["active_users"],
+                     **{k: d[k] for k in SHOWN}, "active_users": d["active_users"], "submissions": d["submissions"],
                      "due_tasks": d["due_tasks"], "late_tasks": d["late_tasks"] + d["overdue_open_tasks"],
                      "approval_decisions": d["approval_decisions"], "security_incidents": d["security_incidents"],
                      "reference_score": d["reference_score"]})
@@ -379,7 +399,8 @@ def table_rows(result: dict) -> list[dict]:
         for username, p in sorted(d["people"].items()):
             rows.append({"level": "person", "department": code, "name": p["full_name"], "username": username,
                          "usage_rate": 1.0 if p["used"] else 0.0, "timeliness_rate": p["timeliness_rate"],
-                         "approval_pass_rate": p["approval_pass_rate"], "security_incident_rate": None,
+                         "approval_pass_rate": p["approval_pass_rate"], "first_pass_rate": p["first_pass_rate"],
+                         "submissions": p["submissions"], "security_incident_rate": None,
                          "active_users": 1, "due_tasks": p["due_tasks"],
                          "late_tasks": p["late_tasks"] + p["overdue_open_tasks"],
                          "approval_decisions": p["approval_decisions"],
@@ -389,14 +410,24 @@ def table_rows(result: dict) -> list[dict]:
 
 # -- drill-down: the records behind a number ----------------------------------------------------
 
-DRILLS = ("late", "returned", "incidents")
+DRILLS = ("people", "due", "late", "submissions", "returned", "incidents")
 
 
 def records(s: Session, kind: str, chosen: Period, department_id: int | None, limit: int = 500) -> list[dict]:
-    """late: tasks counted late for timeliness (completed after the overdue flag, or flagged and
-    still open at the end); returned: approval decisions 'return' or 'reject'; incidents: sandbox
-    refusals and sign-in failure bursts are in the audit log, so here: instances with a refusal."""
+    """The records behind each figure (docs/indicators.md): people: the population with whether
+    and how each used the platform (usage); due: the tasks with a due date completed in the period,
+    on time or late (timeliness); late: those counted late, and those flagged and still open at the
+    end; submissions: the requests decided, passed and passed first time (approval); returned: the
+    decisions 'return' and 'reject'; incidents: every security incident, of each kind."""
     start, end = chosen.start.astimezone(UTC), chosen.end.astimezone(UTC)
+    if kind == "people":
+        return _people_records(s, chosen, department_id)[:limit]
+    if kind == "due":
+        return _due_records(s, start, end, department_id, limit)
+    if kind == "submissions":
+        return _submission_records(s, start, end, department_id)[:limit]
+    if kind == "incidents":
+        return _incident_records(s, start, end, department_id)[:limit]
     if kind == "late":
         flagged = (select(AuditEvent.object_id.label("task_id"), AuditEvent.at.label("flagged_at"))
                    .where(AuditEvent.action == "task_overdue", AuditEvent.object_type == "task", AuditEvent.at < end)
@@ -440,22 +471,6 @@ def records(s: Session, kind: str, chosen: Period, department_id: int | None, li
         return [{"instance_id": r[0], "element_id": r[1], "name": r[2], "task_id": r[3],
                  "completed_at": r[4].isoformat(), "decision": r[5], "who": r[6], "process_key": r[7]}
                 for r in s.execute(query.order_by(InstanceStep.completed_at).limit(limit))]
-    if kind == "incidents":
-        query = select(ProcessInstance.id, ProcessInstance.process_key, ProcessInstance.incidents, User.username).outerjoin(
-            User, User.id == ProcessInstance.started_by).where(ProcessInstance.started_at < end)
-        if department_id is not None:
-            query = query.where(ProcessInstance.department_id == department_id)
-        out = []
-        # Incidents are a JSON list on the instance; only instances with one are worth reading.
-        refused = cast(ProcessInstance.incidents, String).like('%"forbidden"%')
-        for instance_id, key, incidents, who in s.execute(query.where(refused).order_by(ProcessInstance.id)):
-            for incident in incidents or []:
-                at = _aware(incident.get("at"))
-                if incident.get("kind") == "forbidden" and at is not None and start <= at < end:
-                    out.append({"instance_id": instance_id, "element_id": incident.get("element"), "name": None,
-                                "task_id": None, "completed_at": at.isoformat(), "who": who, "process_key": key,
-                                "message": incident.get("message")})
-        return out[:limit]
     message = _("'%(value)s' is not one of: %(choices)s.", value=kind, choices=", ".join(DRILLS))
     raise Invalid(message, [{"field": "kind", "message": message}])
 
@@ -466,3 +481,96 @@ def _aware(value) -> datetime | None:
     except ValueError:
         return None
     return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _names(s: Session, user_ids) -> dict[int, str]:
+    ids = [i for i in set(user_ids) if i is not None]
+    return dict(s.execute(select(User.id, User.username).where(User.id.in_(ids))).all()) if ids else {}
+
+
+def _people_records(s: Session, chosen: Period, department_id: int | None) -> list[dict]:
+    """The usage figure's people, from the same computation (the snapshot) as the figure."""
+    result, _at = figures(s, chosen)
+    code = s.scalar(select(Department.code).where(Department.id == department_id)) if department_id else None
+    out = []
+    for dept, d in sorted(result["departments"].items()):
+        if code is not None and dept != code:
+            continue
+        for username, p in sorted(d["people"].items()):
+            out.append({"who": username, "name": p["full_name"], "department": dept, "used": p["used"],
+                        "tasks_completed": p["tasks_completed"], "instances_started": p["instances_started"],
+                        "documents_filed": p.get("documents_filed", 0)})
+    return out
+
+
+def _due_records(s: Session, start: datetime, end: datetime, department_id: int | None, limit: int) -> list[dict]:
+    """Tasks with a due date completed in the period, each on time or late (§3 a); the ones flagged
+    and still open at the end (§3 b) are in `late`."""
+    flagged = (select(AuditEvent.object_id.label("task_id"), func.min(AuditEvent.at).label("at"))
+               .where(AuditEvent.action == "task_overdue", AuditEvent.object_type == "task", AuditEvent.at < end)
+               .group_by(AuditEvent.object_id).subquery())
+    query = (select(InstanceStep.instance_id, InstanceStep.element_id, InstanceStep.name, InstanceStep.task_id,
+                    InstanceStep.completed_at, flagged.c.at, User.username, ProcessInstance.process_key,
+                    ProcessDefinition.deployment_id)
+             .join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+             .join(User, User.id == InstanceStep.user_id)
+             .outerjoin(flagged, flagged.c.task_id == InstanceStep.task_id)
+             .where(InstanceStep.completed_at >= start, InstanceStep.completed_at < end))
+    if department_id is not None:
+        query = query.where(User.department_id == department_id)
+    rows = s.execute(query.order_by(InstanceStep.completed_at)).all()
+    due = due_elements(s, {r.deployment_id for r in rows})
+    out = []
+    for r in rows:
+        if (r.deployment_id, r.element_id) not in due:
+            continue
+        late = r[5] is not None and r[5] <= r.completed_at
+        out.append({"instance_id": r.instance_id, "element_id": r.element_id, "name": r.name, "task_id": r.task_id,
+                    "completed_at": r.completed_at.isoformat(), "flagged_at": r[5].isoformat() if late else None,
+                    "who": r.username, "process_key": r.process_key, "on_time": not late})
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _submission_records(s: Session, start: datetime, end: datetime, department_id: int | None) -> list[dict]:
+    subs = [x for x in submissions(s, start, end) if department_id is None or x.department_id == department_id]
+    names = _names(s, [x.user_id for x in subs])
+    return [{"instance_id": x.instance_id, "process_key": x.process_key, "who": names.get(x.user_id),
+             "completed_at": x.decided_at.isoformat(), "decision": x.decisions[-1], "decisions": x.decisions,
+             "passed": x.passed, "first_pass": x.first_pass} for x in sorted(subs, key=lambda x: x.decided_at)]
+
+
+def _incident_records(s: Session, start: datetime, end: datetime, department_id: int | None) -> list[dict]:
+    """Every security incident of the period: sign-in failure bursts, sandbox refusals, security
+    procedures, security faults and findings (§5)."""
+    out = []
+    for record in security_records(s, start, end):
+        if department_id is None or record.department_id == department_id:
+            out.append({"kind": record.kind, "instance_id": record.instance_id, "process_key": record.process_key,
+                        "user_id": record.user_id, "completed_at": record.at.isoformat(), "message": record.summary,
+                        "element_id": None, "name": None, "task_id": None})
+    for username, day, user_department in login_bursts(s, start, end):
+        if department_id is None or user_department == department_id:
+            out.append({"kind": "login_burst", "instance_id": None, "process_key": None, "user_id": None,
+                        "who": username, "completed_at": str(day), "message": None, "element_id": None,
+                        "name": None, "task_id": None})
+    query = select(ProcessInstance.id, ProcessInstance.process_key, ProcessInstance.incidents, ProcessInstance.started_by
+                   ).where(ProcessInstance.started_at < end)
+    if department_id is not None:
+        query = query.where(ProcessInstance.department_id == department_id)
+    # Incidents are a JSON list on the instance; only instances with one are worth reading.
+    refused = cast(ProcessInstance.incidents, String).like('%"forbidden"%')
+    for instance_id, key, incidents, started_by in s.execute(query.where(refused).order_by(ProcessInstance.id)):
+        for incident in incidents or []:
+            at = _aware(incident.get("at"))
+            if incident.get("kind") in SECURITY_INCIDENT_KINDS and at is not None and start <= at < end:
+                out.append({"kind": "refusal", "instance_id": instance_id, "element_id": incident.get("element"),
+                            "name": None, "task_id": None, "completed_at": at.isoformat(), "user_id": started_by,
+                            "process_key": key, "message": incident.get("message")})
+    names = _names(s, [r["user_id"] for r in out])
+    for r in out:
+        r.setdefault("who", names.get(r.pop("user_id")))
+        r.pop("user_id", None)
+    return sorted(out, key=lambda r: r["completed_at"])

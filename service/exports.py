@@ -10,10 +10,12 @@ from flask_babel import lazy_gettext as N_
 COLUMNS = [
     ("level", N_("Level")), ("department", N_("Department")), ("name", N_("Name")),
     ("username", N_("Username")), ("usage_rate", N_("Usage rate")),
-    ("timeliness_rate", N_("Timeliness rate")), ("approval_pass_rate", N_("Approval pass rate")),
+    ("timeliness_rate", N_("Timeliness rate")), ("first_pass_rate", N_("First-time pass rate")),
+    ("approval_pass_rate", N_("Approval pass rate")),
     ("security_incident_rate", N_("Security incidents per 100 users")), ("active_users", N_("Active users")),
     ("due_tasks", N_("Tasks with a due date")), ("late_tasks", N_("Late tasks")),
-    ("approval_decisions", N_("Approval decisions")), ("security_incidents", N_("Security incidents")),
+    ("submissions", N_("Requests decided")), ("approval_decisions", N_("Approval decisions")),
+    ("security_incidents", N_("Security incidents")),
     ("reference_score", N_("Reference score")),
 ]
 MIMETYPES = {"csv": "text/csv; charset=utf-8",
@@ -26,8 +28,9 @@ def _safe(value):
     return value
 
 
-def render(rows: list[dict], fmt: str, columns=COLUMNS) -> tuple[bytes, str]:
-    """`columns`: (key, label) pairs; the indicator table's by default."""
+def render(rows: list[dict], fmt: str, columns: list | None = None) -> tuple[bytes, str]:
+    """The rows as a sheet; `columns` (key, label) default to the indicator table's."""
+    columns = COLUMNS if columns is None else columns
     header = [str(label) for _key, label in columns]
     table = [[_safe(row.get(key)) for key, _label in columns] for row in rows]
     if fmt == "xlsx":

@@ -355,6 +355,29 @@ class IndicatorSnapshot(Base):
     people: Mapped[dict] = mapped_column(JSON, deferred=True)
 
 
+class PerformanceRecord(Base):
+    """A consequence of an assessment result for a department (R-SUP-5): a commendation (绩效加分 /
+    荣誉证书), a circulated criticism, a rectification with its deadline, or a penalty after a
+    failed re-check. Written by publish_assessment; the HR office reads and exports them."""
+
+    __tablename__ = "performance_records"
+    __table_args__ = (Index("ix_performance_records_period", "period", "department_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16))  # commendation | criticism | rectification | penalty
+    period: Mapped[str] = mapped_column(String(32))  # the assessment's period, 2026-Q4
+    department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    grade: Mapped[str | None] = mapped_column(String(32))
+    score: Mapped[float | None] = mapped_column(Float)
+    detail: Mapped[str] = mapped_column(Text, default="")  # what was decided, in Chinese
+    deadline: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The quarterly assessment instance that decided it, and the rectification it started.
+    assessment_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
+    rectification_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+
 # The workspace's own tables, registered with the metadata alongside these.
 from . import anomaly_models as _anomaly_models  # noqa: E402,F401  (registers the audit findings)
 from .identity import models as _identity_models  # noqa: E402,F401  (registers the identity tables)

@@ -19,7 +19,7 @@ from sqlalchemy.orm import object_session
 
 from .errors import Forbidden, NotFound
 from .inbox import offered_to
-from .models import ROLES, Group, InstanceStep, OpenTask, ProcessInstance, User
+from .models import ROLES, Group, InstanceStep, OpenTask, PerformanceRecord, ProcessInstance, User
 
 OWN, DEPARTMENT, ALL = "own", "department", "all"
 SCOPES = (OWN, DEPARTMENT, ALL)
@@ -74,6 +74,11 @@ RULES: tuple[Rule, ...] = (
     *_rules(SUPERVISOR, ALL, *INSPECTS),
     *_rules("group:inspector", ALL, *INSPECTS),
     *_rules(DEPT_ADMIN, DEPARTMENT, *INSPECTS),
+    # Performance records (R-SUP-5): the supervision group and the platform (which serves HR) all;
+    # a department administrator their department's.
+    *_rules(SUPERVISOR, ALL, "read on performance_record"),
+    *_rules(PLATFORM, ALL, "read on performance_record"),
+    *_rules(DEPT_ADMIN, DEPARTMENT, "read on performance_record"),
     *_rules(DESIGNER, ALL, "deploy on process_definition"),
     # Auditors (R-SEC-4, R-SEC-8, issue 15): read and export the audit log, review its anomalies;
     # every read of theirs is itself audited (service/audit_log.py). System administrators do not
@@ -100,7 +105,8 @@ RULES: tuple[Rule, ...] = (
             "deploy on process_definition", "deploy on builtin_process", "administer on document", "break_glass on document",
             "set on clearance", "edit on business_type", "maintain on library", "start on permission_review",
             "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics",
-            "maintain on platform", "edit on process_model", "read on group", "manage on group", *INSPECTS),
+            "maintain on platform", "edit on process_model", "read on group", "manage on group", *INSPECTS,
+            "read on performance_record"),
 )
 
 # Processes whose start the table governs (a `start` row names the process key): only the holders
@@ -180,6 +186,9 @@ RESOURCES: dict[str, Callable[[], Resource]] = {
                                          department=lambda u: ProcessInstance.department_id == u.department_id,
                                          own=_instance_own, department_attr="department_id"),
     "task": lambda: Resource(OpenTask, own=_task_own, own_loaded=_task_own_loaded),
+    "performance_record": lambda: Resource(
+        PerformanceRecord, department=lambda u: PerformanceRecord.department_id == u.department_id,
+        department_attr="department_id"),
     "document": _document_resource,
     "process_model": _process_model_resource,
 }

@@ -17,6 +17,7 @@ from . import (
     messages,
     notifications,
     org,
+    performance,
     policy,
     studio,
     substitutes,
@@ -47,7 +48,7 @@ def init_app(app: Flask) -> Api:
     )
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
-    for module in (auth, audit, definitions, instances, tasks, messages, notifications, org, groups, policy, documents, supervision, analytics, studio, inspection,
+    for module in (auth, audit, definitions, instances, tasks, messages, notifications, org, groups, policy, documents, supervision, analytics, studio, inspection, performance,
                    substitutes,
                    maintenance):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")

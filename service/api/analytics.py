@@ -38,7 +38,8 @@ class ExportArgs(PeriodArgs):
 
 
 class RecordArgs(PeriodArgs):
-    kind = fields.String(load_default=None, metadata={"description": "late | returned | incidents"})
+    kind = fields.String(load_default=None, metadata={
+        "description": "people | due | late | submissions | returned | incidents"})
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -108,6 +109,19 @@ class RecordOut(Schema):
     who = fields.String(allow_none=True)
     process_key = fields.String(allow_none=True)
     message = fields.String(allow_none=True)
+    kind = fields.String(allow_none=True, metadata={"description": "incidents: login_burst, refusal, procedure, "
+                                                                   "fault or finding"})
+    on_time = fields.Boolean(allow_none=True)
+    passed = fields.Boolean(allow_none=True)
+    first_pass = fields.Boolean(allow_none=True)
+    decisions = fields.List(fields.String(), allow_none=True)
+    # people (usage)
+    name_of_person = fields.String(attribute="name", dump_only=True, data_key="full_name", allow_none=True)
+    department = fields.String(allow_none=True)
+    used = fields.Boolean(allow_none=True)
+    tasks_completed = fields.Integer(allow_none=True)
+    instances_started = fields.Integer(allow_none=True)
+    documents_filed = fields.Integer(allow_none=True)
 
 
 class RecordsOut(Schema):

@@ -46,7 +46,7 @@ def dashboard():
     result = analytics.indicators(db.session(), chosen, department)
     grain = "quarter" if request.args.get("grain") == "quarter" else "month"
     return render_template("analytics_dashboard.html", result=result, period=chosen, grain=grain,
-                           indicators=analytics.INDICATORS,
+                           indicators=analytics.SHOWN, drills=analytics.DRILLS,
                            names={code: d["name"] for code, d in result["departments"].items()},
                            choices=analytics.recent("month", 12)[::-1] + analytics.recent("quarter", 4)[::-1],
                            trend_url=url_for("analytics.Trend", grain=grain, count=12 if grain == "month" else 8),

@@ -41,6 +41,13 @@ from ..services import ServiceFailure, current_unit, service
 CST = PLATFORM_TZ
 LOGIN_BURST = 5  # failed sign-ins for one username on one day that make a security incident
 SECURITY_INCIDENT_KINDS = ("forbidden",)  # instance incidents that count: sandbox refusals
+# Recorded security incidents (docs/indicators.md §5): instances of the security incident
+# procedure (when one is deployed), fault reports whose reporter marked them 安全事件, and
+# inspection findings of the category security.
+SECURITY_PROCESS = "security_incident"
+FAULT_PROCESS, FAULT_STEP, FAULT_FIELD = "fault_report", "report_fault", "affected_area"
+FINDING_PROCESS, FINDING_STEP, FINDING_REFUSED = "issue_rectification", "record_problem", "end_refused"
+APPROVAL_DECISIONS = ("approve", "return", "reject")
 WEIGHTS = {"usage_rate": 30, "timeliness_rate": 30, "approval_pass_rate": 20, "security": 20}
 SECURITY_ZERO_AT = 20.0  # incidents per 100 active users at which the security component reaches 0
 
@@ -145,7 +152,7 @@ def _population(s: Session, start: datetime, end: datetime):
         .order_by(User.id)).all()
 
 
-def _due_elements(s: Session, deployment_ids: set[int]) -> set[tuple[int, str]]:
+def due_elements(s: Session, deployment_ids: set[int]) -> set[tuple[int, str]]:
     """(deployment, element) of every user task whose diagram gives it a due date (property `due`)."""
     out: set[tuple[int, str]] = set()
     if not deployment_ids:
@@ -162,6 +169,136 @@ def _due_elements(s: Session, deployment_ids: set[int]) -> set[tuple[int, str]]:
                 if prop.get("name") == "due" and (prop.get("value") or "").strip():
                     out.add((deployment_id, task.get("id")))
     return out
+
+
+def document_work(s: Session, start: datetime, end: datetime) -> list[tuple[int, int, int]]:
+    """(user, department, versions) of the document versions people filed in the period: a new
+    document is its version 1, a revision or a restore a later one (documents/library.py)."""
+    from ..documents.models import DocumentVersion  # the library imports the service layer
+
+    return [tuple(r) for r in s.execute(
+        select(DocumentVersion.created_by, User.department_id, func.count())
+        .join(User, User.id == DocumentVersion.created_by)
+        .where(DocumentVersion.created_at >= start, DocumentVersion.created_at < end)
+        .group_by(DocumentVersion.created_by, User.department_id))]
+
+
+@dataclass
+class Submission:
+    """One request that went through approval, decided in the period (docs/indicators.md §4)."""
+
+    instance_id: int
+    process_key: str
+    user_id: int | None
+    department_id: int | None
+    decided_at: datetime
+    decisions: list[str]
+    passed: bool  # eventual pass: approved at last and completed
+    first_pass: bool  # passed without ever being returned or rejected
+
+
+def submissions(s: Session, start: datetime, end: datetime) -> list[Submission]:
+    """Requests whose approval was decided in [start, end): their last approval decision is in the
+    period and either rejects them or their instance has ended (completed, or cancelled — a request
+    withdrawn after a return) by the period's end. A request still under way is not decided yet."""
+    touched = (select(InstanceStep.instance_id).where(
+        InstanceStep.decision.in_(APPROVAL_DECISIONS), InstanceStep.completed_at >= start,
+        InstanceStep.completed_at < end).distinct())
+    rows = s.execute(
+        select(InstanceStep.instance_id, InstanceStep.decision, InstanceStep.completed_at, ProcessInstance.state,
+               ProcessInstance.ended_at, ProcessInstance.started_by, ProcessInstance.department_id,
+               ProcessInstance.process_key)
+        .join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+        .where(InstanceStep.instance_id.in_(touched), InstanceStep.decision.in_(APPROVAL_DECISIONS),
+               InstanceStep.completed_at < end)
+        .order_by(InstanceStep.instance_id, InstanceStep.completed_at, InstanceStep.id)).all()
+    by_instance: dict[int, list] = {}
+    for row in rows:
+        by_instance.setdefault(row.instance_id, []).append(row)
+    out = []
+    for instance_id, steps in by_instance.items():
+        last = steps[-1]
+        ended = last.state in ("completed", "cancelled") and (last.ended_at is None or last.ended_at < end)
+        if last.completed_at < start or not (ended or last.decision == "reject"):
+            continue
+        decisions = [st.decision for st in steps]
+        passed = last.decision == "approve" and last.state == "completed"
+        out.append(Submission(instance_id, last.process_key, last.started_by, last.department_id, last.completed_at,
+                              decisions, passed, passed and set(decisions) == {"approve"}))
+    return out
+
+
+@dataclass
+class SecurityRecord:
+    """A recorded security incident of the period (docs/indicators.md §5, kinds 3–5)."""
+
+    kind: str  # procedure | fault | finding
+    instance_id: int
+    process_key: str
+    user_id: int | None
+    department_id: int | None
+    at: datetime
+    summary: str | None = None
+
+
+def security_records(s: Session, start: datetime, end: datetime) -> list[SecurityRecord]:
+    in_period = lambda column: and_(column >= start, column < end)  # noqa: E731
+    out = [SecurityRecord("procedure", r.id, SECURITY_PROCESS, r.started_by, r.department_id, r.started_at,
+                          r.business_key)
+           for r in s.execute(select(ProcessInstance.id, ProcessInstance.started_by, ProcessInstance.department_id,
+                                     ProcessInstance.started_at, ProcessInstance.business_key)
+                              .where(ProcessInstance.process_key == SECURITY_PROCESS,
+                                     ProcessInstance.state != "cancelled", in_period(ProcessInstance.started_at)))]
+
+    def reported(process_key: str, element: str):
+        return s.execute(
+            select(InstanceStep.instance_id, InstanceStep.completed_at, InstanceStep.data,
+                   ProcessInstance.started_by, ProcessInstance.department_id)
+            .join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+            .where(ProcessInstance.process_key == process_key, InstanceStep.element_id == element,
+                   in_period(InstanceStep.completed_at))
+            .order_by(InstanceStep.instance_id, InstanceStep.completed_at, InstanceStep.id)).all()
+
+    faults: dict[int, SecurityRecord] = {}
+    for r in reported(FAULT_PROCESS, FAULT_STEP):  # the last report of an instance counts (a resubmission)
+        data = r.data if isinstance(r.data, dict) else {}
+        faults.pop(r.instance_id, None)
+        if data.get(FAULT_FIELD) == "security":
+            faults[r.instance_id] = SecurityRecord("fault", r.instance_id, FAULT_PROCESS, r.started_by,
+                                                   r.department_id, r.completed_at, str(data.get("symptom") or "")[:200])
+    out += faults.values()
+
+    refused = set(s.scalars(select(InstanceStep.instance_id).where(InstanceStep.element_id == FINDING_REFUSED)
+                            .join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+                            .where(ProcessInstance.process_key == FINDING_PROCESS)))
+    codes = dict(s.execute(select(Department.code, Department.id)).all())
+    findings: dict[int, SecurityRecord] = {}
+    for r in reported(FINDING_PROCESS, FINDING_STEP):
+        data = r.data if isinstance(r.data, dict) else {}
+        findings.pop(r.instance_id, None)
+        if data.get("category") == "security" and r.instance_id not in refused:
+            # A finding is about the department that must rectify it, not about the inspector.
+            findings[r.instance_id] = SecurityRecord("finding", r.instance_id, FINDING_PROCESS, None,
+                                                     codes.get(data.get("department")), r.completed_at,
+                                                     str(data.get("problem") or "")[:200])
+    out += findings.values()
+    return sorted(out, key=lambda r: (r.at, r.instance_id))
+
+
+def _bursts(s: Session, start: datetime, end: datetime):
+    """(username, Beijing day) with LOGIN_BURST or more failed sign-ins, as a subquery."""
+    day = _local_day(AuditEvent.at, s.bind.dialect.name)
+    return (select(AuditEvent.object_id.label("username"), day.label("day"))
+            .where(AuditEvent.action == "login_failed", AuditEvent.at >= start, AuditEvent.at < end)
+            .group_by(AuditEvent.object_id, day).having(func.count() >= LOGIN_BURST).subquery())
+
+
+def login_bursts(s: Session, start: datetime, end: datetime) -> list[tuple[str, object, int | None]]:
+    """(username, day, department of that user or None) of each sign-in failure burst."""
+    bursts = _bursts(s, start, end)
+    return [tuple(r) for r in s.execute(
+        select(bursts.c.username, bursts.c.day, User.department_id)
+        .outerjoin(User, User.username == bursts.c.username).order_by(bursts.c.day, bursts.c.username))]
 
 
 def _incident_rows(s: Session, start: datetime, end: datetime) -> list[tuple[int | None, int | None, int]]:
@@ -190,19 +327,27 @@ def _incident_rows(s: Session, start: datetime, end: datetime) -> list[tuple[int
     return [(r[0], r[1], int(r[2])) for r in s.execute(sql, params)]
 
 
+SECURITY_COUNTS = ("login_bursts", "forbidden_incidents", "security_procedures", "security_faults",
+                   "security_findings")
+SECURITY_KIND_COUNTS = {"procedure": "security_procedures", "fault": "security_faults", "finding": "security_findings"}
+
+
 def _counter() -> dict:
     return {
-        "tasks_completed": 0, "instances_started": 0,
+        "tasks_completed": 0, "instances_started": 0, "documents_filed": 0,
         "due_tasks": 0, "on_time_tasks": 0, "late_tasks": 0, "overdue_open_tasks": 0,
         "approval_decisions": 0, "approvals_passed": 0, "approvals_returned": 0, "approvals_rejected": 0,
+        "submissions": 0, "submissions_passed": 0, "submissions_first_pass": 0,
         "login_bursts": 0, "forbidden_incidents": 0,
+        "security_procedures": 0, "security_faults": 0, "security_findings": 0,
     }
 
 
 def _rates(c: dict, active_users: int) -> dict:
     c["timeliness_rate"] = _ratio(c["on_time_tasks"], c["due_tasks"])
-    c["approval_pass_rate"] = _ratio(c["approvals_passed"], c["approval_decisions"])
-    c["security_incidents"] = c["login_bursts"] + c["forbidden_incidents"]
+    c["approval_pass_rate"] = _ratio(c["submissions_passed"], c["submissions"])
+    c["first_pass_rate"] = _ratio(c["submissions_first_pass"], c["submissions"])
+    c["security_incidents"] = sum(c[k] for k in SECURITY_COUNTS)
     c["security_incident_rate"] = (100.0 * c["security_incidents"] / active_users) if active_users else None
     return c
 
@@ -230,7 +375,8 @@ def summary(d: dict) -> str:
     rate = d["security_incident_rate"]
     return (f"平台使用率 {_percent(d['usage_rate'])}({d['used_users']}/{d['active_users']} 人);"
             f"文件处理及时率 {_percent(d['timeliness_rate'])}({d['on_time_tasks']}/{d['due_tasks']} 项限时任务);"
-            f"流程审批通过率 {_percent(d['approval_pass_rate'])}({d['approvals_passed']}/{d['approval_decisions']} 次审批);"
+            f"流程审批通过率 {_percent(d['approval_pass_rate'])}({d['submissions_passed']}/{d['submissions']} 件,"
+            f"一次通过率 {_percent(d['first_pass_rate'])});"
             f"安全事故发生率 {'—' if rate is None else f'{rate:.1f}'} 起/百人({d['security_incidents']} 起)")
 
 
@@ -250,7 +396,6 @@ def compute(s: Session, start: datetime, end: datetime) -> Indicators:
     if start.tzinfo is None or end.tzinfo is None:
         raise ValueError("period bounds must be timezone-aware")
     in_period = lambda column: and_(column >= start, column < end)  # noqa: E731
-    dialect = s.bind.dialect.name
 
     departments = s.execute(select(Department.id, Department.code, Department.name, Department.head_id)
                             .order_by(Department.code)).all()
@@ -282,6 +427,9 @@ def compute(s: Session, start: datetime, end: datetime) -> Indicators:
             .where(in_period(ProcessInstance.started_at)).group_by(ProcessInstance.started_by, User.department_id)):
         add(user_id, department_id, "instances_started", n)
 
+    for user_id, department_id, n in document_work(s, start, end):
+        add(user_id, department_id, "documents_filed", n)
+
     # 2. timeliness: (a) completions of tasks with a due date, late if flagged overdue first
     flagged = (select(AuditEvent.object_id.label("task_id"), func.min(AuditEvent.at).label("at"))
                .where(AuditEvent.action == "task_overdue", AuditEvent.object_type == "task", AuditEvent.at < end)
@@ -291,7 +439,7 @@ def compute(s: Session, start: datetime, end: datetime) -> Indicators:
         .select_from(InstanceStep).join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
         .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
         .where(InstanceStep.user_id.is_not(None), in_period(InstanceStep.completed_at))).all()
-    due = _due_elements(s, {p[0] for p in pairs})
+    due = due_elements(s, {p[0] for p in pairs})
     due_pairs = [p for p in (tuple(r) for r in pairs) if p in due]
     if due_pairs:
         late = and_(flagged.c.at.is_not(None), flagged.c.at <= InstanceStep.completed_at)
@@ -345,18 +493,22 @@ def compute(s: Session, start: datetime, end: datetime) -> Indicators:
         add(user_id, department_id, "approval_decisions", n)
         key = {"approve": "approvals_passed", "return": "approvals_returned", "reject": "approvals_rejected"}[decision]
         add(user_id, department_id, key, n)
+    # … and the rates themselves over the requests decided in the period
+    for sub in submissions(s, start, end):
+        add(sub.user_id, sub.department_id, "submissions", 1)
+        add(sub.user_id, sub.department_id, "submissions_passed", int(sub.passed))
+        add(sub.user_id, sub.department_id, "submissions_first_pass", int(sub.first_pass))
 
-    # 4. security incidents: sign-in failure bursts, and sandbox refusals recorded on instances
-    day = _local_day(AuditEvent.at, dialect)
-    bursts = (select(AuditEvent.object_id.label("username"), day.label("day"))
-              .where(AuditEvent.action == "login_failed", in_period(AuditEvent.at))
-              .group_by(AuditEvent.object_id, day).having(func.count() >= LOGIN_BURST).subquery())
+    # 4. security incidents: sign-in failure bursts, sandbox refusals recorded on instances, and
+    # the recorded ones (security procedure, security faults, findings)
     for user_id, department_id, n in s.execute(
-            select(User.id, User.department_id, func.count()).select_from(bursts)
+            select(User.id, User.department_id, func.count()).select_from(bursts := _bursts(s, start, end))
             .outerjoin(User, User.username == bursts.c.username).group_by(User.id, User.department_id)):
         add(user_id, department_id, "login_bursts", n)
     for user_id, department_id, n in _incident_rows(s, start, end):
         add(user_id, department_id, "forbidden_incidents", n)
+    for record in security_records(s, start, end):
+        add(record.user_id, record.department_id, SECURITY_KIND_COUNTS[record.kind], 1)
 
     # Assemble: rates per person, per department, for the platform.
     used_by_dept: dict[int, int] = {}
@@ -364,7 +516,7 @@ def compute(s: Session, start: datetime, end: datetime) -> Indicators:
     by_dept_people: dict[int, dict] = {}
     for p in population:
         c = people[p.id]
-        c["used"] = bool(c["tasks_completed"] or c["instances_started"])
+        c["used"] = bool(c["tasks_completed"] or c["instances_started"] or c["documents_filed"])
         active_by_dept[p.department_id] = active_by_dept.get(p.department_id, 0) + 1
         used_by_dept[p.department_id] = used_by_dept.get(p.department_id, 0) + int(c["used"])
         _rates(c, 0)

@@ -12,7 +12,7 @@ from engine import clock
 
 from .. import audit, policy
 from ..authority import CHECKS_ONLY, RECORDS, Authority
-from ..models import Department, Notification, ProcessInstance, User
+from ..models import Department, Notification, PerformanceRecord, ProcessInstance, User
 from ..services import ServiceFailure, current_unit, service
 
 # A module import, not names: importing indicators first loads service.services, which loads
@@ -60,6 +60,25 @@ def _problem(period_name: str, name: str, score, grade: str, figures: dict, rema
     return text
 
 
+# What each outcome puts on the department's performance record (R-SUP-5).
+CONSEQUENCES = {"commend": (("commendation", "通报表扬,绩效加分,颁发荣誉证书"),),
+                "rectify": (("rectification", "限期整改"),),
+                "criticise": (("criticism", "通报批评"), ("rectification", "限期整改"))}
+
+
+def _performance_records(s, unit, period: str, departments: dict, results: dict) -> None:
+    for code, result in results.items():
+        for kind, text in CONSEQUENCES.get(result["outcome"], ()):
+            deadline = result["rectification_deadline"] if kind == "rectification" else None
+            if kind == "rectification" and not deadline:
+                continue
+            s.add(PerformanceRecord(
+                kind=kind, period=period, department_id=departments[code].id, grade=result["grade"],
+                score=result["score"], detail=text + (f",期限 {deadline[:10]}" if deadline else ""),
+                deadline=datetime.fromisoformat(deadline) if deadline else None,
+                assessment_instance_id=unit.instance_id, created_by=unit.actor_id))
+
+
 @service("publish_assessment", authority=Authority(RECORDS, "publish", "assessment"))
 def publish_assessment(params: dict, context: dict) -> dict:
     """Record the results (audit event `assessment_published`, the performance record), tell each
@@ -104,6 +123,7 @@ def publish_assessment(params: dict, context: dict) -> dict:
                 "grade": verdict["grade"],
                 "score": score,
             })
+    _performance_records(s, unit, period, departments, results)
     audit.record(s, "assessment_published", "assessment", period, actor_id=unit.actor_id,
                  detail={"period": period, "instance": unit.instance_id, "results": results})
     heads = dict(s.execute(select(User.id, User.active).where(

@@ -146,6 +146,9 @@ MATRIX = {
     ("GET", "/api/v1/inspection/documents"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/inspection/documents/{document}"): (None, {A: 401, U: 403, O: 404, S: 200, X: 200}),
     ("GET", "/api/v1/inspection/processes"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    # Performance records (R-SUP-5): supervisors, the platform and system admins; a department admin their own.
+    ("GET", "/api/v1/performance-records"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/performance-records/export"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     # The studio (issue 7): designers (office_admin) and system admins only. account_application is
     # in the catalogue, owned by the platform management department: an OFFICE designer reads it but
     # changes nothing; a system administrator may.

@@ -178,17 +178,18 @@ def test_a_task_records_when_it_was_ready_claimed_and_done(app, login, frozen):
 
 @pytest.fixture
 def decisions(app, org, frozen):
-    """OFFICE submitted three decisions in November (approve, return, reject); FIN one (approve).
-    One OFFICE task was flagged overdue before it was completed (late)."""
+    """OFFICE had three decisions in November on two requests: one returned, then approved (passed,
+    not the first time), one rejected; FIN one request approved. One OFFICE task was flagged
+    overdue before it was completed (late)."""
     _deploy(app, "stats")
     with app.test_request_context():
         s = app.extensions["inkless.db"]()
         h = History(s, "stats")
-        office, fin = h.instance(1, "OFFICE"), h.instance(1, "FIN", by="fin_head")
+        office, rejected, fin = h.instance(1, "OFFICE"), h.instance(1, "OFFICE"), h.instance(1, "FIN", by="fin_head")
         nov = z(2026, 11, 10, 2)
-        h.step(office, "review", nov, 60, decision="approve")
-        h.step(office, "review", nov + timedelta(hours=1), 60, decision="return")
-        h.step(office, "review", nov + timedelta(hours=2), 60, decision="reject", by="clerk")
+        h.step(office, "review", nov, 60, decision="return")
+        h.step(office, "review", nov + timedelta(hours=1), 60, decision="approve")
+        h.step(rejected, "review", nov + timedelta(hours=2), 60, decision="reject", by="clerk")
         h.step(fin, "review", nov, 60, decision="approve")
         late = s.scalar(select(InstanceStep).where(InstanceStep.decision == "reject"))
         frozen.current = nov + timedelta(hours=1, minutes=30)
@@ -204,7 +205,10 @@ def test_indicators_per_department_as_each_role_may_see(decisions, login):
     sup = login("supervisor").get("/api/v1/analytics/indicators", query_string={"period": "2026-11"}).get_json()
     assert sup["period"]["name"] == "2026年11月"
     assert sup["departments"]["OFFICE"]["approval_decisions"] == 3
-    assert sup["departments"]["OFFICE"]["approval_pass_rate"] == pytest.approx(1 / 3)
+    # docs/indicators.md §4: two OFFICE requests decided, one passed at last, none the first time
+    assert sup["departments"]["OFFICE"]["submissions"] == 2
+    assert sup["departments"]["OFFICE"]["approval_pass_rate"] == 0.5
+    assert sup["departments"]["OFFICE"]["first_pass_rate"] == 0.0
     assert sup["departments"]["FIN"]["approval_pass_rate"] == 1.0
     assert sup["platform"]["approval_decisions"] == 4
     office = login("office_admin").get("/api/v1/analytics/indicators", query_string={"period": "2026-11"}).get_json()
@@ -216,8 +220,8 @@ def test_trend_by_month_and_quarter(decisions, login):
     sup = login("supervisor")
     months = sup.get("/api/v1/analytics/indicators/trend", query_string={"grain": "month", "count": 3}).get_json()
     assert [p["label"] for p in months["periods"]] == ["2026-10", "2026-11", "2026-12"]
-    assert months["series"]["approval_pass_rate"]["OFFICE"] == [None, pytest.approx(1 / 3), None]
-    assert months["series"]["approval_pass_rate"]["*"][1] == 0.5
+    assert months["series"]["approval_pass_rate"]["OFFICE"] == [None, 0.5, None]
+    assert months["series"]["approval_pass_rate"]["*"][1] == pytest.approx(2 / 3)
     quarters = sup.get("/api/v1/analytics/indicators/trend", query_string={"grain": "quarter", "count": 2}).get_json()
     assert [p["label"] for p in quarters["periods"]] == ["2026-Q3", "2026-Q4"]
     assert quarters["series"]["approval_pass_rate"]["FIN"] == [None, 1.0]
@@ -247,7 +251,8 @@ def test_export_csv_and_xlsx_hold_the_dashboard_numbers(decisions, login):
     rows = list(csv.reader(io.StringIO(r.data.decode("utf-8-sig"))))
     header, office = rows[0], next(row for row in rows if row[1] == "OFFICE" and row[0] == "department")
     assert office[header.index("审批决定数")] == "3"
-    assert float(office[header.index("流程审批通过率")]) == pytest.approx(1 / 3)
+    assert float(office[header.index("流程审批通过率")]) == 0.5
+    assert float(office[header.index("一次通过率")]) == 0.0
 
     r = sup.get("/api/v1/analytics/indicators/export", query_string={"period": "2026-11", "format": "xlsx"})
     assert r.status_code == 200 and "attachment" in r.headers["Content-Disposition"]
@@ -308,7 +313,7 @@ def test_dashboard_table_exports_and_drill_down(app, decisions):
     page = r.get_data(as_text=True)
     assert 'href="/analytics"' in browser.get("/").get_data(as_text=True)  # in the navigation
     row = re.search(r'<tr data-department="OFFICE">(.*?)</tr>', page, re.S).group(1)
-    assert "33.3%" in row  # approval pass rate 1/3
+    assert "50.0%" in row and "0.0%" in row  # approval pass rate 1/2, first time 0/2
     assert "/api/v1/analytics/indicators/export?format=xlsx&amp;period=2026-11" in page
     assert 'data-trend="/api/v1/analytics/indicators/trend?grain=month&amp;count=12"' in page
     assert "build/charts.js" in page

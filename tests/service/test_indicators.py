@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta, timezone
 from fractions import Fraction
 
 import pytest
+from sqlalchemy import select
 
 from engine import clock
 from service import audit
@@ -105,9 +106,9 @@ class DataSet:
         self.s.flush()
         return definition
 
-    def instance(self, definition, started_at, by=None, incidents=()):
+    def instance(self, definition, started_at, by=None, incidents=(), state="running", key="office_work"):
         starter = self.users[by] if by else None
-        row = ProcessInstance(definition_id=definition.id, process_key="office_work", version=definition.version,
+        row = ProcessInstance(definition_id=definition.id, process_key=key, version=definition.version, state=state,
                               started_by=starter.id if starter else None,
                               department_id=starter.department_id if starter else None,
                               started_at=started_at, engine_state="{}", serializer_version="1.5",
@@ -117,10 +118,10 @@ class DataSet:
         self.s.flush()
         return row
 
-    def step(self, instance, element, task_id, when, by=None, decision=None, kind="UserTask"):
+    def step(self, instance, element, task_id, when, by=None, decision=None, kind="UserTask", data=None):
         self.s.add(InstanceStep(instance_id=instance.id, element_id=element, name=element, kind=kind,
                                 task_id=task_id, user_id=self.users[by].id if by else None,
-                                completed_at=when, decision=decision))
+                                completed_at=when, decision=decision, data=data))
 
     def overdue(self, task_id, when, instance, notified=()):
         """The deadline job fired: audit `task_overdue`, and an overdue notice to each candidate."""
@@ -164,10 +165,10 @@ def data(app, frozen):
         d.audit(z(2026, 11, 10), "account_deactivated", "user", d.users["a_left"].id)
 
         v1, v2 = d.definition(1, due_on_fill=False), d.definition(2, due_on_fill=True)
-        i1 = d.instance(v1, z(2026, 10, 10), by="a1")
+        i1 = d.instance(v1, z(2026, 10, 10), by="a1", state="completed")
         i2 = d.instance(v1, z(2026, 9, 20), by="a2")  # started before P
-        i3 = d.instance(v2, z(2026, 11, 1), by="b1")
-        i4 = d.instance(v1, z(2026, 10, 2))  # started by the platform (timer)
+        i3 = d.instance(v2, z(2026, 11, 1), by="b1", state="completed")
+        i4 = d.instance(v1, z(2026, 10, 2), state="completed")  # started by the platform (timer)
         i5 = d.instance(v1, z(2026, 10, 5), by="a_left", incidents=[
             ("forbidden", "2026-10-06T08:00:00+00:00"), ("script", "2026-10-07T08:00:00+00:00")])
         d.instance(v1, z(2026, 8, 1), by="b_head", incidents=[
@@ -252,20 +253,41 @@ def test_timeliness_rate_counts_due_tasks_completed_on_time(data):
     assert people["a_left"]["timeliness_rate"] is None  # no due task: no rate
 
 
-def test_approval_pass_rate_counts_decisions_on_the_departments_submissions(data):
-    """§4: approve / all decisions in P, by the department (and person) that started the instance."""
+def test_approval_pass_rate_counts_requests_passed_at_last_and_the_first_time(data):
+    """§4: of the requests decided in P (last decision in P, and rejected or ended), those approved
+    at last (eventual pass) and those approved without a return or rejection (first-time pass), by
+    the department (and person) that started them. The decisions themselves are counted too."""
     result = compute(data["session"], Q4.start, Q4.end)
     alpha, beta = result.departments["ALPHA"], result.departments["BETA"]
+    # i1 approved at once (a1); i2 rejected (a2): decided although it still runs
+    assert (alpha["submissions"], alpha["submissions_passed"], alpha["submissions_first_pass"]) == (2, 1, 1)
+    assert (alpha["approval_pass_rate"], alpha["first_pass_rate"]) == (0.5, 0.5)
+    # i3 returned, then approved (b1): passed, not the first time
+    assert (beta["submissions"], beta["submissions_passed"], beta["submissions_first_pass"]) == (1, 1, 0)
+    assert (beta["approval_pass_rate"], beta["first_pass_rate"]) == (1.0, 0.0)
+    # i4 (timer-started, approved at once) counts only for the platform.
+    assert (result.platform["submissions"], result.platform["submissions_passed"],
+            result.platform["submissions_first_pass"]) == (4, 3, 2)
     assert (alpha["approval_decisions"], alpha["approvals_passed"], alpha["approvals_rejected"]) == (2, 1, 1)
-    assert alpha["approval_pass_rate"] == 0.5
     assert (beta["approval_decisions"], beta["approvals_passed"], beta["approvals_returned"]) == (2, 1, 1)
-    assert beta["approval_pass_rate"] == 0.5
-    # T12 decided on a timer-started instance: the platform's only.
-    assert (result.platform["approval_decisions"], result.platform["approvals_passed"]) == (5, 3)
     assert alpha["people"]["a1"]["approval_pass_rate"] == 1.0
     assert alpha["people"]["a2"]["approval_pass_rate"] == 0.0
     assert alpha["people"]["a_head"]["approval_pass_rate"] is None  # decided, but submitted nothing
-    assert beta["people"]["b1"]["approval_pass_rate"] == 0.5
+    assert (beta["people"]["b1"]["approval_pass_rate"], beta["people"]["b1"]["first_pass_rate"]) == (1.0, 0.0)
+
+
+def test_a_request_still_under_way_is_not_decided(data, frozen):
+    """§4: a request returned (or approved at one level) whose instance still runs has no outcome yet."""
+    s = data["session"]
+    d = DataSet(s, frozen)
+    d.users = {u.username: u for u in s.scalars(select(User))}
+    definition = s.scalar(select(ProcessDefinition).where(ProcessDefinition.version == 1))
+    waiting = d.instance(definition, z(2026, 11, 20), by="a3")
+    d.step(waiting, "review", "W1", z(2026, 11, 21), by="a_head", decision="return")
+    s.flush()
+    alpha = compute(s, Q4.start, Q4.end).departments["ALPHA"]
+    assert alpha["submissions"] == 2 and alpha["approval_decisions"] == 3
+    s.rollback()
 
 
 def test_security_incident_rate_per_hundred_active_users(data):
@@ -291,13 +313,13 @@ def test_reference_score_weighs_the_four_indicators(data):
     alpha = result.departments["ALPHA"]
     expected = 100 * (30 * Fraction(4, 5) + 30 * Fraction(2, 7) + 20 * Fraction(1, 2) + 20 * 0) / 100
     assert alpha["reference_score"] == round(float(expected), 1) == 42.6
-    assert result.departments["BETA"]["reference_score"] == 55.0
+    assert result.departments["BETA"]["reference_score"] == 65.0  # 30·1 + 30·0.5 + 20·1 + 20·0
     assert reference_score({"usage_rate": 1.0, "timeliness_rate": None, "approval_pass_rate": None,
                             "security_incident_rate": 10.0}) == pytest.approx(100 * (30 + 20 * 0.5) / 50)
     assert reference_score({"usage_rate": None, "timeliness_rate": None, "approval_pass_rate": None,
                             "security_incident_rate": None}) is None
     assert "平台使用率 80.0%(4/5 人)" in alpha["summary"]
-    assert "流程审批通过率 50.0%(1/2 次审批)" in alpha["summary"]
+    assert "流程审批通过率 50.0%(1/2 件,一次通过率 50.0%)" in alpha["summary"]
 
 
 def test_a_period_without_records_has_no_rates(data):

@@ -1,0 +1,35 @@
+"""Performance records (R-SUP-5): what each assessment result led to, per department — listed and
+exported for the HR office. Written by publish_assessment (procedures/quarterly_assessment.py)."""
+from __future__ import annotations
+
+from flask_babel import gettext as _
+from flask_babel import lazy_gettext as N_
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from . import policy
+from .localtime import PLATFORM_TZ
+from .models import Department, PerformanceRecord, User
+
+KINDS = {"commendation": "表彰", "criticism": "通报批评", "rectification": "限期整改", "penalty": "处罚"}
+COLUMNS = [("period", N_("Period")), ("department", N_("Department")), ("kind_name", N_("Consequence")),
+           ("grade", N_("Grade")), ("score", N_("Score")), ("detail", N_("Detail")), ("deadline", N_("Deadline")),
+           ("assessment_instance_id", N_("Assessment")), ("created_at", N_("Recorded"))]
+
+
+def records(s: Session, user: User, period: str | None = None) -> list[dict]:
+    policy.authorize(user, "read", "performance_record",
+                     message=_("Only the supervision group and administrators may read performance records."))
+    query = (select(PerformanceRecord, Department.code, Department.name)
+             .join(Department, Department.id == PerformanceRecord.department_id)
+             .where(policy.scope_filter(user, "read", "performance_record")))
+    if period:
+        query = query.where(PerformanceRecord.period == period)
+    rows = s.execute(query.order_by(PerformanceRecord.period.desc(), Department.code, PerformanceRecord.id)).all()
+    return [{"id": r.id, "kind": r.kind, "kind_name": KINDS.get(r.kind, r.kind), "period": r.period,
+             "department": name, "department_code": code, "grade": r.grade, "score": r.score, "detail": r.detail,
+             "deadline": r.deadline.astimezone(PLATFORM_TZ).strftime("%Y年%m月%d日 %H:%M") if r.deadline else None,
+             "assessment_instance_id": r.assessment_instance_id,
+             "rectification_instance_id": r.rectification_instance_id,
+             "created_at": r.created_at.astimezone(PLATFORM_TZ).strftime("%Y年%m月%d日 %H:%M")}
+            for r, code, name in rows]
