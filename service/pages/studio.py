@@ -52,7 +52,8 @@ def _labels() -> dict[str, str]:
         "problems": _("%s problem(s) found."), "no_problems": _("No problems."),
         "deployed": _("Deployed as version %s."), "bad_json": _("Not valid JSON:"),
         "try_ok": _("The run passed."), "try_failed": _("The run failed."),
-        "step_data": _("Data for %s (JSON)"), "complete": _("Complete %s"),
+        "step_form": _("%s: sample data, in the task's own form"), "complete": _("Complete %s"),
+        "fix_fields": _("Correct the marked fields."),
         "new_scenario": _("(new scenario)"), "scenario_needs_name": _("Give the scenario a \"name\" first."),
         "imported": _("Diagram imported; save to keep it."), "import_failed": _("The file could not be imported:"),
     }

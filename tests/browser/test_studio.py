@@ -198,11 +198,21 @@ def test_designer_builds_checks_tries_and_deploys_a_process(server, browser, tmp
     _wait_for_status(page, "已保存")
     designer.shot("studio-06-tried")
 
-    # Stepping by hand: start empty, then complete the waiting task with data typed on the page.
+    # Stepping by hand: start empty, then fill the waiting task's own form (the staff renderer's
+    # fields, checked by the server as a task page is) - no JSON typed.
     page.locator("#scenario").fill('{"start": {}, "steps": []}')
     page.get_by_role("button", name="运行").click()
     page.get_by_role("button", name="办理“填写用车单”").wait_for()
-    page.get_by_label("填写用车单 的数据（JSON）").fill('{"plate": "青A00001", "days": 5}')
+    sample = page.get_by_role("form", name=re.compile("填写用车单：示例数据"))
+    sample.locator("input[name=days]").wait_for()
+    sample.get_by_label("车牌号").fill("青A00001")
+    page.get_by_role("button", name="办理“填写用车单”").click()
+    sample.locator("#f-days-error").wait_for()  # days is required: named on the field, no step taken
+    _wait_for_status(page, "请更正标出的字段")
+    assert sample.get_by_label("车牌号").input_value() == "青A00001"
+    assert json.loads(page.locator("#scenario").input_value())["steps"] == []
+    designer.check_accessibility("try it with a task's form")
+    sample.get_by_label("用车天数").fill("5")
     page.get_by_role("button", name="办理“填写用车单”").click()
     page.get_by_role("button", name="办理“长途审批”").wait_for()  # 5 days: the long-trip branch
     assert "is-current" in page.locator('.djs-element[data-element-id="redo"]').get_attribute("class")

@@ -289,6 +289,46 @@ def test_form_preview_uses_the_staff_renderer(login):
     assert 'name="plate"' in html and "车牌号" in html and 'name="days"' in html and "required" in html
 
 
+def test_try_it_reads_sample_data_from_the_tasks_own_form(login):
+    """Issue 14, R-WF-1: a waiting task in try-it names its form; the draft's form file is drawn by
+    the staff renderer and what is filled in is read and checked as a task page does (numbers as
+    numbers, a missing required field named), so sample data needs no hand-written JSON."""
+    office = login("office_admin")
+    create_model(office, KEY, starters={})
+    schema = {"type": "object", "required": ["plate", "days"], "properties": {
+        "plate": {"type": "string", "title": "车牌号"}, "days": {"type": "integer", "title": "天数", "minimum": 1}}}
+    save(office, KEY, 1, xml=sequence(KEY, ("fill", "填写")).replace(
+        'value="initiator" />', 'value="initiator" /><spiffworkflow:property name="formJsonSchemaFilename" '
+        'value="car.json" /><spiffworkflow:property name="approval" value="true" />'),
+        forms={"car.json": json.dumps(schema)})
+    [ready] = office.post(f"/api/v1/studio/{KEY}/try", json={"scenario": {}}).get_json()["ready"]
+    assert (ready["element_id"], ready["form"], ready["approval"]) == ("fill", "car.json", True)
+
+    asked = {"form": ready["form"], "ui_form": ready["ui_form"], "approval": ready["approval"]}
+    drawn = office.post(f"/api/v1/studio/{KEY}/forms/preview", json=asked).get_json()
+    assert 'name="plate"' in drawn["html"] and 'name="decision"' in drawn["html"]  # the approval block too
+    r = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={**asked, "submitted": [
+        ["plate", " 青A00001 "], ["decision", "approve"]]})
+    assert r.status_code == 200
+    read = r.get_json()
+    assert read["data"] == {"plate": "青A00001", "decision": "approve"} and list(read["errors"]) == ["days"]
+    assert 'value="青A00001"' in read["html"] and 'id="f-days-error"' in read["html"]
+    read = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={**asked, "submitted": [
+        ["plate", "青A00001"], ["days", "5"], ["decision", "return"]]}).get_json()
+    assert list(read["errors"]) == ["opinion"]  # returning needs an opinion, as on a task page
+    read = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={**asked, "submitted": [
+        ["plate", "青A00001"], ["days", "5"], ["decision", "approve"]]}).get_json()
+    assert read["errors"] == {} and read["data"] == {"plate": "青A00001", "days": 5, "decision": "approve"}
+    run = office.post(f"/api/v1/studio/{KEY}/try", json={"scenario": {"steps": [
+        {"task": "fill", "data": read["data"]}]}}).get_json()
+    assert run["ok"] and run["path"][-1] == "end"
+
+    r = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={})
+    assert r.status_code == 422 and r.get_json()["details"][0]["field"] == "schema"
+    r = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={**asked, "submitted": [["only one"]]})
+    assert r.status_code == 422 and "submitted" in json.dumps(r.get_json(), ensure_ascii=False)
+
+
 def test_studio_pages_for_designers_with_nav_link_and_strict_csp(app, org, login):
     """The catalogue, modeler, form editor and versions pages; the nav link only for designers."""
     from tests.service.test_pages import Browser, text
