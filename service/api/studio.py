@@ -15,7 +15,7 @@ from .. import auth, db
 from ..bounds import Integer, JsonObject, int_arg
 from ..errors import Invalid, NotFound
 from ..models import ProcessDefinition, ProcessInstance
-from ..studio import catalogue, checks, diff, migrate, package, tryit
+from ..studio import catalogue, checks, choices, diff, migrate, package, tryit
 from ..studio.catalogue import MAX_DRAFT_BYTES
 from ..studio.models import ProcessModel
 from .blueprint import Blueprint
@@ -219,6 +219,16 @@ class Migration(Schema):
     refused = fields.List(fields.Nested(Refused))
 
 
+class Performer(Schema):
+    spec = fields.String(metadata={"description": "what the `performers` property stores, e.g. group:hr"})
+    kind = fields.String(metadata={"description": "person, group or user"})
+    name = fields.String(metadata={"description": "what the designer reads"})
+
+
+class Performers(Schema):
+    items = fields.List(fields.Nested(Performer))
+
+
 class Preview(Schema):
     html = fields.String()
     data = fields.Dict(metadata={"description": "with `submitted`: the data read from it"})
@@ -382,6 +392,16 @@ class Instances(MethodView):
                                     .order_by(ProcessInstance.id)).all()
         return {"items": [{"id": r.id, "version": r.version, "state": r.state,
                            "active": [a["element_id"] for a in r.active_elements or []]} for r in rows]}
+
+
+@blp.route("/<string:key>/performers")
+class PerformerChoices(MethodView):
+    @blp.response(200, Performers)
+    def get(self, key):
+        """Who the model's tasks may go to: the initiator's people, the groups of the model's
+        department and the platform's, and the department's people."""
+        _user, model = _readable(key)
+        return {"items": choices.performers(db.session(), model)}
 
 
 @blp.route("/<string:key>/migrate")

@@ -251,6 +251,34 @@ def test_a_migration_dry_run_says_what_would_move_and_what_cannot_and_changes_no
     assert clerk.get(f"/api/v1/process-instances/{late['id']}").get_json()["version"] == 1
 
 
+def test_performer_choices_are_the_models_department_and_the_platform(login):
+    """Issue 14, R-WF-1: the properties panel's performer picker lists what a lane of this model may
+    name: the initiator's people, the platform's groups and the owning department's own groups and
+    active people - not another department's group or people - each with the name a designer reads."""
+    office = login("office_admin")
+    assert office.post("/api/v1/groups", json={"code": "hr", "name": "人事组"}).status_code == 201
+    assert login("fin_admin").post("/api/v1/groups", json={"code": "audit_fin", "name": "审计组"}).status_code == 201
+    create_model(office, KEY)
+    r = office.get(f"/api/v1/studio/{KEY}/performers")
+    assert r.status_code == 200
+    items = {i["spec"]: (i["kind"], i["name"]) for i in r.get_json()["items"]}
+    assert items["initiator"] == ("person", "发起人") and items["dept_head"][0] == "person"
+    assert items["group:hr"] == ("group", "功能组：人事组（办公室）")
+    assert items["group:platform_admin"][0] == "group" and items["group:designer"][0] == "group"
+    assert items["user:clerk"][0] == "user" and "clerk" in items["user:clerk"][1]
+    assert "group:audit_fin" not in items and "user:fin_admin" not in items and "user:sysadmin" not in items
+    specs = [i["spec"] for i in r.get_json()["items"]]
+    assert specs.index("dept_admin") < specs.index("group:platform_admin") < specs.index("group:hr") < specs.index(
+        "user:clerk")
+    assert login("clerk").get(f"/api/v1/studio/{KEY}/performers").status_code == 403
+    # Every listed spec deploys: a pick never gives a lane that deploy refuses.
+    for spec in ("group:hr", "user:clerk", "dept_head"):
+        xml = sequence(KEY, ("fill", "填写")).replace('value="initiator"', f'value="{spec}"')
+        version = office.get(f"/api/v1/studio/{KEY}").get_json()["draft"]["version"]
+        save(office, KEY, version, xml=xml)
+        assert office.post(f"/api/v1/studio/{KEY}/validate", json={}).get_json()["valid"], spec
+
+
 def test_zip_package_round_trip(login):
     office = login("office_admin")
     create_model(office, KEY, category="行政")

@@ -12,7 +12,7 @@ import "bpmn-js-bpmnlint/dist/assets/css/bpmn-js-bpmnlint.css";
 import "./modeler.css";
 import spiffworkflow from "./studio/spiffworkflow.json";
 import lintConfig from "./studio/bpmnlint-config.js";
-import InklessPropertiesProvider from "./studio/inkless-properties.js";
+import InklessPropertiesProvider, { choices } from "./studio/inkless-properties.js";
 
 const root = document.getElementById("studio");
 const labels = JSON.parse(root.dataset.labels || "{}");
@@ -71,6 +71,8 @@ async function load() {
   if (!ok) { say((data && data.message) || labels.load_failed, "error"); return; }
   state.version = data.draft.version;
   state.scenarios = data.draft.scenarios || {};
+  const performers = await call("GET", api + "/performers");
+  if (performers.ok) choices.performers = performers.data.items;
   await modeler.importXML(data.draft.xml);
   dirty = false;
   fit();
