@@ -35,6 +35,11 @@ def decision_block() -> dict:
     }
 
 
+def is_approval(properties: dict) -> bool:
+    """A user task marked `approval` (its form gets the decision block)."""
+    return str(properties.get("approval", "")).lower() == "true"
+
+
 def task_schema(form_text: str | None, approval: bool) -> dict:
     schema = copy.deepcopy(_parse(form_text)) if form_text else {"type": "object", "properties": {}}
     if approval:

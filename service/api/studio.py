@@ -3,6 +3,8 @@ migration and zip packages. Reading needs a designer or a system administrator; 
 needs a designer of its department (service/studio/catalogue.py)."""
 from __future__ import annotations
 
+import json
+
 from flask import Response, request
 from flask.views import MethodView
 from flask_babel import gettext as _
@@ -13,7 +15,7 @@ from .. import auth, db
 from ..bounds import Integer, JsonObject, int_arg
 from ..errors import Invalid, NotFound
 from ..models import ProcessDefinition, ProcessInstance
-from ..studio import catalogue, checks, diff, migrate, package, tryit
+from ..studio import catalogue, checks, choices, diff, migrate, package, tryit
 from ..studio.catalogue import MAX_DRAFT_BYTES
 from ..studio.models import ProcessModel
 from .blueprint import Blueprint
@@ -69,8 +71,16 @@ class MigrateIn(_In):
 
 
 class PreviewIn(_In):
-    schema = JsonObject(required=True)
+    schema = JsonObject(load_default=None, allow_none=True, metadata={"description": "a JSON Schema, or give `form`"})
     ui = JsonObject(load_default=dict)
+    form = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255), metadata={
+        "description": "a form file of the draft (as a task names it), instead of `schema`"})
+    ui_form = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=255))
+    approval = fields.Boolean(load_default=False, metadata={"description": "add the approval decision block"})
+    submitted = fields.List(fields.List(fields.String(validate=validate.Length(max=100000)),
+                                        validate=validate.Length(equal=2)),
+                            load_default=None, allow_none=True, validate=validate.Length(max=2000), metadata={
+        "description": "[name, value] pairs as the rendered form posts them: read and checked as a task page does"})
 
 
 # --- answers -----------------------------------------------------------------------------------
@@ -125,6 +135,7 @@ class ReadyTask(Schema):
     name = fields.String(allow_none=True)
     form = fields.String(allow_none=True)
     ui_form = fields.String(allow_none=True)
+    approval = fields.Boolean()
     instructions = fields.String(allow_none=True)
 
 
@@ -208,8 +219,21 @@ class Migration(Schema):
     refused = fields.List(fields.Nested(Refused))
 
 
+class Performer(Schema):
+    spec = fields.String(metadata={"description": "what the `performers` property stores, e.g. group:hr"})
+    kind = fields.String(metadata={"description": "person, group or user"})
+    name = fields.String(metadata={"description": "what the designer reads"})
+
+
+class Performers(Schema):
+    items = fields.List(fields.Nested(Performer))
+
+
 class Preview(Schema):
     html = fields.String()
+    data = fields.Dict(metadata={"description": "with `submitted`: the data read from it"})
+    errors = fields.Dict(keys=fields.String(), values=fields.String(),
+                         metadata={"description": "with `submitted`: field → what is wrong"})
 
 
 ZIP = {"type": "string", "format": "binary"}
@@ -370,6 +394,16 @@ class Instances(MethodView):
                            "active": [a["element_id"] for a in r.active_elements or []]} for r in rows]}
 
 
+@blp.route("/<string:key>/performers")
+class PerformerChoices(MethodView):
+    @blp.response(200, Performers)
+    def get(self, key):
+        """Who the model's tasks may go to: the initiator's people, the groups of the model's
+        department and the platform's, and the department's people."""
+        _user, model = _readable(key)
+        return {"items": choices.performers(db.session(), model)}
+
+
 @blp.route("/<string:key>/migrate")
 class Migrate(MethodView):
     @blp.arguments(MigrateIn)
@@ -418,15 +452,39 @@ class FormPreview(MethodView):
     @blp.arguments(PreviewIn)
     @blp.response(200, Preview)
     def post(self, body, key):
-        """A form as staff will see it: the server's renderer on a JSON Schema and UI schema."""
+        """A form as staff will see it: the server's renderer on a JSON Schema and UI schema (or on a
+        form file of the draft). With `submitted`, the fields are read and checked as a task page
+        reads them, and the form comes back filled in, with its errors."""
         from flask import render_template
+        from werkzeug.datastructures import MultiDict
 
+        from .. import forms
+        from ..errors import InvalidForm
         from ..pages import fields as form_fields
 
-        _readable(key)
+        _user, model = _readable(key)
+        field = "form" if body.get("form") else "schema"
         try:
-            built = form_fields.build(body["schema"], body.get("ui") or {}, {}, {})
+            if body.get("form"):
+                schema = forms.task_schema(model.draft.forms.get(body["form"]), body["approval"])
+                ui_text = model.draft.forms.get(body.get("ui_form") or "")
+                ui = json.loads(ui_text) if ui_text else body.get("ui") or {}
+            elif body.get("schema") is not None:
+                schema, ui = body["schema"], body.get("ui") or {}
+            else:
+                raise Invalid(_("Give a form or a schema."), [{"field": "schema", "message": _("required")}])
+            data, errors = {}, {}
+            if body.get("submitted") is not None:
+                data = form_fields.parse(schema, MultiDict([tuple(pair) for pair in body["submitted"]]))
+                try:
+                    forms.validate(schema, data, body["approval"])
+                except InvalidForm as e:
+                    errors = {d["field"]: d["message"] for d in e.details or []}
+            built = form_fields.build(schema, ui if isinstance(ui, dict) else {}, data, errors)
+        except Invalid:
+            raise
         except Exception as e:  # noqa: BLE001 - a half-written schema must give a message, not a 500
             raise Invalid(_("The form cannot be shown: %(error)s", error=str(e)),
-                          [{"field": "schema", "message": str(e)}]) from None
-        return {"html": render_template("studio_form_preview.html", form_fields=built)}
+                          [{"field": field, "message": str(e)}]) from None
+        html = render_template("studio_form_preview.html", form_fields=built)
+        return {"html": html, "data": data, "errors": errors}

@@ -19,6 +19,7 @@ from engine.loader import load_bundle
 from engine.sandbox import make_script_engine
 from engine.starts import begin
 
+from ..forms import is_approval
 from ..i18n import translate_problem
 
 MAX_STEPS = 200
@@ -93,7 +94,8 @@ def _run_locally(files: dict[str, bytes], process_id: str, scenario: dict) -> di
         "waiting": [a["element_id"] for a in instance.active_elements()],
         "data": _json_safe(instance.data),
         "ready": [{"element_id": t.element_id, "name": t.name, "form": t.form, "ui_form": t.ui_form,
-                   "instructions": t.instructions} for t in instance.user_tasks()],
+                   "approval": is_approval(t.properties), "instructions": t.instructions}
+                  for t in instance.user_tasks()],
         "failures": failures,
     }
 

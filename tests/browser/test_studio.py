@@ -129,8 +129,10 @@ def test_designer_builds_checks_tries_and_deploys_a_process(server, browser, tmp
     assert page.evaluate("""id => { const e = window.inklessModeler.get('elementRegistry').get(id);
         return [e.type, e.businessObject.name, e.incoming.map(f => f.source.id)]; }""", fill_id) == [
         "bpmn:UserTask", "填写用车单", ["start"]]
-    performers = _panel_field(page, "inkless-task", "inkless-performers")
-    performers.fill("initiator")
+    # Performers picked by name from the model's department and the platform (issue 14).
+    _panel_field(page, "inkless-task", "inkless-performers-pick").select_option(label="发起人")
+    _panel_field(page, "inkless-task", "inkless-performers")
+    page.wait_for_function("() => document.getElementById('bio-properties-panel-inkless-performers').value === 'initiator'")
     _panel_field(page, "inkless-task", "inkless-form").fill("car.json")
     _panel_field(page, "inkless-task", "inkless-instructions").fill("请填写车牌号和天数")
     page.wait_for_function("() => document.querySelector('#bio-properties-panel-inkless-form').value === 'car.json'")
@@ -198,11 +200,21 @@ def test_designer_builds_checks_tries_and_deploys_a_process(server, browser, tmp
     _wait_for_status(page, "已保存")
     designer.shot("studio-06-tried")
 
-    # Stepping by hand: start empty, then complete the waiting task with data typed on the page.
+    # Stepping by hand: start empty, then fill the waiting task's own form (the staff renderer's
+    # fields, checked by the server as a task page is) - no JSON typed.
     page.locator("#scenario").fill('{"start": {}, "steps": []}')
     page.get_by_role("button", name="运行").click()
     page.get_by_role("button", name="办理“填写用车单”").wait_for()
-    page.get_by_label("填写用车单 的数据（JSON）").fill('{"plate": "青A00001", "days": 5}')
+    sample = page.get_by_role("form", name=re.compile("填写用车单：示例数据"))
+    sample.locator("input[name=days]").wait_for()
+    sample.get_by_label("车牌号").fill("青A00001")
+    page.get_by_role("button", name="办理“填写用车单”").click()
+    sample.locator("#f-days-error").wait_for()  # days is required: named on the field, no step taken
+    _wait_for_status(page, "请更正标出的字段")
+    assert sample.get_by_label("车牌号").input_value() == "青A00001"
+    assert json.loads(page.locator("#scenario").input_value())["steps"] == []
+    designer.check_accessibility("try it with a task's form")
+    sample.get_by_label("用车天数").fill("5")
     page.get_by_role("button", name="办理“填写用车单”").click()
     page.get_by_role("button", name="办理“长途审批”").wait_for()  # 5 days: the long-trip branch
     assert "is-current" in page.locator('.djs-element[data-element-id="redo"]').get_attribute("class")
@@ -221,9 +233,26 @@ def test_designer_builds_checks_tries_and_deploys_a_process(server, browser, tmp
     assert first["version"] == 1
 
     # Version 2: the dispatch task gets a due date in the panel.
+    # Durations in words: typed ("1 天") or picked ("2 天"), stored as ISO 8601 (issue 14).
     _select(page, "ok")
-    _panel_field(page, "inkless-task", "inkless-due").fill('"P1D"')
+    _panel_field(page, "inkless-task", "inkless-due").fill("1 天")
     page.wait_for_timeout(600)
+    assert 'name="due" value="&#34;P1D&#34;"' in _xml(page) or 'name="due" value="&quot;P1D&quot;"' in _xml(page)
+    _select(page, "redo")
+    _panel_field(page, "inkless-task", "inkless-due-pick").select_option(label="2 天")
+    page.wait_for_timeout(300)
+    assert re.search(r'name="due" value="(&#34;|&quot;)P2D(&#34;|&quot;)"', _xml(page))
+    assert "2 天" in page.locator('[data-entry-id="inkless-due"]').inner_text()
+    _panel_field(page, "inkless-task", "inkless-due").fill("4 小时")
+    page.wait_for_timeout(600)
+    assert re.search(r'name="due" value="(&#34;|&quot;)PT4H(&#34;|&quot;)"', _xml(page))
+    picker = _panel_field(page, "inkless-task", "inkless-performers-pick")
+    assert picker.locator("option", has_text="功能组：").count() >= 1
+    assert picker.locator("option", has_text="fin_admin").count() == 0  # another department's people
+    picker.select_option(value="user:clerk")
+    page.wait_for_timeout(300)
+    assert 'name="performers" value="user:clerk"' in _xml(page)
+    designer.shot("studio-06c-pickers")
     page.get_by_role("button", name="部署为新版本").click()
     _wait_for_status(page, "已部署为版本 2")
     second = _api(server, "POST", "/api/v1/process-instances", clerk_token, {"process_key": KEY})

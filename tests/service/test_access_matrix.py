@@ -163,10 +163,12 @@ MATRIX = {
     ("POST", "/api/v1/studio/account_application/deploy"): ({}, {A: 401, U: 422, O: 422, S: 422, X: 422}),
     ("GET", "/api/v1/studio/account_application/diff"): (None, {A: 401, U: 403, O: 403, S: 200, X: 200}),
     ("GET", "/api/v1/studio/account_application/instances"): (None, {A: 401, U: 403, O: 403, S: 403, X: 200}),
+    ("GET", "/api/v1/studio/account_application/performers"): (None, {A: 401, U: 403, O: 403, S: 200, X: 200}),
     ("POST", "/api/v1/studio/account_application/migrate"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 200}),
     ("GET", "/api/v1/studio/account_application/package"): (None, {A: 401, U: 403, O: 403, S: 200, X: 200}),
     ("POST", "/api/v1/studio/account_application/package"): (None, {A: 401, U: 403, O: 403, S: 422, X: 422}),
-    ("POST", "/api/v1/studio/account_application/forms/preview"): ({}, {A: 401, U: 422, O: 422, S: 422, X: 422}),
+    ("POST", "/api/v1/studio/account_application/forms/preview"): ({"schema": {"type": "object"}}, {
+        A: 401, U: 403, O: 403, S: 200, X: 200}),
 }
 
 # Routes that answer everyone by design.

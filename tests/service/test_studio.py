@@ -251,6 +251,34 @@ def test_a_migration_dry_run_says_what_would_move_and_what_cannot_and_changes_no
     assert clerk.get(f"/api/v1/process-instances/{late['id']}").get_json()["version"] == 1
 
 
+def test_performer_choices_are_the_models_department_and_the_platform(login):
+    """Issue 14, R-WF-1: the properties panel's performer picker lists what a lane of this model may
+    name: the initiator's people, the platform's groups and the owning department's own groups and
+    active people - not another department's group or people - each with the name a designer reads."""
+    office = login("office_admin")
+    assert office.post("/api/v1/groups", json={"code": "hr", "name": "人事组"}).status_code == 201
+    assert login("fin_admin").post("/api/v1/groups", json={"code": "audit_fin", "name": "审计组"}).status_code == 201
+    create_model(office, KEY)
+    r = office.get(f"/api/v1/studio/{KEY}/performers")
+    assert r.status_code == 200
+    items = {i["spec"]: (i["kind"], i["name"]) for i in r.get_json()["items"]}
+    assert items["initiator"] == ("person", "发起人") and items["dept_head"][0] == "person"
+    assert items["group:hr"] == ("group", "功能组：人事组（办公室）")
+    assert items["group:platform_admin"][0] == "group" and items["group:designer"][0] == "group"
+    assert items["user:clerk"][0] == "user" and "clerk" in items["user:clerk"][1]
+    assert "group:audit_fin" not in items and "user:fin_admin" not in items and "user:sysadmin" not in items
+    specs = [i["spec"] for i in r.get_json()["items"]]
+    assert specs.index("dept_admin") < specs.index("group:platform_admin") < specs.index("group:hr") < specs.index(
+        "user:clerk")
+    assert login("clerk").get(f"/api/v1/studio/{KEY}/performers").status_code == 403
+    # Every listed spec deploys: a pick never gives a lane that deploy refuses.
+    for spec in ("group:hr", "user:clerk", "dept_head"):
+        xml = sequence(KEY, ("fill", "填写")).replace('value="initiator"', f'value="{spec}"')
+        version = office.get(f"/api/v1/studio/{KEY}").get_json()["draft"]["version"]
+        save(office, KEY, version, xml=xml)
+        assert office.post(f"/api/v1/studio/{KEY}/validate", json={}).get_json()["valid"], spec
+
+
 def test_zip_package_round_trip(login):
     office = login("office_admin")
     create_model(office, KEY, category="行政")
@@ -287,6 +315,46 @@ def test_form_preview_uses_the_staff_renderer(login):
         "plate": {"type": "string", "title": "车牌号"}, "days": {"type": "integer", "title": "天数"}}}
     html = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={"schema": schema, "ui": {}}).get_json()["html"]
     assert 'name="plate"' in html and "车牌号" in html and 'name="days"' in html and "required" in html
+
+
+def test_try_it_reads_sample_data_from_the_tasks_own_form(login):
+    """Issue 14, R-WF-1: a waiting task in try-it names its form; the draft's form file is drawn by
+    the staff renderer and what is filled in is read and checked as a task page does (numbers as
+    numbers, a missing required field named), so sample data needs no hand-written JSON."""
+    office = login("office_admin")
+    create_model(office, KEY, starters={})
+    schema = {"type": "object", "required": ["plate", "days"], "properties": {
+        "plate": {"type": "string", "title": "车牌号"}, "days": {"type": "integer", "title": "天数", "minimum": 1}}}
+    save(office, KEY, 1, xml=sequence(KEY, ("fill", "填写")).replace(
+        'value="initiator" />', 'value="initiator" /><spiffworkflow:property name="formJsonSchemaFilename" '
+        'value="car.json" /><spiffworkflow:property name="approval" value="true" />'),
+        forms={"car.json": json.dumps(schema)})
+    [ready] = office.post(f"/api/v1/studio/{KEY}/try", json={"scenario": {}}).get_json()["ready"]
+    assert (ready["element_id"], ready["form"], ready["approval"]) == ("fill", "car.json", True)
+
+    asked = {"form": ready["form"], "ui_form": ready["ui_form"], "approval": ready["approval"]}
+    drawn = office.post(f"/api/v1/studio/{KEY}/forms/preview", json=asked).get_json()
+    assert 'name="plate"' in drawn["html"] and 'name="decision"' in drawn["html"]  # the approval block too
+    r = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={**asked, "submitted": [
+        ["plate", " 青A00001 "], ["decision", "approve"]]})
+    assert r.status_code == 200
+    read = r.get_json()
+    assert read["data"] == {"plate": "青A00001", "decision": "approve"} and list(read["errors"]) == ["days"]
+    assert 'value="青A00001"' in read["html"] and 'id="f-days-error"' in read["html"]
+    read = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={**asked, "submitted": [
+        ["plate", "青A00001"], ["days", "5"], ["decision", "return"]]}).get_json()
+    assert list(read["errors"]) == ["opinion"]  # returning needs an opinion, as on a task page
+    read = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={**asked, "submitted": [
+        ["plate", "青A00001"], ["days", "5"], ["decision", "approve"]]}).get_json()
+    assert read["errors"] == {} and read["data"] == {"plate": "青A00001", "days": 5, "decision": "approve"}
+    run = office.post(f"/api/v1/studio/{KEY}/try", json={"scenario": {"steps": [
+        {"task": "fill", "data": read["data"]}]}}).get_json()
+    assert run["ok"] and run["path"][-1] == "end"
+
+    r = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={})
+    assert r.status_code == 422 and r.get_json()["details"][0]["field"] == "schema"
+    r = office.post(f"/api/v1/studio/{KEY}/forms/preview", json={**asked, "submitted": [["only one"]]})
+    assert r.status_code == 422 and "submitted" in json.dumps(r.get_json(), ensure_ascii=False)
 
 
 def test_studio_pages_for_designers_with_nav_link_and_strict_csp(app, org, login):

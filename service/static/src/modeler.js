@@ -12,7 +12,7 @@ import "bpmn-js-bpmnlint/dist/assets/css/bpmn-js-bpmnlint.css";
 import "./modeler.css";
 import spiffworkflow from "./studio/spiffworkflow.json";
 import lintConfig from "./studio/bpmnlint-config.js";
-import InklessPropertiesProvider from "./studio/inkless-properties.js";
+import InklessPropertiesProvider, { choices } from "./studio/inkless-properties.js";
 
 const root = document.getElementById("studio");
 const labels = JSON.parse(root.dataset.labels || "{}");
@@ -71,6 +71,8 @@ async function load() {
   if (!ok) { say((data && data.message) || labels.load_failed, "error"); return; }
   state.version = data.draft.version;
   state.scenarios = data.draft.scenarios || {};
+  const performers = await call("GET", api + "/performers");
+  if (performers.ok) choices.performers = performers.data.items;
   await modeler.importXML(data.draft.xml);
   dirty = false;
   fit();
@@ -166,23 +168,29 @@ function showRun(result) {
   $("try-path").textContent = result.path.join(" → ");
   const failures = $("try-failures");
   failures.replaceChildren(...result.failures.map((f) => Object.assign(document.createElement("li"), { textContent: f })));
+  // Each waiting task asks for its sample data in its own form, drawn by the staff renderer.
   const ready = $("try-ready");
   ready.replaceChildren();
   (result.ready || []).forEach((task) => {
     const item = document.createElement("li");
-    const label = document.createElement("label");
-    label.textContent = labels.step_data.replace("%s", task.name);
-    const area = document.createElement("textarea");
-    area.rows = 2;
-    area.value = "{}";
-    area.id = "step-" + task.element_id;
-    label.htmlFor = area.id;
+    const form = document.createElement("form");
+    form.className = "try-form";
+    form.dataset.step = task.element_id;
+    form.noValidate = true; // the server checks it, as it does on a task page
+    const heading = document.createElement("h3");
+    heading.id = "try-form-" + task.element_id;
+    heading.textContent = labels.step_form.replace("%s", task.name);
+    form.setAttribute("aria-labelledby", heading.id);
+    const fields = document.createElement("div");
+    fields.className = "try-fields";
     const button = document.createElement("button");
-    button.type = "button";
+    button.type = "submit";
     button.textContent = labels.complete.replace("%s", task.name);
-    button.dataset.step = task.element_id;
-    item.append(label, area, button);
+    form.append(heading, fields, button);
+    item.appendChild(form);
     ready.appendChild(item);
+    taskForms[task.element_id] = { form: task.form, ui_form: task.ui_form, approval: Boolean(task.approval) };
+    renderTaskForm(task.element_id, fields);
   });
   $("try-data").textContent = JSON.stringify(result.data, null, 2);
 }
@@ -195,16 +203,40 @@ async function tryIt(scenario) {
   say(data.ok ? labels.try_ok : labels.try_failed, data.ok ? "ok" : "error");
 }
 
-$("try-ready").addEventListener("click", (event) => {
-  const button = event.target.closest("[data-step]");
-  if (!button) return;
+// What each waiting task's form is (by element id), to draw it and to read what was filled in.
+const taskForms = {};
+
+function placeHtml(target, html) {
+  // The server renders the fields with its own (escaping) templates: the same HTML staff get.
+  const fragment = new DOMParser().parseFromString(html, "text/html").body;
+  target.replaceChildren(...fragment.childNodes);
+}
+
+async function renderTaskForm(element, target, submitted) {
+  const body = Object.assign({}, taskForms[element], submitted ? { submitted } : {});
+  if (!body.form) body.schema = { type: "object", properties: {} };
+  const { ok, data } = await call("POST", api + "/forms/preview", body);
+  if (!ok) { say((data && data.message) || labels.failed, "error"); return null; }
+  placeHtml(target, data.html);
+  return data;
+}
+
+$("try-ready").addEventListener("submit", async (event) => {
+  const form = event.target.closest("form[data-step]");
+  if (!form) return;
+  event.preventDefault();
   const scenario = scenarioFromText();
   if (!scenario) return;
-  let data;
-  try { data = JSON.parse(document.getElementById("step-" + button.dataset.step).value || "{}"); } catch (e) {
-    say(labels.bad_json + " " + e.message, "error"); return;
+  const submitted = [...new FormData(form)].filter(([, value]) => typeof value === "string");
+  const read = await renderTaskForm(form.dataset.step, form.querySelector(".try-fields"), submitted);
+  if (!read) return;
+  if (Object.keys(read.errors || {}).length) {
+    say(labels.fix_fields, "error");
+    const invalid = form.querySelector("[aria-invalid=true]");
+    if (invalid) invalid.focus();
+    return;
   }
-  scenario.steps = (scenario.steps || []).concat([{ task: button.dataset.step, data }]);
+  scenario.steps = (scenario.steps || []).concat([{ task: form.dataset.step, data: read.data }]);
   delete scenario.expect;
   $("scenario").value = JSON.stringify(scenario, null, 2);
   tryIt(scenario);

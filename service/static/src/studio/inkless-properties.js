@@ -8,14 +8,49 @@
 // Timers, messages, names and ids come from the standard BPMN provider. Every change is one command
 // on the command stack, so undo/redo (Ctrl+Z / Ctrl+Y) covers it.
 import {
-  CheckboxEntry, TextAreaEntry, TextFieldEntry,
-  isCheckboxEntryEdited, isTextAreaEntryEdited, isTextFieldEntryEdited,
+  CheckboxEntry, SelectEntry, TextAreaEntry, TextFieldEntry,
+  isCheckboxEntryEdited, isSelectEntryEdited, isTextAreaEntryEdited, isTextFieldEntryEdited,
 } from "@bpmn-io/properties-panel";
 import { jsx } from "@bpmn-io/properties-panel/preact/jsx-runtime";
 import { useService } from "bpmn-js-properties-panel";
 import { getBusinessObject, is } from "bpmn-js/lib/util/ModelUtil";
 
 const MULTI = "properties-panel.multi-command-executor";
+
+// What the pickers offer: the performers the studio API lists for this model (modeler.js fills it
+// before the diagram is shown).
+export const choices = { performers: [] };
+
+// Durations in words and back: "2 天" / "2 days" → P2D, "4 小时" → PT4H, "1 天 4 小时" → P1DT4H.
+// The `due` property is an expression, so a duration is stored as the text literal "P2D".
+const UNITS = [
+  { iso: "W", time: false, words: ["周", "星期", "week", "weeks", "w"] },
+  { iso: "D", time: false, words: ["天", "日", "day", "days", "d"] },
+  { iso: "H", time: true, words: ["小时", "个小时", "时", "hour", "hours", "h"] },
+  { iso: "M", time: true, words: ["分钟", "分", "minute", "minutes", "min", "m"] },
+];
+
+export function durationFromWords(text) {
+  const source = (text || "").trim();
+  const parts = [...source.matchAll(/(\d+)\s*([^\d\s]+)\s*/g)];
+  if (!parts.length || parts.map((p) => p[0]).join("").trim() !== source.replace(/\s+$/, "")) return null;
+  let date = "", time = "";
+  for (const [, amount, word] of parts) {
+    const unit = UNITS.find((u) => u.words.includes(word.toLowerCase()));
+    if (!unit) return null;
+    if (unit.time) time += amount + unit.iso; else date += amount + unit.iso;
+  }
+  return "P" + date + (time ? "T" + time : "");
+}
+
+export function durationInWords(expression, unitWords) {
+  const match = /^\s*["']?P(?:(\d+)W)?(?:(\d+)D)?(?:T(?:(\d+)H)?(?:(\d+)M)?)?["']?\s*$/.exec(expression || "");
+  if (!match || !match.slice(1).some(Boolean)) return "";
+  return ["W", "D", "H", "M"].map((iso, i) => (match[i + 1] ? match[i + 1] + " " + unitWords[iso] : ""))
+    .filter(Boolean).join(" ");
+}
+
+const DURATIONS = ["PT4H", "P1D", "P2D", "P3D", "P5D", "P1W", "P2W"];
 
 function extension(bo, type) {
   return ((bo.extensionElements && bo.extensionElements.values) || []).find((v) => v.$type === type);
@@ -108,6 +143,12 @@ function AreaProp(props) {
   return jsx(TextAreaEntry, { element, id, label, description, debounce, rows: 4, monospace: true, getValue: () => get(element), setValue: (v) => set(element, v) });
 }
 
+function SelectProp(props) {
+  const { element, id, label, description, get, set, options } = props;
+  return jsx(SelectEntry, { element, id, label, description, getValue: () => get(element), setValue: (v) => set(element, v),
+    getOptions: () => options() });
+}
+
 function CheckProp(props) {
   const { element, id, label, get, set } = props;
   return jsx(CheckboxEntry, { element, id, label, getValue: () => get(element), setValue: (v) => set(element, v) });
@@ -115,6 +156,10 @@ function CheckProp(props) {
 
 function text(id, label, get, set, description) {
   return { id, component: TextProp, isEdited: isTextFieldEntryEdited, label, get, set, description };
+}
+
+function select(id, label, get, set, options, description) {
+  return { id, component: SelectProp, isEdited: isSelectEntryEdited, label, get, set, options, description };
 }
 
 function area(id, label, get, set, description) {
@@ -148,13 +193,37 @@ export default function InklessPropertiesProvider(propertiesPanel, injector) {
     if (is(element, "bpmn:UserTask")) {
       const p = prop("performers"), f = prop("formJsonSchemaFilename"), u = prop("formUiSchemaFilename"), d = prop("due");
       const i = body("spiffworkflow:InstructionsForEndUser");
+      // Pickers for who and by when; the text fields below them keep the full expression language.
+      const kinds = ["person", "group", "user"];
+      const performerOptions = () => [{ value: "", label: L("pick_performer") }].concat(kinds.map((kind) => ({
+        label: L("kind_" + kind),
+        children: choices.performers.filter((c) => c.kind === kind).map((c) => ({ value: c.spec, label: c.name })),
+      })).filter((g) => g.children.length));
+      const picked = (el) => {
+        const current = p.get(el);
+        return choices.performers.some((c) => c.spec === current) ? current : "";
+      };
+      const units = { W: L("unit_week"), D: L("unit_day"), H: L("unit_hour"), M: L("unit_minute") };
+      const dueOptions = () => [{ value: "", label: L("pick_due") }].concat(
+        DURATIONS.map((iso) => ({ value: iso, label: durationInWords(iso, units) })));
+      const pickedDue = (el) => {
+        const iso = d.get(el).replace(/^["']|["']$/g, "");
+        return DURATIONS.includes(iso) ? iso : "";
+      };
+      const setDue = (el, v) => {
+        const iso = durationFromWords(v);
+        d.set(el, iso ? JSON.stringify(iso) : v);
+      };
       groups.splice(1, 0, {
         id: "inkless-task", label: L("task"),
         entries: [
-          text("inkless-performers", L("performers"), p.get, p.set, L("performers_help")),
+          select("inkless-performers-pick", L("performers"), picked, (el, v) => { if (v) p.set(el, v); }, performerOptions),
+          text("inkless-performers", L("performers_spec"), p.get, p.set, L("performers_help")),
           text("inkless-form", L("form"), f.get, f.set, L("form_help")),
           text("inkless-ui-form", L("ui_form"), u.get, u.set),
-          text("inkless-due", L("due"), d.get, d.set, L("due_help")),
+          select("inkless-due-pick", L("due"), pickedDue, (el, v) => { if (v) d.set(el, JSON.stringify(v)); }, dueOptions),
+          text("inkless-due", L("due_expression"), d.get, setDue,
+            [durationInWords(d.get(element), units), L("due_help")].filter(Boolean).join(" · ")),
           { id: "inkless-approval", component: CheckProp, isEdited: isCheckboxEntryEdited, label: L("approval"),
             get: (el) => property(getBusinessObject(el), "approval") === "true",
             set: (el, v) => setProperty(injector, el, "approval", v ? "true" : "") },
