@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_auditor_findings"
-down_revision = "0011_groups"
+down_revision = "0012_workspace"
 branch_labels = None
 depends_on = None
 

@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_serving_inbox_indexes"
-down_revision = "0011_groups"
+down_revision = "0012_auditor_findings"
 branch_labels = None
 depends_on = None
 

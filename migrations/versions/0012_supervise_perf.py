@@ -9,7 +9,7 @@ from alembic import op
 
 
 revision = "0012_supervise_perf"
-down_revision = "0011_groups"
+down_revision = "0012_serving_inbox_indexes"
 branch_labels = None
 depends_on = None
 
