@@ -24,7 +24,7 @@ class ExportArgs(RecordArgs):
     format = fields.String(load_default="xlsx", validate=validate.OneOf(("csv", "xlsx")))
 
 
-class RecordOut(Schema):
+class PerformanceRecordOut(Schema):
     id = fields.Integer()
     kind = fields.String(metadata={"description": "commendation | criticism | rectification | penalty"})
     kind_name = fields.String()
@@ -41,7 +41,7 @@ class RecordOut(Schema):
 
 
 class RecordList(Schema):
-    items = fields.List(fields.Nested(RecordOut))
+    items = fields.List(fields.Nested(PerformanceRecordOut))
 
 
 @blp.route("")
