@@ -443,7 +443,7 @@ def backup_restore(backup_id: str, force: bool, processes_stopped: bool) -> None
 
 @main.group("audit")
 def audit_group() -> None:
-    """The audit chain: verify it, sign a checkpoint, rotate its key (service/audit_chain.py)."""
+    """The audit log: verify the chain, sign a checkpoint, rotate its key (service/audit_chain.py), review it for anomalies (R-SEC-4)."""
 
 
 @audit_group.command("verify")
@@ -510,15 +510,6 @@ def _report(record: dict) -> None:
         sys.exit(1)
 
 
-if __name__ == "__main__":
-    main()
-
-
-@main.group("audit")
-def audit_group() -> None:
-    """The audit log: the anomaly review (R-SEC-4)."""
-
-
 @audit_group.command("review")
 @click.option("--since", help="A day (2026-12-03) or a moment; default: the last day.")
 @click.option("--until", help="A day (inclusive) or a moment (exclusive); default: now.")
@@ -544,3 +535,7 @@ def audit_review(since: str | None, until: str | None) -> None:
             sys.exit(1)
         finally:
             s.close()
+
+
+if __name__ == "__main__":
+    main()
