@@ -160,6 +160,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     inspection,
     maintenance,
     notifications,
+    performance,
     policy,
     requests,
     security,
@@ -170,5 +171,5 @@ from . import (  # noqa: E402  (the areas use the helpers above)
 )
 
 for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
-              help, maintenance, groups, inspection):
+              help, maintenance, groups, inspection, performance):
     bp.register_blueprint(_area.bp)
