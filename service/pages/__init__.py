@@ -188,6 +188,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     maintenance,
     notifications,
     people,
+    performance,
     policy,
     requests,
     security,
@@ -198,5 +199,5 @@ from . import (  # noqa: E402  (the areas use the helpers above)
 )
 
 for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
-              help, maintenance, groups, inspection, audit, people):
+              help, maintenance, groups, inspection, audit, people, performance):
     bp.register_blueprint(_area.bp)

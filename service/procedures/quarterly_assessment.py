@@ -19,7 +19,9 @@ from ..services import ServiceFailure, current_unit, service
 # this module while indicators is still half-initialised.
 from . import indicators as _indicators
 
-BELOW_BAR = ("rectify", "criticise")  # DMN outcomes that require a rectification (R-SUP-5)
+# Who is below the bar, the rectification's days and the line under which an indicator is named
+# as needing improvement are the DMN table's (process_models/assessment_grade.dmn), which the
+# supervision group edits: a rectification is required whenever it gives days.
 OUTCOME_NAMES = {"commend": "通报表扬", "pass": "达标", "rectify": "限期整改", "criticise": "通报批评并限期整改"}
 INDICATOR_NAMES = {"usage_rate": "平台使用率", "timeliness_rate": "文件处理及时率", "approval_pass_rate": "流程审批通过率"}
 
@@ -46,9 +48,10 @@ def _deadline(now: datetime, days: int) -> str:
     return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=_indicators.CST).isoformat()
 
 
-def _problem(period_name: str, name: str, score, grade: str, figures: dict, remarks: str, deadline: str) -> str:
+def _problem(period_name: str, name: str, score, grade: str, figures: dict, remarks: str, deadline: str,
+             weak_below) -> str:
     weak = [f"{label} {100 * figures[key]:.1f}%" for key, label in INDICATOR_NAMES.items()
-            if figures.get(key) is not None and figures[key] < 0.9]
+            if isinstance(weak_below, int | float) and figures.get(key) is not None and figures[key] < weak_below]
     if figures.get("security_incidents"):
         weak.append(f"安全事故 {figures['security_incidents']} 起")
     text = f"{period_name}平台使用管理考核:{name}得分 {score:g},评定为{grade},未达标。"
@@ -102,7 +105,7 @@ def publish_assessment(params: dict, context: dict) -> dict:
         score = verdict.get("score")
         outcome = verdict.get("outcome")
         days = int(verdict.get("rectification_days") or 0)
-        deadline = _deadline(now, days) if outcome in BELOW_BAR and days > 0 else None
+        deadline = _deadline(now, days) if days > 0 else None
         results[code] = {
             "name": departments[code].name, "score": score, "grade": verdict["grade"], "outcome": outcome,
             "outcome_name": OUTCOME_NAMES.get(outcome, outcome), "rectification_deadline": deadline,
@@ -114,7 +117,7 @@ def publish_assessment(params: dict, context: dict) -> dict:
             below_bar.append({
                 "department": code,
                 "problem": _problem(period_name, departments[code].name, score, verdict["grade"], figures,
-                                    verdict.get("remarks") or "", deadline),
+                                    verdict.get("remarks") or "", deadline, verdict.get("weak_below")),
                 "severity": verdict.get("severity") or "medium",
                 "deadline": deadline,
                 "category": "other",

@@ -8,6 +8,7 @@ from datetime import UTC, datetime
 
 from openpyxl import load_workbook
 
+from tests.service.test_pages import Browser
 from tests.service.test_quarterly_assessment import (
     _comment_all,
     _deploy_stand_in_if_needed,
@@ -48,3 +49,14 @@ def test_assessment_results_become_performance_records(app, frozen, login):
     assert header[:3] == ["期间", "部门", "结果运用"]
     rows = {(row[1], row[2]) for row in table[1:]}
     assert ("办公室", "表彰") in rows and ("财务处", "通报批评") in rows and ("财务处", "限期整改") in rows
+
+    # The page: the same records, in Chinese, with the export link.
+    page = Browser(app)
+    page.sign_in("supervisor")
+    r = page.get("/performance?period=2026-Q4")
+    assert r.status_code == 200
+    html = r.get_data(as_text=True)
+    assert "通报批评" in html and "绩效加分" in html and "/api/v1/performance-records/export" in html
+    clerk = Browser(app)
+    clerk.sign_in("clerk")
+    assert clerk.get("/performance").status_code == 403
