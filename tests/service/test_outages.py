@@ -279,3 +279,87 @@ def test_a_full_disk_answers_503_and_work_resumes_once_there_is_room(app, org, t
         assert client.get("/healthz").status_code == 200
         assert upload(api, b"x" * 200_000).status_code == 201
         full.extensions["inkless.engine"].dispose()
+
+
+@needs_mount
+def test_inkless_serve_started_on_a_read_only_directory_recovers_once_writable(app, org):
+    """R-OPS-3: the live server (`inkless serve`, a process of its own) started while its data
+    directory is on a read-only mount: on PostgreSQL it runs and answers 503 naming the data
+    directory; on SQLite (whose WAL database cannot even be opened there) it says so in one line
+    and waits; in both it signs people in once the mount is writable, without a restart."""
+    import json
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    from tests.conftest import subprocess_env
+    from tests.service.test_durability import _free_port
+
+    cfg = app.config["INKLESS"]
+    app.extensions["inkless.engine"].dispose()
+    port = _free_port()
+
+    def call(method, path, body=None):
+        request = urllib.request.Request(f"http://127.0.0.1:{port}{path}", method=method,
+                                         data=json.dumps(body).encode() if body is not None else None,
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as r:
+                return r.status, json.loads(r.read())
+        except urllib.error.HTTPError as e:
+            return e.code, json.loads(e.read())
+
+    env = subprocess_env(DATABASE_URL=cfg.database_url, INKLESS_DATA_DIR=str(cfg.data_dir), INKLESS_SECRET_KEY="s",
+                         INKLESS_MFA_ENFORCED="0", INKLESS_LOGIN_RATE_LIMIT="1000 per minute", INKLESS_DB_WAIT="60")
+    with outage_helpers.mounted_read_only(cfg.data_dir) as writable:
+        server = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(port)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            if not USE_PG:  # the database cannot even be opened: serve says so in one line and waits
+                assert "cannot be reached" in server.stderr.readline()
+                writable()
+            deadline = time.monotonic() + 30
+            while True:
+                assert server.poll() is None, server.stderr.read()
+                try:
+                    status, health = call("GET", "/healthz")
+                    break
+                except OSError:
+                    assert time.monotonic() < deadline, "the server did not come up"
+                    time.sleep(0.2)
+            if USE_PG:  # the database is elsewhere: the server runs and names the data directory
+                assert status == 503 and health["checks"]["data_dir"]["code"] == "storage_read_only"
+            writable()
+            assert call("GET", "/healthz")[0] == 200
+            status, body = call("POST", "/api/v1/auth/token", {"username": "clerk", "password": PASSWORD})
+            assert status == 200 and body["access_token"]
+        finally:
+            server.terminate()
+            server.wait(timeout=20)
+    assert os.access(cfg.data_dir, os.W_OK)
+
+
+def test_the_drivers_words_are_named_and_no_password_shows():
+    """R-SEC-2, R-OPS-3: PostgreSQL's SQLSTATEs and the OS's errnos map to the three named failures;
+    a password in a connection string never reaches the log line; other errors stay bugs."""
+    import errno
+
+    import psycopg
+
+    from service import outage
+
+    assert outage.classify(psycopg.errors.DiskFull("x")).code == "storage_full"
+    assert outage.classify(psycopg.errors.ReadOnlySqlTransaction("x")).code == "storage_read_only"
+    assert outage.classify(psycopg.errors.AdminShutdown("x")).code == "database_unavailable"
+    assert outage.classify(psycopg.OperationalError("connection refused")).code == "database_unavailable"
+    assert outage.classify(psycopg.errors.UniqueViolation("x")) is None
+    assert outage.classify(OSError(errno.ENOSPC, "No space left on device")).code == "storage_full"
+    assert outage.classify(OSError(errno.EROFS, "Read-only file system")).code == "storage_read_only"
+    assert outage.classify(OSError(errno.ENOENT, "No such file")) is None
+    assert outage.classify(sqlite3.OperationalError("database is locked")) is None
+    said = outage.reason(psycopg.OperationalError(
+        'connection to postgresql://inkless:hunter2@db:5432/x failed: password=hunter2 rejected\nmore'))
+    assert "hunter2" not in said and "\n" not in said
