@@ -64,12 +64,27 @@ def announce(app: Flask, kind: str) -> Path:
 
     threading.Thread(target=beat, name="inkless-liveness", daemon=True).start()
 
+    owner = os.getpid()
+    # A forked child (a gunicorn web worker) must not keep the lock alive after this process is
+    # killed: the record then reads as left behind, which is what it is.
+    os.register_at_fork(after_in_child=lambda: _close_quietly(fd))
+
     def leave():
-        path.unlink(missing_ok=True)
-        os.close(fd)
+        # Forked children (gunicorn's web workers) inherit atexit handlers: only the process that
+        # announced itself may remove its record.
+        if os.getpid() == owner:
+            path.unlink(missing_ok=True)
+            _close_quietly(fd)
 
     atexit.register(leave)
     return path
+
+
+def _close_quietly(fd: int) -> None:
+    try:
+        os.close(fd)
+    except OSError:
+        pass
 
 
 def _live(path: Path, host: str) -> bool:

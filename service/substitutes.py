@@ -44,7 +44,7 @@ def name(s: Session, user: User, username: str, starts_at: datetime | None, ends
     if ends_at is None:
         raise _invalid("ends_at", _("required"))
     if ends_at <= starts_at:
-        raise _invalid("ends_at", _("must be after the start"))
+        raise _invalid("ends_at", _("must be after the start date"))
     if ends_at <= utcnow():
         raise _invalid("ends_at", _("must be in the future"))
     if (ends_at - starts_at).days > MAX_DAYS:

@@ -56,6 +56,9 @@ class Records(MethodView):
 @blp.route("/export")
 class Export(MethodView):
     @blp.arguments(ExportArgs, location="query")
+    @blp.doc(responses={200: {"description": "The records", "content": {
+        mimetype: {"schema": {"type": "string", "format": "binary"}}
+        for mimetype in ("text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")}}})
     def get(self, args):
         """The same records as XLSX (default) or CSV, for the HR office."""
         rows = performance.records(db.session(), auth.current_user(), args["period"])
