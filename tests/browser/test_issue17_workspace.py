@@ -20,7 +20,7 @@ def _apply(person: Person, reference: str):
     card.get_by_role("textbox").fill(reference)
     card.get_by_role("button", name="发起").click()
     person.page.wait_for_url("**/tasks/*")
-    fill_application(person.page, APPLICATION)
+    fill_application(person.page, APPLICATION, department="办公室")
     person.page.get_by_role("button", name="提交").click()
     person.page.wait_for_url("**/tasks")
 
