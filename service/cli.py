@@ -115,7 +115,10 @@ def _announce(app: Flask, kind: str) -> None:
 
     from . import liveness
 
-    liveness.announce(app, kind)
+    try:
+        liveness.announce(app, kind)
+    except OSError as e:  # a read-only or full data directory: serve 503s rather than not start
+        click.echo(f"warning: no live-process record ({e.strerror}); a restore cannot see this {kind}", err=True)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
 
 
