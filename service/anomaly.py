@@ -30,7 +30,7 @@ from engine import clock
 from . import audit, audit_log, policy
 from .anomaly_models import DISMISSED, OPEN, RECTIFYING, STATUSES, AuditFinding
 from .errors import Conflict, Invalid, NotFound
-from .localtime import PLATFORM_TZ
+from .localtime import PLATFORM_TZ, end_of_day_after
 from .models import AuditEvent, Department, User
 
 THRESHOLDS = {
@@ -462,7 +462,6 @@ def rectify(s: Session, actor: User, finding_id: int, department: str | None = N
     by its message, as the quarterly assessment does); `department` defaults to the person's."""
     from . import instances
     from .procedures.departments import responsible_department_problem
-    from .procedures.quarterly_assessment import _deadline
 
     found = _decidable(s, actor, finding_id)
     person = s.get(User, found.person_id) if found.person_id else None
@@ -477,7 +476,7 @@ def rectify(s: Session, actor: User, finding_id: int, department: str | None = N
         raise Invalid(_("Invalid field: %(fields)s", fields="severity"),
                       [{"field": "severity", "message": " | ".join(SEVERITIES)}])
     note = (note or "").strip()[:MAX_REASON]
-    deadline = _deadline(clock.now(), int(thresholds()["rectification_days"]))
+    deadline = end_of_day_after(clock.now(), int(thresholds()["rectification_days"]))
     who = f"{person.full_name}({person.username})" if person else (found.address or "")
     text = f"审计发现 #{found.id}「{RULES[found.rule]}」:{who} {describe(found)}"
     if note:

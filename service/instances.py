@@ -698,8 +698,6 @@ def _end(s: Session, user: User, instance_id: int, reason: str | None, state: st
             s.add(InstanceStep(instance_id=row.id, element_id="withdrawn", name=None, kind="withdrawn",
                                task_id=str(uuid.uuid4()), user_id=user.id, completed_at=utcnow(), opinion=reason))
         _write_all(s, changes)
-        if state == "withdrawn":
-            notifications.settle_tasks_of(s, row.id)  # the reviewers' notices of tasks now gone
         return Outcome(row)
 
     return optimistic.run(s, attempt)

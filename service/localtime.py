@@ -7,6 +7,12 @@ from datetime import datetime, timedelta, timezone
 PLATFORM_TZ = timezone(timedelta(hours=8), "CST")
 
 
+def end_of_day_after(now: datetime, days: int) -> str:
+    """23:59:59 Beijing time `days` days after `now`, as ISO with its offset (a rectification's deadline)."""
+    day = now.astimezone(PLATFORM_TZ).date() + timedelta(days=days)
+    return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=PLATFORM_TZ).isoformat()
+
+
 def parse_moment(text: object) -> datetime | None:
     """An ISO 8601 date and time with its offset (what a `date-time` field holds), else None."""
     if not isinstance(text, str) or "T" not in text:

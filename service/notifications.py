@@ -64,13 +64,6 @@ def notify_task(s: Session, task: OpenTask, kind: str) -> int:
     return len(people)
 
 
-def settle_tasks_of(s: Session, instance_id: int) -> None:
-    """The notices about an ended instance's tasks are read: none of them is left to do (a withdrawn request)."""
-    s.execute(update(Notification).where(Notification.instance_id == instance_id, Notification.task_id.is_not(None),
-                                         Notification.read_at.is_(None))
-              .values(read_at=utcnow()).execution_options(synchronize_session=False))
-
-
 def context(s: Session, instance_id: int, due_at: datetime | None = None, by: str | None = None) -> dict:
     """What a notice about this request says besides its step: read from rows the unit holds."""
     row = s.get(ProcessInstance, instance_id)

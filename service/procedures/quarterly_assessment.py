@@ -4,7 +4,7 @@ The indicators themselves are computed by the `compute_indicators` service (proc
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import datetime
 
 from sqlalchemy import select
 
@@ -12,6 +12,7 @@ from engine import clock
 
 from .. import audit, policy
 from ..authority import CHECKS_ONLY, RECORDS, Authority
+from ..localtime import end_of_day_after
 from ..models import Department, Notification, PerformanceRecord, ProcessInstance, User
 from ..services import ServiceFailure, current_unit, service
 
@@ -40,12 +41,6 @@ def check_assessment_start(params: dict, context: dict) -> dict:
     if user is not None and user.active and policy.allows(user, "start", "quarterly_assessment"):
         return {"status": "manual", "period": period, "problem": ""}
     return {"status": "refused", "period": period, "problem": "只有监督小组成员可以发起季度考核。"}
-
-
-def _deadline(now: datetime, days: int) -> str:
-    """End of the Beijing day `days` days from now, with its offset (issue_rectification needs one)."""
-    day = now.astimezone(_indicators.CST).date() + timedelta(days=days)
-    return datetime(day.year, day.month, day.day, 23, 59, 59, tzinfo=_indicators.CST).isoformat()
 
 
 def _problem(period_name: str, name: str, score, grade: str, figures: dict, remarks: str, deadline: str,
@@ -105,7 +100,7 @@ def publish_assessment(params: dict, context: dict) -> dict:
         score = verdict.get("score")
         outcome = verdict.get("outcome")
         days = int(verdict.get("rectification_days") or 0)
-        deadline = _deadline(now, days) if days > 0 else None
+        deadline = end_of_day_after(now, days) if days > 0 else None
         results[code] = {
             "name": departments[code].name, "score": score, "grade": verdict["grade"], "outcome": outcome,
             "outcome_name": OUTCOME_NAMES.get(outcome, outcome), "rectification_deadline": deadline,

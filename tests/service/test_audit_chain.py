@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import delete, func, select, update
 
+from engine import clock
 from service import audit, audit_chain, maintenance, scheduler
 from service.cli import main as cli
 from service.models import AuditEvent, ScheduledJob
@@ -193,7 +194,7 @@ def test_legacy_events_before_the_key_verify_and_anchor_the_chain(app, login):
     s.execute(delete(AuditEvent))  # the log starts with them
     prev = audit.GENESIS
     for i in range(3):
-        event = AuditEvent(at=audit.utcnow().replace(microsecond=0), action="legacy", object_type="test",
+        event = AuditEvent(at=clock.now().replace(microsecond=0), action="legacy", object_type="test",
                            object_id=str(i), detail={"i": i}, prev_hash=prev)
         event.hash = prev = audit.digest(prev, audit.fields(event), None, None)
         s.add(event)

@@ -130,6 +130,7 @@ def test_the_keyed_audit_migration_keeps_earlier_events_verifying(tmp_path):
     from sqlalchemy import select
     from sqlalchemy.orm import Session
 
+    from engine import clock
     from service import audit, audit_chain
     from service.db import make_engine
     from service.documents.keys import Keyring
@@ -164,7 +165,7 @@ def test_the_keyed_audit_migration_keeps_earlier_events_verifying(tmp_path):
         with Session(engine) as s:
             assert s.scalars(select(AuditEvent.key_id).order_by(AuditEvent.id)).all() == [None, None]
             kid, key = ring.current()
-            event = AuditEvent(id=3, at=audit.utcnow().replace(microsecond=0), action="after", object_type="test",
+            event = AuditEvent(id=3, at=clock.now().replace(microsecond=0), action="after", object_type="test",
                                detail={}, prev_hash=prev, key_id=kid)
             event.hash = audit.digest(prev, audit.fields(event), kid, key)
             s.add(event)
