@@ -31,6 +31,16 @@ class TooLarge(ApiError):
     code = "too_large"
 
 
+# The front server (gunicorn, limit_request_line 8190 in service/serving.py) refuses longer
+# request lines in plain HTML; up to there the API answers in its own JSON.
+MAX_QUERY_BYTES = 4096
+
+
+class QueryTooLong(ApiError):
+    status = 414
+    code = "query_too_long"
+
+
 class IdConverter(IntegerConverter):
     """`<int:…>` everywhere: only numbers an INTEGER column holds match; anything longer is no
     route (404) before int() is even asked to read a million digits."""

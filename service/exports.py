@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+from urllib.parse import quote
 
 from flask_babel import lazy_gettext as N_
 
@@ -20,6 +21,13 @@ COLUMNS = [
 ]
 MIMETYPES = {"csv": "text/csv; charset=utf-8",
              "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+
+
+def disposition(file_name: str) -> str:
+    """A Content-Disposition naming the file: an ASCII fallback and the UTF-8 name (RFC 6266), so a
+    name built from user input can neither break the header nor be lost."""
+    ascii_name = "".join(c for c in file_name if 32 <= ord(c) < 127 and c not in '"\\') or "download"
+    return f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(file_name, safe='')}"
 
 
 def _safe(value):

@@ -70,6 +70,8 @@ def _options(serving: Serving, embedded: bool) -> dict:
         "errorlog": "-",
         "graceful_timeout": serving.graceful_timeout,
         "keepalive": serving.keepalive,
+        # gunicorn's largest: the API answers long queries itself (service/bounds.py MAX_QUERY_BYTES).
+        "limit_request_line": 8190,
         "proc_name": "inkless",
         # gunicornc's socket sits at one path per user: servers side by side (tests) would share it.
         "control_socket_disable": True,

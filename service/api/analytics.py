@@ -191,4 +191,4 @@ class Export(MethodView):
         result = analytics.indicators(db.session(), chosen, department)
         body, mimetype = exports.render(analytics.table_rows(result), args["format"])
         name = f"indicators-{chosen.label.replace('/', '_')}.{args['format']}"
-        return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(body, mimetype=mimetype, headers={"Content-Disposition": exports.disposition(name)})

@@ -83,7 +83,7 @@ class EventsExport(MethodView):
         """The same rows as CSV or XLSX (formulas defused). Auditors only; the export is audited."""
         body, mimetype = audit_log.export(db.session(), auth.current_user(), _filters(), args["format"])
         return Response(body, mimetype=mimetype,
-                        headers={"Content-Disposition": f'attachment; filename="audit-log.{args["format"]}"'})
+                        headers={"Content-Disposition": exports.disposition(f"audit-log.{args['format']}")})
 
 
 # --- the anomaly review ----------------------------------------------------------------------------
@@ -224,5 +224,5 @@ class AccessReview(MethodView):
         if args.get("format"):
             body, mimetype = exports.render(report["departments"], args["format"], anomaly.ACCESS_COLUMNS)
             return Response(body, mimetype=mimetype, headers={
-                "Content-Disposition": f'attachment; filename="access-review-{report["month"]}.{args["format"]}"'})
+                "Content-Disposition": exports.disposition(f"access-review-{report['month']}.{args['format']}")})
         return jsonify({**report, "start": report["start"].isoformat(), "end": report["end"].isoformat()})

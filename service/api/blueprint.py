@@ -17,7 +17,7 @@ from webargs.flaskparser import FlaskParser, is_json_request
 from engine import bounds as data_bounds
 from engine.errors import DataProblem
 
-from ..bounds import TooLarge, strict_loads
+from ..bounds import MAX_QUERY_BYTES, QueryTooLong, TooLarge, strict_loads
 from ..errors import BadJson, Invalid, problem_details
 
 # Larger than any form or studio draft (service/studio/catalogue.py MAX_DRAFT_BYTES is 5 MB);
@@ -26,6 +26,12 @@ MAX_JSON_BYTES = 8 * 1024 * 1024
 
 
 class Parser(FlaskParser):
+    def load_querystring(self, req, schema):
+        if len(req.query_string) > MAX_QUERY_BYTES:
+            raise QueryTooLong(_("The address is too long."), [{"field": "query", "message": _(
+                "at most %(limit)s bytes of query", limit=MAX_QUERY_BYTES)}])
+        return super().load_querystring(req, schema)
+
     def _raw_load_json(self, req):
         if not is_json_request(req):
             return core.missing

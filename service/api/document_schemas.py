@@ -14,8 +14,9 @@ class _In(Schema):
 
 
 class DocumentArgs(ListArgs):
-    business_type = fields.String(metadata={"description": "code; includes the types below it"})
-    department = fields.String(metadata={"description": "department code"})
+    business_type = fields.String(validate=validate.Length(max=64),
+                                  metadata={"description": "code; includes the types below it"})
+    department = fields.String(validate=validate.Length(max=64), metadata={"description": "department code"})
     security_level = fields.String(validate=validate.OneOf(LEVELS))
     date_from = fields.Date()
     date_to = fields.Date()

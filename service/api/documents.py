@@ -2,14 +2,12 @@
 shares, lifecycle and administration. Every access is audited by the service functions."""
 from __future__ import annotations
 
-from urllib.parse import quote
-
 from flask import Response, request
 from flask.views import MethodView
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from .. import audit, auth, db
+from .. import audit, auth, db, exports
 from ..documents import access, administration, break_glass, library, lifecycle, search, settings, sharing
 from ..documents.models import (
     LEVELS,
@@ -130,10 +128,9 @@ def filtered(s: Session, user: User, args: dict):
 
 
 def _download(version: DocumentVersion, source) -> Response:
-    ascii_name = "".join(c for c in version.file_name if 32 <= ord(c) < 127 and c not in '"\\') or "document"
-    disposition = f"attachment; filename=\"{ascii_name}\"; filename*=UTF-8''{quote(version.file_name, safe='')}"
     return Response(iter_plain(source), content_type=version.content_type, direct_passthrough=True, headers={
-        "Content-Length": str(version.size), "Content-Disposition": disposition, "Cache-Control": "no-store"})
+        "Content-Length": str(version.size), "Content-Disposition": exports.disposition(version.file_name),
+        "Cache-Control": "no-store"})
 
 
 def _allow_large_body() -> None:

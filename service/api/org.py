@@ -51,7 +51,8 @@ class Users(MethodView):
         administrator anywhere, a department administrator in their department; R-ACC-3, R-SEC-7)."""
         with db.unit_of_work() as s:
             user, temporary = people.create(s, auth.current_user(), body)
-            return dict(UserOut().dump(user), temporary_password=temporary)
+            user.temporary_password = temporary  # not a column: shown once, in this answer only
+            return user
 
 
 @blp.route("/users/<int:user_id>")

@@ -16,7 +16,7 @@ class RecordArgs(Schema):
     class Meta:
         unknown = EXCLUDE
 
-    period = fields.String(load_default=None, validate=validate.Length(max=32),
+    period = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9A-Za-z-]{1,32}$"),
                            metadata={"description": "an assessment period such as 2026-Q4"})
 
 
@@ -64,4 +64,4 @@ class Export(MethodView):
         rows = performance.records(db.session(), auth.current_user(), args["period"])
         body, mimetype = exports.render(rows, args["format"], performance.COLUMNS)
         name = f"performance-{(args['period'] or 'all')}.{args['format']}"
-        return Response(body, mimetype=mimetype, headers={"Content-Disposition": f'attachment; filename="{name}"'})
+        return Response(body, mimetype=mimetype, headers={"Content-Disposition": exports.disposition(name)})

@@ -11,7 +11,7 @@ from flask_babel import gettext as _
 from marshmallow import Schema, fields, validate
 from sqlalchemy import select
 
-from .. import auth, db
+from .. import auth, db, exports
 from ..bounds import Integer, JsonObject, int_arg
 from ..errors import Invalid, NotFound
 from ..models import ProcessDefinition, ProcessInstance
@@ -319,7 +319,7 @@ class DraftXml(MethodView):
         """The draft diagram as a .bpmn download."""
         _user, model = _readable(key)
         return Response(model.draft.xml, mimetype="application/xml", headers={
-            "Content-Disposition": f'attachment; filename="{checks.diagram_file(model)}"'})
+            "Content-Disposition": exports.disposition(checks.diagram_file(model))})
 
 
 @blp.route("/<string:key>/validate")
@@ -425,7 +425,7 @@ class Package(MethodView):
         """The model as a zip: diagram, forms, DMN and scenarios."""
         _user, model = _readable(key)
         return Response(package.export(model), mimetype="application/zip", headers={
-            "Content-Disposition": f'attachment; filename="{model.key}.zip"'})
+            "Content-Disposition": exports.disposition(f"{model.key}.zip")})
 
     @blp.doc(requestBody=PACKAGE_BODY)
     @blp.response(200, SavedDraft)

@@ -58,7 +58,7 @@ def export():
     fmt = request.args.get("format", "csv")
     body, mimetype = audit_log.export(db.session(), g.user, audit_log.parse_filters(_given()), fmt)
     return Response(body, mimetype=mimetype,
-                    headers={"Content-Disposition": f'attachment; filename="audit-log.{fmt}"'})
+                    headers={"Content-Disposition": exports.disposition(f"audit-log.{fmt}")})
 
 
 # --- the anomaly review ----------------------------------------------------------------------------
@@ -137,6 +137,6 @@ def access_review():
     if fmt in exports.MIMETYPES:
         body, mimetype = exports.render(report["departments"], fmt, anomaly.ACCESS_COLUMNS)
         return Response(body, mimetype=mimetype, headers={
-            "Content-Disposition": f'attachment; filename="access-review-{report["month"]}.{fmt}"'})
+            "Content-Disposition": exports.disposition(f"access-review-{report['month']}.{fmt}")})
     return render_template("audit_access_review.html", report=report, columns=anomaly.ACCESS_COLUMNS,
                            sees_log=policy.allows(g.user, "read", "audit_log"))

@@ -150,3 +150,26 @@ def test_error_schema_in_openapi_is_what_the_api_sends(client):
             if method == "parameters":
                 continue
             assert any(c.startswith("2") for c in op["responses"]), (method, path)
+
+
+def test_a_query_past_4_kb_is_a_json_414_and_odd_periods_never_break_a_download(login):
+    """Found by the API fuzzer (CI): a long query got the front server's HTML, and a period with
+    control characters made an invalid Content-Disposition header (a 500)."""
+    admin = login("sysadmin")
+    r = admin.get("/api/v1/documents/search?q=" + "%F2%AD%89%BB" * 400)
+    assert r.status_code == 414 and r.get_json()["details"][0]["field"] == "query"
+    r = admin.get("/api/v1/performance-records/export?format=csv&period=%C3%A2%F2%90%9C%958Q%C3%A51")
+    assert r.status_code == 422 and r.get_json()["details"][0]["field"] == "period"
+    r = admin.get("/api/v1/performance-records/export?format=csv&period=2026-Q4")
+    assert r.status_code == 200
+    assert r.headers["Content-Disposition"] == (
+        "attachment; filename=\"performance-2026-Q4.csv\"; filename*=UTF-8''performance-2026-Q4.csv")
+
+
+def test_a_download_name_with_control_characters_or_chinese_is_a_valid_header():
+    from service.exports import disposition
+
+    header = disposition("报告\r\n\x15\"x\".pdf")
+    assert header.startswith('attachment; filename="x.pdf"; filename*=UTF-8\'\'')
+    assert all(32 <= ord(c) < 127 for c in header)
+    assert disposition("档案") == "attachment; filename=\"download\"; filename*=UTF-8''%E6%A1%A3%E6%A1%88"

@@ -102,3 +102,18 @@ def test_the_system_admin_creates_a_department_and_names_its_head(app, browser):
     # OFFICE's administrator moves OFFICE's head: the former head leaves the dept_head group.
     assert office.post("/account/departments/OFFICE/head", {"head": "clerk"}).status_code == 302
     assert "dept_head" in _user(app, "clerk").groups and "dept_head" not in _user(app, "office_head").groups
+
+
+def test_the_api_creates_an_account_and_shows_its_temporary_password_once(login):
+    """R-ACC-3, R-SEC-7: POST /api/v1/users answers the new account and its one-time password, with
+    which the person signs in (and must change it)."""
+    r = login("office_admin").post("/api/v1/users", json={
+        "username": "zhaoliu", "full_name": "赵六", "department": "OFFICE", "role": "user", "groups": []})
+    assert r.status_code == 201, r.get_json()
+    created = r.get_json()
+    assert (created["username"], created["department"], created["groups"]) == ("zhaoliu", "OFFICE", [])
+    assert created["must_change_password"] is True and len(created["temporary_password"]) >= 12
+    signed_in = login("zhaoliu", created["temporary_password"])
+    assert signed_in.get("/api/v1/auth/tokens").status_code == 200
+    listed = login("office_admin").get("/api/v1/users").get_json()["items"]
+    assert "temporary_password" not in next(u for u in listed if u["username"] == "zhaoliu")
