@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 
 import flask_smorest
+from flask import request
 from flask_babel import gettext as _
 from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
@@ -64,3 +65,15 @@ class Parser(FlaskParser):
 
 class Blueprint(flask_smorest.Blueprint):
     ARGUMENTS_PARSER = Parser()
+
+
+
+# RFC 7240: a client that needs only the new state (a script, a bench loop) says so and spares the
+# answer the instance's history (two statements and most of the body).
+PREFER_MINIMAL = {"in": "header", "name": "Prefer", "required": False, "schema": {"type": "string"},
+                  "description": "return=minimal: the answer without completed_elements and history"}
+APPLIED_MINIMAL = {"Preference-Applied": "return=minimal"}
+
+
+def wants_minimal() -> bool:
+    return "return=minimal" in request.headers.get("Prefer", "").replace(" ", "").lower()

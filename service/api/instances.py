@@ -9,7 +9,7 @@ from .. import instances as units
 from ..errors import Forbidden, Invalid
 from ..models import ProcessInstance, User
 from . import views
-from .blueprint import Blueprint
+from .blueprint import APPLIED_MINIMAL, PREFER_MINIMAL, Blueprint, wants_minimal
 from .schemas import (
     CancelInstance,
     InstanceArgs,
@@ -47,13 +47,16 @@ class Instances(MethodView):
 
     @blp.arguments(StartInstance)
     @blp.response(201, InstanceOut)
+    @blp.doc(parameters=[PREFER_MINIMAL])
     def post(self, body):
         """Start the latest version of a process."""
         user = auth.current_user()
+        minimal = wants_minimal()
         with db.unit_of_work() as s:
             outcome = units.start(s, user, body["process_key"], body.get("business_key"), body.get("data"))
-            return views.instance(s, outcome.instance, one_time=outcome.one_time,
-                                  history_limit=views.RECENT_HISTORY)
+            answer = views.instance(s, outcome.instance, with_history=not minimal, one_time=outcome.one_time,
+                                    history_limit=views.RECENT_HISTORY)
+        return (answer, 201, APPLIED_MINIMAL) if minimal else answer
 
 
 def _visible_instance(instance_id: int) -> ProcessInstance:

@@ -9,7 +9,7 @@ from .. import instances as units
 from ..errors import Invalid
 from ..models import OpenTask, ProcessInstance, utcnow
 from . import views
-from .blueprint import Blueprint
+from .blueprint import APPLIED_MINIMAL, PREFER_MINIMAL, Blueprint, wants_minimal
 from .schemas import CompleteTask, InstanceOut, ReassignTask, TaskArgs, TaskList, TaskOut
 
 PREFIX = "/tasks"
@@ -89,13 +89,16 @@ class ReleaseResource(MethodView):
 class CompleteResource(MethodView):
     @blp.arguments(CompleteTask)
     @blp.response(200, InstanceOut)
+    @blp.doc(parameters=[PREFER_MINIMAL])
     def post(self, body, task_id):
         """Complete a task with form data; 422 names the failing field, 409 if already completed."""
         user = auth.current_user()
+        minimal = wants_minimal()
         with db.unit_of_work() as s:
             outcome = units.complete(s, user, task_id, body.get("data") or {})
-            return views.instance(s, outcome.instance, one_time=outcome.one_time,
-                                  history_limit=views.RECENT_HISTORY)
+            answer = views.instance(s, outcome.instance, with_history=not minimal, one_time=outcome.one_time,
+                                    history_limit=views.RECENT_HISTORY)
+        return (answer, 200, APPLIED_MINIMAL) if minimal else answer
 
 
 @blp.route("/<string:task_id>/delegate")

@@ -76,3 +76,31 @@ def test_completing_a_task_issues_the_same_statements_at_10_and_100_steps(app, l
     assert len(young) == len(old), "\n".join(old)
     assert len(old) <= BUDGET, "\n".join(old)
     assert _round(clerk, instance["id"], done=True)["state"] == "completed"
+
+
+def test_prefer_return_minimal_spares_the_answer_its_history(app, login):
+    """R-PERF (issue 16): `Prefer: return=minimal` answers the new state without the history, in two
+    statements fewer; without the header the answer is whole."""
+    admin = login("sysadmin")
+    r = admin.client.post("/api/v1/process-definitions",
+                          data={"files": [(io.BytesIO(LOOP.read_bytes()), "loop.bpmn")]},
+                          content_type="multipart/form-data", headers=admin._headers())
+    assert r.status_code == 201, r.get_json()
+    clerk = login("clerk")
+    r = clerk.client.post("/api/v1/process-instances", json={"process_key": "bench_loop"},
+                          headers={**clerk._headers(), "Prefer": "return=minimal"})
+    assert r.status_code == 201 and r.headers["Preference-Applied"] == "return=minimal"
+    instance = r.get_json()
+    assert instance["active_elements"] == ["work"] and "history" not in instance
+    for _ in range(3):
+        _round(clerk, instance["id"])
+    whole = _statements_for_one_completion(app, clerk, instance["id"])
+    task = only_task(clerk, instance_id=instance["id"])
+    with statements(app) as minimal:
+        r = clerk.client.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": {"done": False}},
+                              headers={**clerk._headers(), "Prefer": "return=minimal"})
+    body = r.get_json()
+    assert r.status_code == 200 and r.headers["Preference-Applied"] == "return=minimal"
+    assert body["active_elements"] == ["work"] and not {"history", "completed_elements"} & set(body)
+    assert len(minimal) == len(whole) - 2, "\n".join(minimal)
+    assert "history" in _round(clerk, instance["id"])
