@@ -1,11 +1,11 @@
 """Services of permission_review.bpmn: the periodic permission review (R-SEC-7, R-ACC-3).
 
 `collect_grants` lists every grant (a role above `user`, a functional-group membership) of every
-active user and splits them between reviewers by the authorisation table (service/policy.py):
-a department administrator reviews the groups of their department's other users that they could
-grant themselves; everything else — roles, groups beyond a department administrator's reach, the
-administrators' own grants (nobody confirms their own), departments without an administrator — is
-the platform management department's. `apply_permission_review` carries out the revocations.
+active user with the facts that decide its reviewer; the decision is the table
+process_models/grant_reviewer.dmn's (as shipped: a department administrator reviews the groups of
+their department's other users that they could grant themselves; everything else — roles, groups
+beyond a department administrator's reach, the administrators' own grants, departments without an
+administrator — is the platform management department's). `apply_permission_review` carries out the revocations.
 Office groups (dept_head follows Department.head_id) are not grants and are not reviewed.
 """
 from __future__ import annotations
@@ -38,36 +38,34 @@ def check_permission_review_start(params: dict, context: dict) -> dict:
     return {"status": "refused", "problem": "只有平台管理部门成员或系统管理员可以发起权限复核。"}
 
 
-def _grant(user: User, department: Department, code: str, label: str) -> dict:
+def _fact(user: User, department: Department, kind: str, code: str, label: str, administered: bool,
+          may_grant: bool) -> dict:
     return {"username": user.username, "full_name": user.full_name, "department": department.code,
-            "grant": code, "label": label, "decision": "confirm"}
+            "grant": f"{kind}:{code}", "label": label, "kind": kind, "holder_role": user.role,
+            "department_administered": administered, "department_may_grant": may_grant}
 
 
 @service("collect_grants", authority=Authority(READS, "review", "grant"))
 def collect_grants(params: dict, context: dict) -> dict:
-    """Every grant of every active user, per department, each with its reviewer (see above)."""
+    """Every grant of every active user, with the facts the decision table grant_reviewer.dmn
+    needs to name its reviewer (the rule itself is the table's, for the platform to change)."""
     s = current_unit.get().session
     departments = {d.id: d for d in s.scalars(select(Department))}
     group_names = dict(s.execute(select(Group.code, Group.name)).all())
     group_departments = dict(s.execute(select(Group.code, Group.department_id)).all())
     users = s.scalars(select(User).where(User.active.is_(True)).order_by(User.username)).all()
     administered = {u.department_id for u in users if u.role == "dept_admin"}
-    by_department: dict[str, dict] = {}
-    platform: list[dict] = []
+    grants: list[dict] = []
     for user in sorted(users, key=lambda u: (departments[u.department_id].code, u.username)):
         department = departments[user.department_id]
+        has_admin = user.department_id in administered
         if user.role != "user":
-            platform.append(_grant(user, department, f"role:{user.role}", ROLE_NAMES.get(user.role, user.role)))
+            grants.append(_fact(user, department, "role", user.role, ROLE_NAMES.get(user.role, user.role),
+                                has_admin, False))
         for code in sorted(user.groups - NOT_REVIEWED):
-            grant = _grant(user, department, f"group:{code}", group_names.get(code, code))
-            reviewable = code in DEPARTMENT_REVIEWABLE or group_departments.get(code) == user.department_id
-            if user.department_id in administered and user.role == "user" and reviewable:
-                entry = by_department.setdefault(department.code, {"name": department.name, "grants": []})
-                entry["grants"].append(grant)
-            else:
-                platform.append(grant)
-    total = len(platform) + sum(len(d["grants"]) for d in by_department.values())
-    return {"departments": by_department, "platform": {"grants": platform}, "total": total,
+            may_grant = code in DEPARTMENT_REVIEWABLE or group_departments.get(code) == user.department_id
+            grants.append(_fact(user, department, "group", code, group_names.get(code, code), has_admin, may_grant))
+    return {"grants": grants, "departments": {d.code: d.name for d in departments.values()},
             "as_of": utcnow().isoformat()}
 
 

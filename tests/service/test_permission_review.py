@@ -8,7 +8,9 @@ department that does not review within 14 days is escalated to the platform mana
 """
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -238,3 +240,31 @@ def test_a_department_admin_reviews_on_the_task_page(app, login):
     assert r.status_code == 302, text(r)
     (revoked,) = _events(app, "grant_revoked")
     assert (revoked.detail["username"], revoked.detail["grant"]) == ("office_head", "group:inspector")
+
+
+def test_who_reviews_which_grant_is_the_decision_tables(app, login):
+    """R-WF-1, R-SEC-7: the reviewer of each grant comes from grant_reviewer.dmn, not from Python.
+    The platform redeploys the review with a table that keeps every grant for itself: the next
+    review has no department task, and the platform's list holds the department's grant too."""
+    root = Path(__file__).resolve().parents[2] / "process_models"
+    table = (root / "grant_reviewer.dmn").read_text(encoding="utf-8")
+    changed = table.replace('<outputEntry id="rule_department_reviewer"><text>"department"</text>',
+                            '<outputEntry id="rule_department_reviewer"><text>"platform"</text>')
+    assert changed != table
+    _add_groups(app, {"clerk": "designer"})
+    before = _start(login)
+    assert "review_department" in before["active_elements"]
+
+    admin = login("sysadmin")
+    r = admin.client.post("/api/v1/process-definitions", data={"files": [
+        (io.BytesIO((root / f"{KEY}.bpmn").read_bytes()), f"{KEY}.bpmn"),
+        (io.BytesIO(changed.encode()), "grant_reviewer.dmn")]},
+        content_type="multipart/form-data", headers=admin._headers())
+    assert r.status_code == 201, r.get_json()
+
+    after = _start(login)
+    assert "review_department" not in after["active_elements"]
+    platform = login("platform")
+    task = only_task(platform, instance_id=after["id"])
+    listed = {(g["username"], g["grant"]) for g in platform.get(f"/api/v1/tasks/{task['id']}").get_json()["data"]["grants"]}
+    assert ("clerk", "group:designer") in listed
