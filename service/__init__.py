@@ -31,7 +31,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["TESTING"] = config.testing
     app.json.ensure_ascii = False
 
-    from . import api, audit_log, auth, bounds, csrf, db, errors, health, i18n, outage, pages, ratelimit
+    from . import api, audit_log, auth, bounds, csrf, db, errors, health, i18n, jobs, outage, pages, ratelimit
 
     # Before any route is added: every <int:…> in the app is a 64-bit id (service/bounds.py).
     app.url_map.converters["int"] = bounds.IdConverter
@@ -46,6 +46,7 @@ def create_app(config: Config | None = None) -> Flask:
     outage.register(app)
     health.register(app)
     audit_log.init_app(app)
+    jobs.register()
     if config.proxy_hops:
         from werkzeug.middleware.proxy_fix import ProxyFix
 

@@ -16,19 +16,20 @@ from __future__ import annotations
 import logging
 import os
 import socket
+from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
 
 from flask import Flask
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
 from engine import clock
-from engine.timers import StartTimer, first_fire, next_fire, start_timers
+from engine.timers import first_fire, start_timers
 
 from .errors import Conflict
 from .localtime import PLATFORM_TZ
-from .models import OpenTask, ProcessInstance, ScheduledJob
+from .models import ProcessInstance, ScheduledJob
 
 log = logging.getLogger("inkless.scheduler")
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -169,7 +170,17 @@ def _record_failure(factory, job_id: int, error: Exception) -> None:
         s.close()
 
 
-def _lease(s: Session, job: ScheduledJob) -> datetime:
+# A handler gets the claimed row in the claiming transaction and answers False when its work must
+# be rolled back (it lost the row to another worker).
+Handler = Callable[[Session, ScheduledJob], bool]
+# Job kinds and their handlers, filled by service/jobs.py when the app is built: the scheduler only
+# claims rows and calls them, so nothing it fires (instances, documents, backups…) is imported here.
+HANDLERS: dict[str, Handler] = {}
+# What a starting scheduler makes sure exists: (kind, ref) pairs, due at once when created.
+STANDING_JOBS: list[tuple[str, str]] = []
+
+
+def lease(s: Session, job: ScheduledJob) -> datetime:
     """Take an engine job out of other workers' reach and commit, before its unit runs."""
     job.due_at = clock.now() + LEASE
     s.commit()
@@ -177,84 +188,12 @@ def _lease(s: Session, job: ScheduledJob) -> datetime:
 
 
 def _fire(s: Session, job: ScheduledJob) -> bool:
-    from . import instances
-
-    if job.kind == "timer":
-        _lease(s, job)
-        if not instances.fire_timers(s, int(job.ref)):  # its write re-syncs (or deletes) this job
-            s.delete(job)
-        return True
-    if job.kind == "deadline":
-        task = s.get(OpenTask, job.ref)
+    handler = HANDLERS.get(job.kind)
+    if handler is None:
+        log.warning("scheduled job %s of unknown kind %r dropped", job.id, job.kind)
         s.delete(job)
-        if task is not None:
-            instances.mark_overdue(s, task)
         return True
-    if job.kind == "start":
-        key, _, element = job.ref.partition(":")
-        due, fired = job.due_at, job.fired + 1
-        lease = _lease(s, job)
-        started = instances.start_by_timer(s, key, element)
-        timer = _start_timer(started, element) if started else None
-        nxt = next_fire(timer, due, fired) if timer else None
-        # After an outage, fire once and move on to the next future period.
-        while nxt is not None and nxt <= clock.now():
-            nxt = next_fire(timer, nxt, fired)
-        # Still this worker's lease? Else another worker took the job when it ran out, and this
-        # start must not count (the caller rolls it back).
-        still_mine = (ScheduledJob.id == job.id) & (ScheduledJob.due_at == lease)
-        if nxt is None:
-            moved = s.execute(delete(ScheduledJob).where(still_mine))
-        else:
-            moved = s.execute(update(ScheduledJob).where(still_mine).values(fired=fired, due_at=nxt)
-                              .execution_options(synchronize_session=False))
-        if moved.rowcount != 1:
-            return False
-        s.expire(job)
-        return True
-    if job.kind == "archive":
-        from .documents import lifecycle
-
-        # The policy age applies to documents as of today; audited per document, actor "system".
-        lifecycle.archive_due(s, None)
-        job.fired += 1
-        # After an outage, one run catches up every day missed: the cut-off is computed from now.
-        job.due_at = next_daily(clock.now())
-        return True
-    if job.kind == "backup":
-        from . import maintenance
-
-        maintenance.fire(s, job)
-        return True
-    if job.kind == "digest":
-        from . import digest
-
-        digest.fire(s, job)
-        return True
-    if job.kind == "audit":
-        from . import audit_chain
-
-        audit_chain.fire(s, job)
-        return True
-    if job.kind == "audit_review":
-        from . import anomaly
-
-        anomaly.fire(s, job)  # the anomaly review of the last day's audit log (R-SEC-4)
-        return True
-    if job.kind == "snapshots":
-        from . import analytics
-
-        # Moved on first: refresh_snapshots commits after each period (SQLite's write lock is not
-        # held long), and that first commit must already tell other workers the job is not due.
-        job.due_at = clock.now() + analytics.REFRESH_EVERY
-        analytics.refresh_snapshots(s)
-        return True
-    s.delete(job)
-    return True
-
-
-def _start_timer(process, element: str) -> StartTimer | None:
-    return next((t for t in start_timers(process) if t.element_id == element), None)
+    return handler(s, job)
 
 
 def ensure_job(s: Session, kind: str, ref: str, due_at: datetime) -> None:
@@ -272,13 +211,11 @@ def ensure_builtin_jobs(app: Flask) -> None:
     """Jobs every platform has, created when a scheduler starts: the daily jobs (the supervisors'
     digest among them), the refresh of the indicator snapshots the dashboards read, and the audit
     chain's archiving and checkpoints."""
-    from . import analytics, audit_chain
-
     s = app.extensions["inkless.db"]()
     try:
         ensure_daily_jobs(s)
-        ensure_job(s, *analytics.SNAPSHOT_JOB, clock.now())
-        ensure_job(s, *audit_chain.JOB, clock.now())
+        for kind, ref in STANDING_JOBS:
+            ensure_job(s, kind, ref, clock.now())
         s.commit()
     finally:
         s.close()

@@ -102,3 +102,23 @@ def test_quarterly_timer_starts_one_instance_per_quarter(app, login, frozen):
     instances = supervisor.get("/api/v1/process-instances", query_string={"process_key": "quarterly_check"}
                                ).get_json()["items"]
     assert all(i["active_elements"] == ["review"] and i["started_by"] is None for i in instances)
+
+
+def test_the_scheduler_knows_job_kinds_only_through_its_registry():
+    """Issue 16 (no import circles): service/scheduler.py imports nothing it fires — instances,
+    documents, backups, digests, the audit chain and analytics register their job kinds in
+    service/jobs.py — and every kind a built-in job uses has a handler."""
+    import ast
+    from pathlib import Path
+
+    from service import scheduler
+
+    tree = ast.parse((Path(scheduler.__file__)).read_text(encoding="utf-8"))
+    imported = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.level == 1:
+            imported |= {node.module} if node.module else {alias.name for alias in node.names}
+    assert imported <= {"errors", "localtime", "models", "startup"}, imported
+    assert {"timer", "deadline", "start", "archive", "backup", "digest", "audit", "audit_review",
+            "snapshots"} <= set(scheduler.HANDLERS)
+    assert {kind for kind, _ref in scheduler.STANDING_JOBS} <= set(scheduler.HANDLERS)
