@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from . import field_formats
 from .errors import InvalidForm
+from .i18n import designer_texts
 
 DECISIONS = ("approve", "return", "reject")
 
@@ -41,7 +42,7 @@ def is_approval(properties: dict) -> bool:
 
 
 def task_schema(form_text: str | None, approval: bool) -> dict:
-    schema = copy.deepcopy(_parse(form_text)) if form_text else {"type": "object", "properties": {}}
+    schema = designer_texts(copy.deepcopy(_parse(form_text))) if form_text else {"type": "object", "properties": {}}
     if approval:
         schema.setdefault("properties", {}).update(decision_block())
         required = [r for r in schema.get("required", []) if r not in ("decision", "opinion")]

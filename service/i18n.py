@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from flask import Flask, g, request
+from flask import Flask, g, has_request_context, request
 from flask_babel import Babel, get_locale
 from flask_babel import gettext as _
 
@@ -43,6 +43,33 @@ def translate_problem(template: str | None, params: dict, fallback: str) -> str:
         return _(template, **params) if params else _(template)
     except (KeyError, ValueError, TypeError):
         return fallback
+
+
+ENGLISH_SUFFIX = "_en"
+
+
+def designer_texts(node):
+    """A designer's form or UI schema in the user's language, in place: beside each Chinese text
+    (`title`, `description`, `enumNames`, `ui:help`…) a designer may write its English as the same
+    key with `_en`; under English that text replaces the Chinese one, and the `_en` keys never
+    reach the renderer. A text without English stays as written."""
+    english = has_request_context() and str(get_locale()) == "en"
+
+    def walk(value):
+        if isinstance(value, dict):
+            for key in [k for k in value if isinstance(k, str) and k.endswith(ENGLISH_SUFFIX)]:
+                text = value.pop(key)
+                base = key[:-len(ENGLISH_SUFFIX)]
+                if english and base in value and text not in (None, "", []):
+                    value[base] = text
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, list):
+            for item in value:
+                walk(item)
+
+    walk(node)
+    return node
 
 
 def _zh() -> bool:

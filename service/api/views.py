@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..db import in_session
+from ..i18n import designer_texts
 from ..instances import form_schema
 from ..models import DeploymentFile, InstanceStep, OpenTask, ProcessInstance, User, utcnow
 from ..workflows import deployment_of
@@ -117,4 +118,4 @@ def _ui_schema(s: Session, t: OpenTask) -> dict | None:
     row = s.get(ProcessInstance, t.instance_id)
     text = s.scalar(select(DeploymentFile.content).where(
         DeploymentFile.deployment_id == deployment_of(s, row.definition_id), DeploymentFile.name == t.ui_form))
-    return json.loads(text) if text else None
+    return designer_texts(json.loads(text)) if text else None

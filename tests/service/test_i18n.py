@@ -2,6 +2,8 @@
 the user's profile, an English Accept-Language); and the Chinese catalogue is complete."""
 from __future__ import annotations
 
+import io
+import json
 import re
 from pathlib import Path
 
@@ -11,6 +13,7 @@ from babel.messages.mofile import read_mo
 from babel.messages.pofile import read_po
 
 from tests.conftest import FIXTURES, ROOT
+from tests.service.studio_helpers import HEAD
 from tests.service.test_account_application import APPLICATION
 
 TRANSLATIONS = ROOT / "service" / "translations"
@@ -220,3 +223,59 @@ def test_compiled_catalogue_matches_the_po():
     stale = [m.id for m in _catalog() if m.id and not m.fuzzy and compiled.get((m.id, m.context)) != m.string]
     assert not stale, f"messages.mo is out of date for: {stale}. " + HOW_TO_FIX
 
+
+
+# --- what designers write, in the user's language ---------------------------------------------
+
+LEAVE_FORM = {
+    "title": "请假申请", "title_en": "Leave request",
+    "type": "object", "required": ["kind"],
+    "properties": {
+        "kind": {"type": "string", "title": "假别", "title_en": "Kind of leave",
+                 "oneOf": [{"const": "annual", "title": "年休假", "title_en": "Annual leave"},
+                           {"const": "sick", "title": "病假"}]},
+        "reason": {"type": "string", "title": "事由", "description": "请写明事由", "description_en": "Say why"},
+    },
+}
+LEAVE_UI = {"reason": {"ui:widget": "textarea", "ui:help": "可以不填", "ui:help_en": "May be left empty"}}
+
+
+def test_a_designers_form_speaks_english_where_the_designer_wrote_it(login):
+    """Issue 17 (R-WF-1, UI language): a form's `title_en`/`description_en` and a UI schema's
+    `ui:help_en` replace the Chinese under English; text without English stays as written; the
+    `_en` keys never reach the client, and field errors name the field in the user's language."""
+    task = ('<bpmn:userTask id="ask" name="填写请假单"><bpmn:extensionElements><spiffworkflow:properties>'
+            '<spiffworkflow:property name="performers" value="initiator" />'
+            '<spiffworkflow:property name="formJsonSchemaFilename" value="leave_en.json" />'
+            '<spiffworkflow:property name="formUiSchemaFilename" value="leave_en.uischema.json" />'
+            '</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>')
+    xml = (HEAD + '<bpmn:process id="leave_en" name="请假" isExecutable="true"><bpmn:startEvent id="start" />'
+           f'{task}<bpmn:endEvent id="end" /><bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="ask" />'
+           '<bpmn:sequenceFlow id="f2" sourceRef="ask" targetRef="end" /></bpmn:process></bpmn:definitions>')
+    admin = login("sysadmin")
+    r = admin.client.post("/api/v1/process-definitions", data={"files": [
+        (io.BytesIO(xml.encode()), "leave_en.bpmn"),
+        (io.BytesIO(json.dumps(LEAVE_FORM, ensure_ascii=False).encode()), "leave_en.json"),
+        (io.BytesIO(json.dumps(LEAVE_UI, ensure_ascii=False).encode()), "leave_en.uischema.json")]},
+        content_type="multipart/form-data", headers=admin._headers())
+    assert r.status_code == 201, r.get_json()
+    clerk = login("clerk")
+    instance = clerk.post("/api/v1/process-instances", json={"process_key": "leave_en"}).get_json()
+    task_id = clerk.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"][0]["id"]
+
+    zh = clerk.get(f"/api/v1/tasks/{task_id}").get_json()
+    en = clerk.get(f"/api/v1/tasks/{task_id}", query_string={"lang": "en"}).get_json()
+    assert zh["form"]["title"] == "请假申请" and en["form"]["title"] == "Leave request"
+    assert en["form"]["properties"]["kind"]["title"] == "Kind of leave"
+    assert [o["title"] for o in en["form"]["properties"]["kind"]["oneOf"]] == ["Annual leave", "病假"]
+    assert en["form"]["properties"]["reason"]["description"] == "Say why"
+    assert zh["ui_schema"]["reason"]["ui:help"] == "可以不填"
+    assert en["ui_schema"]["reason"]["ui:help"] == "May be left empty"
+    for shape in (zh, en):
+        assert "_en\"" not in json.dumps(shape["form"]) + json.dumps(shape["ui_schema"])
+
+    r = clerk.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {}}, query_string={"lang": "en"})
+    assert r.status_code == 422
+    assert {d["field"]: d["message"] for d in r.get_json()["details"]}["kind"] == "Kind of leave is required"
+    page = clerk.client.get(f"/tasks/{task_id}?lang=en", headers=clerk._headers())
+    assert page.status_code == 200 and "Kind of leave" in page.get_data(as_text=True)
