@@ -240,18 +240,9 @@ def _problem_from_validation(e: ValidationException, file: str, root: etree._Ele
     return DiagramProblem(file, element or None, message, e.line_number or None)
 
 
-def load_bundle(
-    bpmn_files: Mapping[str, bytes | str],
-    dmn_files: Mapping[str, bytes | str] | None = None,
-    forms: Collection[str] | None = None,
-    services: Collection[str] | None = None,
-) -> Bundle:
-    """Parse and validate a deployment. `forms` / `services`, when given, are the names that exist;
-    references to others are reported. Raises InvalidDiagram with every problem found."""
+def _add_dmn(parser: SpiffBpmnParser, dmn_files: Mapping[str, bytes | str]) -> list[DiagramProblem]:
     problems: list[DiagramProblem] = []
-    parser = SpiffBpmnParser(validator=VALIDATOR)
-    trees: dict[str, etree._Element] = {}
-    for file, content in (dmn_files or {}).items():
+    for file, content in dmn_files.items():
         try:
             parser.add_dmn_xml(parse_xml(content, file), filename=file)
         except InvalidDiagram as e:
@@ -260,6 +251,25 @@ def load_bundle(
             problems.append(DiagramProblem(file, e.id or None, e.args[0] if e.args else str(e), e.line_number or None))
         except Exception as e:  # noqa: BLE001 - the DMN parser raises assorted errors on foreign input
             problems.append(DiagramProblem.of(file, None, N_("invalid DMN: %(error)s"), error=str(e)))
+    return problems
+
+
+def dmn_problems(dmn_files: Mapping[str, bytes | str]) -> list[DiagramProblem]:
+    """What is wrong with decision tables on their own (a studio draft saves them one by one)."""
+    return _deduplicated(_add_dmn(SpiffBpmnParser(validator=VALIDATOR), dmn_files))
+
+
+def load_bundle(
+    bpmn_files: Mapping[str, bytes | str],
+    dmn_files: Mapping[str, bytes | str] | None = None,
+    forms: Collection[str] | None = None,
+    services: Collection[str] | None = None,
+) -> Bundle:
+    """Parse and validate a deployment. `forms` / `services`, when given, are the names that exist;
+    references to others are reported. Raises InvalidDiagram with every problem found."""
+    parser = SpiffBpmnParser(validator=VALIDATOR)
+    trees: dict[str, etree._Element] = {}
+    problems = _add_dmn(parser, dmn_files or {})
     bundle = Bundle()
     for file, content in bpmn_files.items():
         try:

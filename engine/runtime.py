@@ -64,6 +64,9 @@ class UserTask:
     properties: dict[str, str]
     data: dict[str, Any]
     process_key: str
+    # The designer's English instructions (the `instructions_en` property), rendered like the
+    # Chinese ones; empty when the diagram has none.
+    instructions_en: str = ""
 
 
 @dataclass
@@ -308,20 +311,21 @@ class Instance:
         """Render the instructions of user tasks that opened in this unit, so that a template that
         overruns its limits is an incident on its task now, not a hang whenever someone looks."""
         for task in self.workflow.get_tasks(state=TaskState.READY, manual=True):
-            source = (task.task_spec.extensions or {}).get("instructionsForEndUser") or ""
-            if str(task.id) in self._instructions or "{" not in source:
-                continue
-            try:
-                self._instructions[str(task.id)] = self.workflow.script_engine.environment.render(source, task.data)
-            except ScriptError as error:
-                if error.kind not in _TEMPLATE_LIMITS:
-                    self._instructions[str(task.id)] = source
+            for key, source in _instruction_sources(task.task_spec):
+                if key(task) in self._instructions or "{" not in source:
                     continue
-                task._set_state(TaskState.ERROR)
-                self.incidents.append(Incident(element=task.task_spec.bpmn_id, kind=error.kind,
-                                               message=f"instructions: {error.message}"))
-            except Exception:  # noqa: BLE001 - a bad template must not hide the task
-                self._instructions[str(task.id)] = source
+                try:
+                    self._instructions[key(task)] = self.workflow.script_engine.environment.render(source, task.data)
+                except ScriptError as error:
+                    if error.kind not in _TEMPLATE_LIMITS:
+                        self._instructions[key(task)] = source
+                        continue
+                    task._set_state(TaskState.ERROR)
+                    self.incidents.append(Incident(element=task.task_spec.bpmn_id, kind=error.kind,
+                                                   message=f"instructions: {error.message}"))
+                    break
+                except Exception:  # noqa: BLE001 - a bad template must not hide the task
+                    self._instructions[key(task)] = source
 
     def _exists(self, task: Task) -> bool:
         try:
@@ -413,15 +417,16 @@ class Instance:
         spec = task.task_spec
         ext = spec.extensions or {}
         props = dict(ext.get("properties") or {})
-        instructions = ext.get("instructionsForEndUser") or ""
-        if str(task.id) in self._instructions:
-            instructions = self._instructions[str(task.id)]
-        elif instructions and "{" in instructions:
-            try:
-                instructions = self.workflow.script_engine.environment.render(instructions, task.data)
-            except Exception:  # noqa: BLE001 - a bad template must not hide the task
-                pass
-            self._instructions[str(task.id)] = instructions
+        rendered = {}
+        for key, source in _instruction_sources(spec):
+            if key(task) not in self._instructions and "{" in source:
+                try:
+                    source = self.workflow.script_engine.environment.render(source, task.data)
+                except Exception:  # noqa: BLE001 - a bad template must not hide the task
+                    pass
+                self._instructions[key(task)] = source
+            rendered[key] = self._instructions.get(key(task), source)
+        instructions, instructions_en = (rendered.get(k, "") for k in (_chinese_key, _english_key))
         return UserTask(
             id=str(task.id),
             element_id=spec.bpmn_id,
@@ -433,7 +438,27 @@ class Instance:
             properties=props,
             data=dict(task.data),
             process_key=task.workflow.spec.name,
+            instructions_en=instructions_en,
         )
+
+
+def _chinese_key(task) -> str:
+    return str(task.id)
+
+
+def _english_key(task) -> str:
+    return f"{task.id}:en"
+
+
+def _instruction_sources(spec) -> list:
+    """(cache key, template) of a user task's instructions: as written, and in English when the
+    designer gave the `instructions_en` property."""
+    ext = spec.extensions or {}
+    sources = [(_chinese_key, ext.get("instructionsForEndUser") or "")]
+    english = (ext.get("properties") or {}).get("instructions_en") or ""
+    if english:
+        sources.append((_english_key, english))
+    return sources
 
 
 def _message_definition(definition, name: str):

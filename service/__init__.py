@@ -31,12 +31,28 @@ def create_app(config: Config | None = None) -> Flask:
     app.config["TESTING"] = config.testing
     app.json.ensure_ascii = False
 
-    from . import api, audit_log, auth, bounds, csrf, db, errors, health, i18n, jobs, outage, pages, ratelimit
+    from . import (
+        api,
+        audit_log,
+        auth,
+        bounds,
+        csrf,
+        db,
+        designer_names,
+        errors,
+        health,
+        i18n,
+        jobs,
+        outage,
+        pages,
+        ratelimit,
+    )
 
     # Before any route is added: every <int:…> in the app is a 64-bit id (service/bounds.py).
     app.url_map.converters["int"] = bounds.IdConverter
     db.init_app(app, config.database_url)
     i18n.init_app(app)
+    designer_names.init_app(app)
     ratelimit.init_app(app)
     auth.init_app(app)
     csrf.init_app(app)

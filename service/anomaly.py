@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session
 from engine import clock
 
 from . import audit, audit_log, policy
-from .anomaly_models import DISMISSED, OPEN, RECTIFYING, STATUSES, AuditFinding
+from .anomaly_models import DISMISSED, INCIDENT, OPEN, RECTIFYING, STATUSES, AuditFinding
 from .errors import Conflict, Invalid, NotFound
 from .localtime import PLATFORM_TZ, end_of_day_after
 from .models import AuditEvent, Department, User
@@ -60,7 +60,8 @@ RULES = {
     "break_glass": N_("Break-glass access"),
     "dormant_account": N_("Dormant account"),
 }
-STATUS_NAMES = {OPEN: N_("Awaiting a decision"), DISMISSED: N_("Dismissed"), RECTIFYING: N_("In rectification")}
+STATUS_NAMES = {OPEN: N_("Awaiting a decision"), DISMISSED: N_("Dismissed"), RECTIFYING: N_("In rectification"),
+                INCIDENT: N_("Handled as a security incident")}
 
 # Changes to who may do what, and to the platform's configuration; a procedure's own changes carry
 # its instance in the detail (permission_change, account_application, …).
@@ -489,6 +490,29 @@ def rectify(s: Session, actor: User, finding_id: int, department: str | None = N
     found.reason, found.instance_id = note or None, outcome.instance.id
     audit.record(s, "audit_finding_rectification", "audit_finding", found.id, actor_id=actor.id,
                  detail={"rule": found.rule, "instance": outcome.instance.id, "department": code})
+    return found
+
+
+def open_incident(s: Session, actor: User, finding_id: int, note: str = "") -> AuditFinding:
+    """Hand the finding to the platform as a security incident (R-SEC-2): security_incident.bpmn
+    starts on its message with the finding as the report, and the finding links the instance."""
+    from . import instances
+
+    found = _decidable(s, actor, finding_id)
+    person = s.get(User, found.person_id) if found.person_id else None
+    note = (note or "").strip()[:MAX_REASON]
+    who = f"{person.full_name}({person.username})" if person else (found.address or "")
+    details = f"{who} {describe(found)}(审计日志记录 {', '.join(map(str, found.evidence or []))})"
+    if note:
+        details += f" 审计员意见:{note}"
+    payload = {"source": "finding", "title": f"审计发现 #{found.id}「{RULES[found.rule]}」", "details": details,
+               "occurred_at": found.first_at.isoformat()}
+    outcome = instances.start(s, actor, "security_incident", business_key=f"audit-finding-{found.id}",
+                              message=("security_incident_reported", payload))
+    found.status, found.decided_by, found.decided_at = INCIDENT, actor.id, clock.now()
+    found.reason, found.instance_id = note or None, outcome.instance.id
+    audit.record(s, "audit_finding_incident", "audit_finding", found.id, actor_id=actor.id,
+                 detail={"rule": found.rule, "instance": outcome.instance.id})
     return found
 
 

@@ -10,8 +10,8 @@ from engine import clock
 
 from .db import Base, UTCDateTime
 
-OPEN, DISMISSED, RECTIFYING = "open", "dismissed", "rectifying"
-STATUSES = (OPEN, DISMISSED, RECTIFYING)
+OPEN, DISMISSED, RECTIFYING, INCIDENT = "open", "dismissed", "rectifying", "incident"
+STATUSES = (OPEN, DISMISSED, RECTIFYING, INCIDENT)
 
 
 class AuditFinding(Base):

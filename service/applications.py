@@ -42,6 +42,7 @@ class FirstForm:
     form: str | None
     ui_form: str | None
     instructions: str
+    instructions_en: str = ""
 
 
 def hash_code(code: str) -> str:
@@ -61,7 +62,7 @@ def first_form(s: Session) -> FirstForm:
     tasks = instance.user_tasks()
     if not tasks:
         raise Conflict(_("Account applications cannot be made here at the moment."))
-    return FirstForm(tasks[0].form, tasks[0].ui_form, tasks[0].instructions)
+    return FirstForm(tasks[0].form, tasks[0].ui_form, tasks[0].instructions, tasks[0].instructions_en)
 
 
 def applicant_task(s: Session, instance_id: int) -> OpenTask | None:

@@ -110,9 +110,26 @@ class Backup:
 
 # --- where, and which tables ------------------------------------------------------------------
 
-def location(app: Flask) -> Path:
+def location(app: Flask, copy: bool = False) -> Path | None:
+    """Where backups are written; with `copy`, where their copies go (None: not configured)."""
     cfg = app.config["INKLESS"]
+    if copy:
+        return Path(cfg.backup_copy_dir) if cfg.backup_copy_dir else None
     return Path(cfg.backup_dir) if cfg.backup_dir else Path(cfg.data_dir) / "backups"
+
+
+class Progress:
+    """What a long backup operation says as it goes, in parts (a table, a file): the CLI draws a
+    bar from it; the nightly job and the page pass none."""
+
+    def begin(self, label: str, total: int) -> None:
+        pass
+
+    def advance(self, n: int = 1) -> None:
+        pass
+
+
+QUIET = Progress()
 
 
 def _blob_dir(app: Flask) -> Path:
@@ -388,7 +405,7 @@ def _new_id(root: Path) -> str:
     return candidate
 
 
-def create(app: Flask) -> Backup:
+def create(app: Flask, progress: Progress = QUIET) -> Backup:
     """Write a new backup and return it (not yet verified)."""
     root = location(app)
     root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -400,6 +417,8 @@ def create(app: Flask) -> Backup:
     tables = _tables()
     created_at = clock.now()  # the snapshot's moment (it starts right after)
     sealing = _Sealing.new(app)
+    files = [d for d in (_blob_dir(app) / "plain", _blob_dir(app) / "enc", audit_chain.archive_dir(app)) if d.is_dir()]
+    progress.begin("backup", len(tables) + sum(1 for d in files for p in d.rglob("*") if p.is_file()))
     try:
         with _snapshot(app.extensions["inkless.engine"]) as conn:
             revision = _revision(conn)
@@ -414,10 +433,11 @@ def create(app: Flask) -> Backup:
                 sink.close()
                 part.close(parts)
                 counts[table.name] = n
+                progress.advance()
             keys = _keys_needed(app, conn)
             # Still inside the snapshot: every blob its rows name was written before they committed.
-            blobs = _copy_blobs(_blob_dir(app), work, parts)
-            _copy_files(audit_chain.archive_dir(app), work, ARCHIVES, parts)
+            blobs = _copy_blobs(_blob_dir(app), work, parts, progress)
+            _copy_files(audit_chain.archive_dir(app), work, ARCHIVES, parts, progress)
             checkpoint = audit_chain.signed_checkpoint(app, conn)
         part = _Part(work, audit_chain.CHECKPOINT)
         part.write(json.dumps(checkpoint, ensure_ascii=False, sort_keys=True).encode())
@@ -439,12 +459,12 @@ def create(app: Flask) -> Backup:
     return Backup(backup_id, root / backup_id, body)
 
 
-def _copy_blobs(blob_dir: Path, work: Path, parts: dict) -> int:
+def _copy_blobs(blob_dir: Path, work: Path, parts: dict, progress: Progress = QUIET) -> int:
     # tmp/ holds uploads in progress: nothing refers to them yet
-    return sum(_copy_files(blob_dir / sub, work, f"blobs/{sub}", parts) for sub in ("plain", "enc"))
+    return sum(_copy_files(blob_dir / sub, work, f"blobs/{sub}", parts, progress) for sub in ("plain", "enc"))
 
 
-def _copy_files(base: Path, work: Path, prefix: str, parts: dict) -> int:
+def _copy_files(base: Path, work: Path, prefix: str, parts: dict, progress: Progress = QUIET) -> int:
     """Every file under `base` into the backup as `<prefix>/…`; returns how many."""
     copied = 0
     if not base.is_dir():
@@ -462,6 +482,7 @@ def _copy_files(base: Path, work: Path, prefix: str, parts: dict) -> int:
                 part.write(chunk)
         part.close(parts)
         copied += 1
+        progress.advance()
     return copied
 
 
@@ -480,17 +501,19 @@ def _read(path: Path) -> Backup:
     return Backup(path.name, path, manifest, verification)
 
 
-def all_backups(app: Flask) -> list[Backup]:
-    """Newest first."""
-    root = location(app)
-    if not root.is_dir():
+def all_backups(app: Flask, copy: bool = False) -> list[Backup]:
+    """Newest first (with `copy`, the copies in the copy location)."""
+    root = location(app, copy)
+    if root is None or not root.is_dir():
         return []
     dirs = [p for p in root.iterdir() if p.is_dir() and not p.name.endswith(".partial") and (p / MANIFEST).exists()]
     return [_read(p) for p in sorted(dirs, key=lambda p: p.name, reverse=True)]
 
 
-def get(app: Flask, backup_id: str) -> Backup:
-    root = location(app)
+def get(app: Flask, backup_id: str, copy: bool = False) -> Backup:
+    root = location(app, copy)
+    if root is None:
+        raise BackupError("not_found", "no copy location is configured (INKLESS_BACKUP_COPY_DIR)")
     path = root / backup_id
     # Only a plain directory name inside the backup location (no "..", no separators).
     if "/" in backup_id or "\\" in backup_id or backup_id.startswith(".") or not (path / MANIFEST).is_file():
@@ -506,7 +529,7 @@ def _sha256(path: Path) -> str:
     return sha.hexdigest()
 
 
-def integrity(app: Flask, backup: Backup) -> tuple[dict | None, list[dict]]:
+def integrity(app: Flask, backup: Backup, progress: Progress = QUIET) -> tuple[dict | None, list[dict]]:
     """The manifest body if its HMAC holds, and the problems found: each {"part", "problem"}."""
     try:
         manifest = json.loads((backup.path / MANIFEST).read_text())
@@ -516,12 +539,14 @@ def integrity(app: Flask, backup: Backup) -> tuple[dict | None, list[dict]]:
     if not isinstance(mac, str) or not hmac.compare_digest(mac, _mac(app.config["INKLESS"].secret_key, body)):
         return None, [{"part": MANIFEST, "problem": "signature"}]
     problems = []
+    progress.begin("check", len(body["parts"]))
     for rel, expected in sorted(body["parts"].items()):
         path = backup.path / rel
         if not path.is_file():
             problems.append({"part": rel, "problem": "missing"})
         elif path.stat().st_size != expected["size"] or _sha256(path) != expected["sha256"]:
             problems.append({"part": rel, "problem": "checksum"})
+        progress.advance()
     for path in sorted(backup.path.rglob("*")):
         rel = path.relative_to(backup.path).as_posix()
         if path.is_file() and rel not in body["parts"] and rel not in (MANIFEST, VERIFICATION):
@@ -565,7 +590,8 @@ def _restore_sql_nulls(conn: Connection, table: Table, json_nulls: dict[str, lis
             conn.execute(table.update().where(pk.in_(pks[start:start + BATCH])).values({name: null()}))
 
 
-def _load(conn: Connection, backup_path: Path, body: dict, data_key: bytes | None) -> dict[str, int]:
+def _load(conn: Connection, backup_path: Path, body: dict, data_key: bytes | None,
+          progress: Progress = QUIET) -> dict[str, int]:
     """Insert every row of the backup; returns the counts inserted."""
     known = {t.name: t for t in _tables()}
     missing = [name for name in body["order"] if name not in known]
@@ -575,6 +601,7 @@ def _load(conn: Connection, backup_path: Path, body: dict, data_key: bytes | Non
     deferred = _deferred(_tables())
     counts: dict[str, int] = {}
     later: list[tuple[Table, list[dict]]] = []
+    progress.begin("load", len(tables))
     for table in tables:
         cols = deferred.get(table.name, [])
         pk = next(iter(table.primary_key.columns)).name if cols else None
@@ -602,6 +629,7 @@ def _load(conn: Connection, backup_path: Path, body: dict, data_key: bytes | Non
         _restore_sql_nulls(conn, table, json_nulls)
         if updates:
             later.append((table, updates))
+        progress.advance()
     for table, updates in later:
         cols = deferred[table.name]
         pk = next(iter(table.primary_key.columns))
@@ -614,14 +642,14 @@ def problem_text(p: dict) -> str:
     return f"{p['part']}: {p['problem']}" + (f" ({p['detail']})" if p.get("detail") else "")
 
 
-def verify(app: Flask, backup: Backup) -> dict:
+def verify(app: Flask, backup: Backup, progress: Progress = QUIET) -> dict:
     """Check integrity, then restore into a scratch SQLite database and compare; the record is
     written next to the backup and returned: {"at", "ok", "problems", "tables"}."""
-    body, problems = integrity(app, backup)
+    body, problems = integrity(app, backup, progress)
     restored: dict[str, int] = {}
     if body is not None and not problems:
         missing = missing_keys(app, body)
-        problems = [_keys_problem(missing)] if missing else _trial_restore(app, backup, body, restored)
+        problems = [_keys_problem(missing)] if missing else _trial_restore(app, backup, body, restored, progress)
     record = {"at": clock.now().isoformat(), "ok": not problems, "problems": problems, "tables": restored}
     (backup.path / VERIFICATION).write_text(json.dumps(record, ensure_ascii=False, indent=1))
     backup.verification = record
@@ -635,14 +663,14 @@ def _chain(app: Flask, s: Session, backup: Backup) -> audit_chain.Verdict:
     return audit_chain.verify(s, ring, backup.path / ARCHIVES, anchor)
 
 
-def _trial_restore(app: Flask, backup: Backup, body: dict, restored: dict) -> list[dict]:
+def _trial_restore(app: Flask, backup: Backup, body: dict, restored: dict, progress: Progress = QUIET) -> list[dict]:
     problems: list[dict] = []
     with tempfile.TemporaryDirectory(prefix="inkless-verify-") as scratch:
         engine = create_engine(f"sqlite:///{Path(scratch) / 'trial.db'}", poolclass=NullPool)
         try:
             Base.metadata.create_all(engine)
             with engine.begin() as conn:
-                restored.update(_load(conn, backup.path, body, _data_key(app, body)))
+                restored.update(_load(conn, backup.path, body, _data_key(app, body), progress))
             for name, expected in body["tables"].items():
                 if restored.get(name) != expected:
                     problems.append({"part": f"db/{name}.jsonl", "problem": "count",
@@ -704,14 +732,14 @@ def _reset_sequences(conn: Connection) -> None:
 
 
 def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | None = None,
-            processes_stopped: bool = False) -> dict[str, int]:
+            processes_stopped: bool = False, progress: Progress = QUIET) -> dict[str, int]:
     """Return the platform to `backup`. Refuses, before anything is replaced: a damaged backup,
     one whose keys this installation lacks, a database a server or worker is using (records in
     `<data dir>/run/`; records left by processes that are gone only with `processes_stopped`),
     another schema revision, and a database with rows unless `force`."""
     from . import liveness, migrate
 
-    body, problems = integrity(app, backup)
+    body, problems = integrity(app, backup, progress)
     if body is None or problems:
         raise BackupError("damaged", "; ".join(problem_text(p) for p in problems))
     missing = missing_keys(app, body)
@@ -744,7 +772,7 @@ def restore(app: Flask, backup: Backup, force: bool = False, actor_id: int | Non
     with engine.begin() as conn:
         if force:
             _empty_tables(conn)
-        counts = _load(conn, backup.path, body, _data_key(app, body))
+        counts = _load(conn, backup.path, body, _data_key(app, body), progress)
         _reset_sequences(conn)
         s = Session(bind=conn)
         chain = _chain(app, s, backup)
@@ -784,13 +812,43 @@ def _restore_files(backup_path: Path, prefix: str, target_dir: Path, body: dict)
 # --- retention --------------------------------------------------------------------------------
 
 def prune(app: Flask) -> list[str]:
-    """Keep the newest `backup_keep` backups; remove older ones and abandoned partial ones."""
+    """Keep the newest `backup_keep` backups in each location; remove older ones and abandoned
+    partial ones."""
     keep = max(1, app.config["INKLESS"].backup_keep)
-    removed = [b.id for b in all_backups(app)[keep:]]
-    root = location(app)
-    for backup_id in removed:
-        shutil.rmtree(root / backup_id)
-    for partial in root.glob("*.partial") if root.is_dir() else []:
-        if partial.stat().st_mtime < clock.now().timestamp() - 86400:
-            shutil.rmtree(partial, ignore_errors=True)
+    removed = []
+    for copy in (False, True):
+        root = location(app, copy)
+        if root is None:
+            continue
+        for old in all_backups(app, copy)[keep:]:
+            shutil.rmtree(root / old.id)
+            removed.append(old.id)
+        for partial in root.glob("*.partial") if root.is_dir() else []:
+            if partial.stat().st_mtime < clock.now().timestamp() - 86400:
+                shutil.rmtree(partial, ignore_errors=True)
     return removed
+
+
+def copy_out(app: Flask, backup: Backup, progress: Progress = QUIET) -> Backup | None:
+    """Copy a backup to the copy location (None when none is configured); the copy is a backup of
+    its own there, verified on its own — the first location failing does not lose it."""
+    root = location(app, copy=True)
+    if root is None:
+        return None
+    root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    work = root / f"{backup.id}.partial"
+    shutil.rmtree(work, ignore_errors=True)
+    files = [p for p in sorted(backup.path.rglob("*")) if p.is_file() and p.name != VERIFICATION]
+    progress.begin("copy", len(files))
+    try:
+        for path in files:
+            target = work / path.relative_to(backup.path)
+            target.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            shutil.copyfile(path, target)
+            progress.advance()
+        os.replace(work, root / backup.id)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    log.info("backup %s copied to %s", backup.id, root)
+    return _read(root / backup.id)

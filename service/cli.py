@@ -384,25 +384,58 @@ def backup_group() -> None:
     """Backups in INKLESS_BACKUP_DIR (default <data dir>/backups): create, list, verify, restore."""
 
 
+class _Bar:
+    """backup.Progress drawn as click's progress bar on the terminal (stderr, so output stays parseable)."""
+
+    def __init__(self):
+        self.bar = None
+
+    def begin(self, label: str, total: int) -> None:
+        self.end()
+        self.bar = click.progressbar(length=max(total, 1), label=f"{label:<7}", file=sys.stderr, width=30)
+        self.bar.__enter__()
+
+    def advance(self, n: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(n)
+
+    def end(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+_COPY = click.option("--copy", is_flag=True, help="The copy in INKLESS_BACKUP_COPY_DIR, not the backup itself.")
+
+
 @backup_group.command("create")
 def backup_create() -> None:
-    """Back up the database and the document files now, then verify the backup."""
+    """Back up the database and the document files now, verify the backup, copy it to the copy
+    location (INKLESS_BACKUP_COPY_DIR) and verify the copy there."""
     from .maintenance import run_backup
 
     app = _app()
+    bar = _Bar()
     with app.test_request_context():
-        made, record = run_backup(app)
+        try:
+            made, record = run_backup(app, bar)
+        finally:
+            bar.end()
     click.echo(f"{made.id}  {made.rows} rows  {made.size} bytes  {'verified' if record['ok'] else 'VERIFICATION FAILED'}")
     _report(record)
+    if "copy" in record:
+        click.echo(f"copy {record['copy']['id']}: {'verified' if record['copy']['ok'] else 'VERIFICATION FAILED'}")
+        _report(record["copy"])
 
 
 @backup_group.command("list")
-def backup_list() -> None:
+@_COPY
+def backup_list(copy: bool) -> None:
     """The backups, newest first, with their last verification."""
     from . import backup
 
     app = _app()
-    for b in backup.all_backups(app):
+    for b in backup.all_backups(app, copy):
         v = b.verification
         state = "not verified" if v is None else ("verified " if v["ok"] else "FAILED ") + v["at"]
         click.echo(f"{b.id}  {b.rows:>8} rows  {b.size:>12} bytes  {state}")
@@ -410,17 +443,21 @@ def backup_list() -> None:
 
 @backup_group.command("verify")
 @click.argument("backup_id")
-def backup_verify(backup_id: str) -> None:
+@_COPY
+def backup_verify(backup_id: str, copy: bool) -> None:
     """Check every part's hash and the manifest's signature, then a trial restore."""
     from . import backup
 
     app = _app()
+    bar = _Bar()
     with app.test_request_context():
         try:
-            record = backup.verify(app, backup.get(app, backup_id))
+            record = backup.verify(app, backup.get(app, backup_id, copy), bar)
         except backup.BackupError as e:
+            bar.end()
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        bar.end()
     click.echo(f"{backup_id}: {'verified' if record['ok'] else 'VERIFICATION FAILED'}")
     _report(record)
 
@@ -430,17 +467,22 @@ def backup_verify(backup_id: str) -> None:
 @click.option("--force", is_flag=True, help="Replace the rows of a database that is not empty.")
 @click.option("--processes-stopped", is_flag=True,
               help="Every server and worker is stopped: clear the records they left (a live one still refuses).")
-def backup_restore(backup_id: str, force: bool, processes_stopped: bool) -> None:
+@_COPY
+def backup_restore(backup_id: str, force: bool, processes_stopped: bool, copy: bool) -> None:
     """Return the platform to a backup (stop `inkless serve` and the workers first)."""
     from . import backup
 
     app = _app()
+    bar = _Bar()
     with app.test_request_context():
         try:
-            counts = backup.restore(app, backup.get(app, backup_id), force=force, processes_stopped=processes_stopped)
+            counts = backup.restore(app, backup.get(app, backup_id, copy), force=force,
+                                    processes_stopped=processes_stopped, progress=bar)
         except backup.BackupError as e:
+            bar.end()
             click.echo(f"error: {e}", err=True)
             sys.exit(1)
+        bar.end()
     click.echo(f"restored {backup_id}: {sum(counts.values())} rows in {len(counts)} tables")
 
 

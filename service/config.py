@@ -41,6 +41,9 @@ class Config:
     # None means <data dir>/backups. The newest backup_keep backups are kept.
     backup_dir: Path | None = None
     backup_keep: int = 7
+    # A copy of every verified backup goes to backup_copy_dir (INKLESS_BACKUP_COPY_DIR: a third
+    # place — another machine's mount, removable media) and is verified there on its own.
+    backup_copy_dir: Path | None = None
     # The audit chain (service/audit_chain.py, R-SEC-3, R-SEC-8): HMAC keys from INKLESS_AUDIT_KEY
     # (base64, current first) or else key files in <data dir>/keys/audit/; a signed checkpoint every
     # audit_checkpoint_minutes, in the backup location and in audit_checkpoint_file (default
@@ -106,6 +109,8 @@ class Config:
             cfg.smtp_sender = env.get("INKLESS_SMTP_SENDER", cfg.smtp_sender)
         if env.get("INKLESS_BACKUP_DIR"):
             cfg.backup_dir = Path(env["INKLESS_BACKUP_DIR"]).resolve()
+        if env.get("INKLESS_BACKUP_COPY_DIR"):
+            cfg.backup_copy_dir = Path(env["INKLESS_BACKUP_COPY_DIR"]).resolve()
         if env.get("INKLESS_BACKUP_KEEP"):
             cfg.backup_keep = int(env["INKLESS_BACKUP_KEEP"])
         cfg.clock_start = env.get("INKLESS_CLOCK_START") or None

@@ -163,6 +163,20 @@ def end_reads(s: Session) -> bool:
     return True
 
 
+def draw(s: Session, statement) -> int:
+    """Run a counter's one statement (it writes and returns the value drawn) in a transaction of
+    its own, so the draw commits at once, even during a read phase; when the session's own
+    transaction holds SQLite's write lock already, in that transaction (another would wait on it)."""
+    if not _reading.get() and s.info.get(_CONNECTION) is not None:
+        return s.execute(statement).scalar_one()
+    token = _reading.set(False)
+    try:
+        with s.bind.engine.connect() as conn, conn.begin():
+            return conn.execute(statement).scalar_one()
+    finally:
+        _reading.reset(token)
+
+
 @contextmanager
 def reading(s: Session) -> Iterator[Session]:
     """Reads that hold no lock once done: without BEGIN on SQLite, no FOR UPDATE anywhere, ended

@@ -9,7 +9,6 @@ history are read from the projections; they never deserialize an engine state.
 from __future__ import annotations
 
 import contextlib
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -189,22 +188,22 @@ def _begin(s: Session, changes: list[Change], user: User | None, key: str, busin
     return change
 
 
-_drawn_ids = threading.Lock()
+# SQLite has no sequence: ids are drawn from a counter row in a transaction of their own, a
+# single statement under the write lock for well under a millisecond, so two processes (two web
+# servers, a worker) never draw the same one. It starts past the highest id already there.
+_DRAW_SQLITE = text(
+    "INSERT INTO id_counters (name, value) VALUES ('process_instances', "
+    "(SELECT coalesce(max(id), 0) + 1 FROM process_instances)) "
+    "ON CONFLICT (name) DO UPDATE SET value = max(value, (SELECT coalesce(max(id), 0) FROM process_instances)) + 1 "
+    "RETURNING value")
 
 
 def _new_instance_id(s: Session) -> int:
     """The new instance's id, known before its first step: services that step calls look the row
-    up and write the id (audit, notifications), and the row is written only after the step.
-    PostgreSQL draws it from the column's sequence. SQLite has none: the highest id + 1, counted in
-    this process as well so its threads never draw the same one; the write phase checks that no
-    other process took it meanwhile (`_write`)."""
+    up and write the id (audit, notifications), and the row is written only after the step."""
     if s.bind.dialect.name == "postgresql":
         return s.scalar(text("SELECT nextval(pg_get_serial_sequence('process_instances', 'id'))"))
-    highest = s.scalar(select(func.max(ProcessInstance.id))) or 0
-    with _drawn_ids:
-        drawn = current_app.extensions.setdefault("inkless.instance_ids", [0])
-        drawn[0] = max(drawn[0], highest) + 1
-        return drawn[0]
+    return db.draw(s, _DRAW_SQLITE)
 
 
 def _load(s: Session, instance_id: int, for_update: bool = True) -> ProcessInstance:
@@ -757,11 +756,6 @@ def _write(s: Session, change: Change) -> None:
     the read phase — then history, open tasks, its timer job and the unit's audit records."""
     row, instance, projection = change.row, change.instance, change.projection
     if change.new and row not in s:
-        # SQLite's drawn id (`_new_instance_id`): another process may have taken it meanwhile.
-        taken = s.bind.dialect.name == "sqlite" and s.scalar(
-            select(ProcessInstance.id).where(ProcessInstance.id == row.id)) is not None
-        if taken:
-            raise optimistic.lost()
         s.add(row)
     had_timer_job = scheduler.has_timer_job(row)
     now = utcnow()
@@ -896,6 +890,7 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
             ui_form=view.ui_form,
             approval=forms.is_approval(view.properties),
             instructions=view.instructions,
+            instructions_en=view.instructions_en or None,
             data=new.data,
             due_at=new.due_at,
         )

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session
 from engine import clock
 from engine.timers import next_fire, start_timers
 
-from . import analytics, anomaly, audit_chain, digest, instances, maintenance
+from . import analytics, anomaly, audit_chain, digest, evaluation, instances, maintenance
 from .documents import lifecycle
 from .models import OpenTask, ScheduledJob
 from .scheduler import HANDLERS, STANDING_JOBS, lease, next_daily
@@ -88,5 +88,6 @@ def register() -> None:
         "snapshots": _snapshots, "backup": _done_by(maintenance.fire), "digest": _done_by(digest.fire),
         "audit": _done_by(audit_chain.fire),
         "audit_review": _done_by(anomaly.fire),  # the anomaly review of the last day's audit log (R-SEC-4)
+        "evaluation": _done_by(evaluation.fire),  # last month's process evaluations (R-WF-4)
     })
     STANDING_JOBS[:] = [analytics.SNAPSHOT_JOB, audit_chain.JOB]

@@ -36,6 +36,8 @@ CHECK_NAMES = {
     "disk_data": N_("Free space in the data directory"),
     "disk_backups": N_("Free space in the backup location"),
     "last_backup": N_("Last backup less than 26 hours old and verified"),
+    "disk_copies": N_("Free space in the backup copy location"),
+    "last_copy": N_("Last backup copy less than 26 hours old and verified there"),
 }
 
 
@@ -79,23 +81,32 @@ def checks(app: Flask, s: Session) -> list[Check]:
     out.append(_disk("disk_data", Path(app.config["INKLESS"].data_dir)))
     out.append(_disk("disk_backups", backup.location(app)))
     out.append(_last_backup(app))
+    if backup.location(app, copy=True) is not None:
+        out.append(_disk("disk_copies", backup.location(app, copy=True)))
+        out.append(_last_backup(app, copy=True))
     return out
 
 
-def _last_backup(app: Flask) -> Check:
-    latest = next(iter(backup.all_backups(app)), None)
+def _last_backup(app: Flask, copy: bool = False) -> Check:
+    code = "last_copy" if copy else "last_backup"
+    latest = next(iter(backup.all_backups(app, copy)), None)
     if latest is None or latest.created_at is None:
-        return Check("last_backup", False, "")
+        return Check(code, False, "")
     age = clock.now() - latest.created_at
     verified = bool(latest.verification and latest.verification["ok"])
-    return Check("last_backup", age < MAX_BACKUP_AGE and verified, latest.id)
+    return Check(code, age < MAX_BACKUP_AGE and verified, latest.id)
 
 
-def run_backup(app: Flask) -> tuple[backup.Backup, dict]:
-    """Back up now, verify, prune: the job's work and the page's "back up now"."""
-    made = backup.create(app)
-    record = backup.verify(app, made)
+def run_backup(app: Flask, progress: backup.Progress = backup.QUIET) -> tuple[backup.Backup, dict]:
+    """Back up now, verify, copy to the copy location and verify the copy there, prune: the job's
+    work and the page's "back up now". The record is the backup's verification, with the copy's
+    under "copy" when a copy location is configured."""
+    made = backup.create(app, progress)
+    record = backup.verify(app, made, progress)
     if record["ok"]:
+        copied = backup.copy_out(app, made, progress)
+        if copied is not None:
+            record = dict(record, copy=dict(backup.verify(app, copied, progress), id=copied.id))
         backup.prune(app)  # never let a bad new backup push out a good old one
     return made, record
 
@@ -111,8 +122,9 @@ def fire(s: Session, job: ScheduledJob) -> None:
     failures: list[str] = []
     try:
         made, record = run_backup(app)
-        if not record["ok"]:
-            failures.append(f"{made.id}: " + "; ".join(backup.problem_text(p) for p in record["problems"]))
+        for where, verdict in (("", record), (" (copy)", record.get("copy"))):
+            if verdict is not None and not verdict["ok"]:
+                failures.append(f"{made.id}{where}: " + "; ".join(backup.problem_text(p) for p in verdict["problems"]))
     except Exception as e:  # noqa: BLE001 - reported to the administrators below
         log.exception("nightly backup failed")
         failures.append(f"{type(e).__name__}: {e}")

@@ -145,6 +145,16 @@ class Deployment(Base):
     files: Mapped[list[DeploymentFile]] = relationship(cascade="all, delete-orphan", lazy="selectin")
 
 
+class IdCounter(Base):
+    """Ids drawn before their row is written, on SQLite (PostgreSQL draws from the sequence):
+    service/instances.py `_new_instance_id`."""
+
+    __tablename__ = "id_counters"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[int] = mapped_column(Integer)
+
+
 class DeploymentFile(Base):
     __tablename__ = "deployment_files"
 
@@ -221,6 +231,7 @@ class OpenTask(Base):
     ui_form: Mapped[str | None] = mapped_column(String(255))
     approval: Mapped[bool] = mapped_column(Boolean, default=False)
     instructions: Mapped[str] = mapped_column(Text, default="")
+    instructions_en: Mapped[str | None] = mapped_column(Text)  # the designer's English, when given
     assignee_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     due_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
@@ -376,6 +387,19 @@ class PerformanceRecord(Base):
     rectification_instance_id: Mapped[int | None] = mapped_column(ForeignKey("process_instances.id"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
+
+class ProcessEvaluation(Base):
+    """A process's monthly evaluation (service/evaluation.py, R-WF-4)."""
+
+    __tablename__ = "process_evaluations"
+    __table_args__ = (UniqueConstraint("process_key", "period"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    process_key: Mapped[str] = mapped_column(String(128), index=True)
+    period: Mapped[str] = mapped_column(String(16))  # 2026-11
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    body: Mapped[dict] = mapped_column(JSON, default=dict)
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("scheduled_jobs.id", ondelete="SET NULL"))
 
 
 # The workspace's own tables, registered with the metadata alongside these.

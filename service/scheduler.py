@@ -1,15 +1,16 @@
 """Due work: instance timers, task deadlines, timer start events (R-WF-2, R-SEC-9, R-SUP-4) and the
 platform's daily jobs (document archiving, R-DOC-3; backup and daily checks, R-SEC-5, R-OPS-1).
 
-Every due thing is a row in `scheduled_jobs`. `run_due` claims one due row at a time: on
-PostgreSQL with SELECT … FOR UPDATE SKIP LOCKED, so several workers (`inkless worker`, and the
-scheduler inside `inkless serve`) never fire the same row; on SQLite every write transaction
-already holds the single write lock. Most jobs are done inside the transaction that claimed them,
-and a worker killed mid-way rolls back and leaves the row to the next. Jobs that run the engine
-(instance timers, timer starts) run designer code, during which no lock may be held
-(service/optimistic.py): their claim moves the row out of reach for a lease and commits, the unit
-runs, and its write puts the row where it belongs next (or deletes it); a worker killed mid-way
-leaves the row to be fired when the lease ends. Time comes from `engine.clock`.
+Every due thing is a row in `scheduled_jobs`, claimed on PostgreSQL with SELECT … FOR UPDATE
+SKIP LOCKED, so several workers (`inkless worker`, and the scheduler inside `inkless serve`) never
+fire the same row; on SQLite every write transaction already holds the single write lock. Jobs
+that run the engine (instance timers, timer starts) run designer code, during which no lock may be
+held (service/optimistic.py): `run_due` claims them in batches — one transaction moves up to
+`BATCH` due rows out of reach for a lease and commits — then runs each one's unit in its own
+transaction, whose write puts the row where it belongs next (or deletes it); a worker killed
+mid-way leaves its rows to be fired when the lease ends. The other jobs are claimed one at a time
+and done inside the transaction that claimed them: a worker killed mid-way rolls back and leaves
+the row to the next. Time comes from `engine.clock`.
 """
 from __future__ import annotations
 
@@ -27,6 +28,7 @@ from sqlalchemy.orm import Session
 from engine import clock
 from engine.timers import first_fire, start_timers
 
+from . import db
 from .errors import Conflict
 from .localtime import PLATFORM_TZ
 from .models import ProcessInstance, ScheduledJob
@@ -39,11 +41,15 @@ WORKER = f"{socket.gethostname()}:{os.getpid()}"
 # that claimed it: however many workers run, a day's job fires once.
 DAILY_AT = time(2, 0)
 DAILY_JOBS = {"archive": ("documents", DAILY_AT), "backup": ("nightly", time(2, 30)),
-              "digest": ("supervisors", time(8, 0)), "audit_review": ("anomalies", time(3, 0))}
+              "digest": ("supervisors", time(8, 0)), "audit_review": ("anomalies", time(3, 0)),
+              "evaluation": ("monthly", time(4, 0))}  # daily; it evaluates last month once (R-WF-4)
 # Jobs whose work is a unit that runs the engine, and how long a claim keeps one from other
 # workers: longer than a step takes, short enough that a dead worker's job is soon fired again.
 ENGINE_JOBS = ("timer", "start")
 LEASE = timedelta(minutes=5)
+# How many due engine jobs one claim leases: a transaction per batch instead of per job, few
+# enough that a killed worker delays little and other workers find the rest.
+BATCH = 32
 
 
 def _upsert(s: Session, kind: str, ref: str, due_at: datetime | None) -> None:
@@ -106,53 +112,98 @@ def ensure_daily_jobs(s: Session) -> None:
         ensure_job(s, kind, ref, next_daily(clock.now(), at))
 
 
-def _claim(s: Session, now: datetime, skip: set[int]) -> ScheduledJob | None:
+def _due(now: datetime, skip: set[int]):
     query = select(ScheduledJob).where(ScheduledJob.due_at <= now).order_by(ScheduledJob.due_at, ScheduledJob.id)
-    if skip:
-        query = query.where(ScheduledJob.id.not_in(skip))
-    if s.bind.dialect.name == "postgresql":
-        query = query.with_for_update(skip_locked=True)
-    return s.scalar(query.limit(1))
+    return query.where(ScheduledJob.id.not_in(skip)) if skip else query
+
+
+def _locked(s: Session, query):
+    return query.with_for_update(skip_locked=True) if s.bind.dialect.name == "postgresql" else query
+
+
+def _claim(s: Session, now: datetime, skip: set[int]) -> ScheduledJob | None:
+    """One due job that is done in the claiming transaction."""
+    return s.scalar(_locked(s, _due(now, skip).where(ScheduledJob.kind.not_in(ENGINE_JOBS)).limit(1)))
+
+
+def _lease_batch(s: Session, now: datetime, skip: set[int]) -> list[tuple[int, datetime]]:
+    """Lease up to BATCH due engine jobs in one transaction: (id, lease end) of each."""
+    jobs = list(s.scalars(_locked(s, _due(now, skip).where(ScheduledJob.kind.in_(ENGINE_JOBS)).limit(BATCH))))
+    until = now + LEASE
+    for job in jobs:
+        job.due_at = until
+    s.commit()
+    return [(job.id, until) for job in jobs]
 
 
 def run_due(app: Flask, limit: int = 1000) -> int:
-    """Fire every job due now, each in its own transaction; returns how many fired."""
+    """Fire up to `limit` jobs due now; returns how many fired."""
     fired = 0
     skip: set[int] = set()
     factory = app.extensions["inkless.db"]
     with app.test_request_context("/scheduler"):
-        for _ in range(limit):
+        while fired < limit:
             s = factory()
             try:
-                job = _claim(s, clock.now(), skip)
-                if job is None:
-                    s.rollback()
-                    break
-                job_id = job.id
-                try:
-                    done = _fire(s, job)
-                except Conflict:  # a request changed the instance meanwhile: the job is due again
-                    s.rollback()
-                    skip.add(job_id)
-                    continue
-                except Exception as e:  # noqa: BLE001 - one bad job must not stop the others
-                    s.rollback()
-                    _record_failure(factory, job_id, e)
-                    skip.add(job_id)
-                    continue
-                if done:
-                    s.commit()
-                    fired += 1
-                else:
-                    s.rollback()
-                    skip.add(job_id)
+                leased = _lease_batch(s, clock.now(), skip)
             except OperationalError as e:  # lock timeouts: try again on the next round
                 s.rollback()
                 log.warning("scheduler: %s", e.orig)
                 break
             finally:
                 s.close()
+            if not leased:
+                break
+            for job_id, until in leased:
+                fired += _run_one(factory, skip, job_id, until)
+        while fired < limit:
+            outcome = _run_one(factory, skip)
+            if outcome < 0:
+                break
+            fired += outcome
     return fired
+
+
+def _run_one(factory, skip: set[int], job_id: int | None = None, leased_until: datetime | None = None) -> int:
+    """Fire one job in its own transaction: a leased engine job by id, else the next other due job.
+    1 when it fired, 0 when it did not (skipped from now on in this run), -1 when nothing is due."""
+    s = factory()
+    try:
+        if job_id is None:
+            job = _claim(s, clock.now(), skip)
+            if job is None:
+                s.rollback()
+                return -1
+        else:
+            job = s.get(ScheduledJob, job_id)
+            # A request re-synced the row meanwhile (or it is gone): it is due again when it says.
+            if job is None or job.due_at != leased_until:
+                s.rollback()
+                return 0
+        job_id = job.id
+        try:
+            done = _fire(s, job)
+        except Conflict:  # a request changed the instance meanwhile: the job is due again
+            s.rollback()
+            skip.add(job_id)
+            return 0
+        except Exception as e:  # noqa: BLE001 - one bad job must not stop the others
+            s.rollback()
+            _record_failure(factory, job_id, e)
+            skip.add(job_id)
+            return 0
+        if done:
+            s.commit()
+            return 1
+        s.rollback()
+        skip.add(job_id)
+        return 0
+    except OperationalError as e:  # lock timeouts: try again on the next round
+        s.rollback()
+        log.warning("scheduler: %s", e.orig)
+        return -1
+    finally:
+        s.close()
 
 
 def _record_failure(factory, job_id: int, error: Exception) -> None:
@@ -181,7 +232,14 @@ STANDING_JOBS: list[tuple[str, str]] = []
 
 
 def lease(s: Session, job: ScheduledJob) -> datetime:
-    """Take an engine job out of other workers' reach and commit, before its unit runs."""
+    """The end of this worker's lease on an engine job, taken (and committed) before its unit runs
+    unless `run_due`'s batch claim already holds it."""
+    if job.due_at > clock.now():
+        until = job.due_at
+        # Reading the row began a transaction (on SQLite with the write lock): the unit's designer
+        # code must not run inside it.
+        db.end_reads(s)
+        return until
     job.due_at = clock.now() + LEASE
     s.commit()
     return job.due_at

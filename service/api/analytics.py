@@ -8,7 +8,7 @@ from flask.views import MethodView
 from flask_babel import gettext as _
 from marshmallow import Schema, fields, validate
 
-from .. import analytics, auth, db, exports
+from .. import analytics, auth, db, evaluation, exports, feedback_overview
 from ..bounds import Integer
 from ..errors import Invalid
 from .blueprint import Blueprint
@@ -130,6 +130,73 @@ class RecordsOut(Schema):
     total = fields.Integer()
 
 
+class EvaluationArgs(Schema):
+    process_key = fields.String(load_default=None, validate=validate.Length(max=128))  # required, checked after who may ask
+
+
+class SuggestionOut(Schema):
+    code = fields.String(metadata={"description": "overdue | rework | version | bottleneck"})
+    element_id = fields.String()
+    name = fields.String(allow_none=True)
+    text = fields.String(metadata={"description": "the suggestion in the reader's language"})
+
+
+class EvaluationStepOut(Schema):
+    element_id = fields.String()
+    name = fields.String(allow_none=True)
+    count = fields.Integer()
+    median_s = fields.Float(allow_none=True)
+    p90_s = fields.Float(allow_none=True)
+    returns = fields.Integer()
+    reentries = fields.Integer()
+    with_deadline = fields.Integer()
+    late = fields.Integer()
+    overdue_rate = fields.Float(allow_none=True)
+
+
+class EvaluationOut(Schema):
+    process_key = fields.String()
+    period_label = fields.String()
+    created_at = fields.DateTime()
+    versions = fields.List(fields.Integer())
+    steps = fields.List(fields.Nested(EvaluationStepOut))
+    suggestions = fields.List(fields.Nested(SuggestionOut))
+
+
+class EvaluationsOut(Schema):
+    items = fields.List(fields.Nested(EvaluationOut))
+
+
+class FeedbackGroupOut(Schema):
+    key = fields.String(metadata={"description": "category code, or department code"})
+    name = fields.String()
+    received = fields.Integer(metadata={"description": "started in the period"})
+    answered = fields.Integer(metadata={"description": "of those, answered (ended) by now"})
+    open = fields.Integer(metadata={"description": "still open, whenever they started"})
+    overdue = fields.Integer()
+    median_hours = fields.Float(allow_none=True, metadata={"description": "time to answer, of those answered"})
+    p90_hours = fields.Float(allow_none=True)
+
+
+class FeedbackItemOut(Schema):
+    instance_id = fields.Integer()
+    subject = fields.String()
+    category = fields.String()
+    category_name = fields.String()
+    department = fields.String(allow_none=True)
+    department_name = fields.String(allow_none=True)
+    started_at = fields.DateTime()
+    overdue = fields.Boolean()
+
+
+class FeedbackOut(Schema):
+    period = fields.Nested(PeriodOut)
+    total = fields.Integer()
+    categories = fields.List(fields.Nested(FeedbackGroupOut))
+    departments = fields.List(fields.Nested(FeedbackGroupOut))
+    open = fields.List(fields.Nested(FeedbackItemOut))
+
+
 EXPORT = {"type": "string", "format": "binary"}
 
 
@@ -177,6 +244,33 @@ class Records(MethodView):
         department = analytics.scope(auth.current_user())
         items = analytics.records(db.session(), args["kind"], analytics.period(args), department)
         return {"kind": args["kind"], "items": items, "total": len(items)}
+
+
+@blp.route("/evaluations")
+class Evaluations(MethodView):
+    @blp.arguments(EvaluationArgs, location="query")
+    @blp.response(200, EvaluationsOut)
+    def get(self, args):
+        """A process's monthly evaluations, newest first (R-WF-4): per step count, median and p90,
+        returns and rework, overdue rate; suggestions in words."""
+        analytics.scope(auth.current_user())
+        if not args["process_key"]:
+            message = _("Choose a process.")
+            raise Invalid(message, [{"field": "process_key", "message": message}])
+        rows = evaluation.history(db.session(), args["process_key"])
+        return {"items": [evaluation.shown(r) for r in rows]}
+
+
+@blp.route("/feedback")
+class Feedback(MethodView):
+    @blp.arguments(PeriodArgs, location="query")
+    @blp.response(200, FeedbackOut)
+    def get(self, args):
+        """Feedback taken together (R-SUP-2): per category received, answered and time to answer;
+        per responsible department open and overdue; the open items."""
+        department = analytics.scope(auth.current_user())
+        chosen = analytics.period(args)
+        return dict(feedback_overview.overview(db.session(), chosen, department), period=analytics.period_json(chosen))
 
 
 @blp.route("/indicators/export")

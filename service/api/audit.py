@@ -89,7 +89,7 @@ class EventsExport(MethodView):
 # --- the anomaly review ----------------------------------------------------------------------------
 
 class FindingArgs(_In):
-    status = fields.String(metadata={"description": "open | dismissed | rectifying"})
+    status = fields.String(metadata={"description": "open | dismissed | rectifying | incident"})
     rule = fields.String()
     person = fields.String(metadata={"description": "username"})
     limit = fields.Integer(load_default=50, validate=validate.Range(1, 500))
@@ -197,6 +197,23 @@ class FindingRectify(MethodView):
         user = auth.current_user()
         with db.unit_of_work() as s:
             found = anomaly.rectify(s, user, finding_id, body.get("department"), body["severity"], body["note"])
+        return _detail(anomaly.shown(db.session(), found))
+
+
+class IncidentIn(_In):
+    note = fields.String(load_default="", validate=validate.Length(max=2000))
+
+
+@blp.route("/findings/<int:finding_id>/incident")
+class FindingIncident(MethodView):
+    @blp.arguments(IncidentIn)
+    @blp.response(200, FindingDetail)
+    def post(self, body, finding_id):
+        """Hand an open finding to the platform as a security incident: starts a security_incident
+        instance with the finding as its report and links it. Audited."""
+        user = auth.current_user()
+        with db.unit_of_work() as s:
+            found = anomaly.open_incident(s, user, finding_id, body["note"])
         return _detail(anomaly.shown(db.session(), found))
 
 

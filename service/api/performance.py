@@ -37,6 +37,8 @@ class PerformanceRecordOut(Schema):
     deadline = fields.String(allow_none=True)
     assessment_instance_id = fields.Integer(allow_none=True)
     rectification_instance_id = fields.Integer(allow_none=True)
+    state = fields.String(allow_none=True, metadata={"description": "rectification records: open, closed (re-check passed), escalated (penalty), unlinked"})
+    state_name = fields.String(allow_none=True)
     created_at = fields.String()
 
 

@@ -7,6 +7,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ..db import in_session
+from ..designer_names import designer, instructions
 from ..i18n import designer_texts
 from ..instances import form_schema
 from ..models import DeploymentFile, InstanceStep, OpenTask, ProcessInstance, User, utcnow
@@ -77,7 +78,7 @@ def instance(s: Session, row: ProcessInstance, with_history: bool = True, one_ti
         steps = _history(s, row.id, history_limit)
         out["history_total"] = steps[0].total if steps else 0
         out["history"] = [{
-            "element_id": st.element_id, "name": st.name, "kind": st.kind, "user": st.username,
+            "element_id": st.element_id, "name": designer(st.name), "kind": st.kind, "user": st.username,
             "completed_at": st.completed_at, "decision": st.decision, "opinion": st.opinion,
         } for st in steps]
     if one_time is not None:
@@ -92,7 +93,7 @@ def task(s: Session, t: OpenTask, full: bool = False) -> dict:
         "instance_id": t.instance_id,
         "process_key": t.process_key,
         "element_id": t.element_id,
-        "name": t.name,
+        "name": designer(t.name),
         "lane": t.lane,
         "assignee": names.get(t.assignee_id),
         "candidates": {
@@ -103,7 +104,7 @@ def task(s: Session, t: OpenTask, full: bool = False) -> dict:
         "due_at": t.due_at,
         "overdue": bool(t.overdue) or (t.due_at is not None and t.due_at <= utcnow()),
         "approval": t.approval,
-        "instructions": t.instructions,
+        "instructions": instructions(t),
     }
     if full:
         out["form"] = form_schema(s, t)

@@ -13,7 +13,7 @@ from datetime import datetime
 from flask import Blueprint, g, render_template, request, url_for
 from sqlalchemy import func, select
 
-from .. import analytics, db
+from .. import analytics, db, feedback_overview
 from ..bounds import int_arg
 from ..models import ProcessDefinition
 from . import signed_in, when
@@ -62,6 +62,16 @@ def records():
     items = analytics.records(db.session(), kind, chosen, department)
     return render_template("analytics_records.html", items=items, kind=kind, period=chosen,
                            kinds=analytics.DRILLS)
+
+
+@bp.get("/feedback")
+@signed_in
+def feedback():
+    department = analytics.scope(g.user)
+    chosen = analytics.period(_period_args())
+    return render_template("analytics_feedback.html", result=feedback_overview.overview(db.session(), chosen, department),
+                           period=chosen,
+                           choices=analytics.recent("month", 12)[::-1] + analytics.recent("quarter", 4)[::-1])
 
 
 @bp.get("/optimise")

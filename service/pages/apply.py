@@ -13,10 +13,11 @@ from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import applications, db, forms
+from .. import applications, db, designer_names, forms
 from .. import instances as units
 from ..api import views
 from ..errors import Invalid
+from ..i18n import designer_texts
 from ..models import DeploymentFile
 from ..ratelimit import limiter
 from . import diagram, fields, timeline
@@ -60,7 +61,7 @@ def application():
     first = applications.first_form(s)
     ui_text = _form_file(s, first.ui_form)
     schema, ui = _with_departments(s, forms.task_schema(_form_file(s, first.form), False),
-                                   json.loads(ui_text) if ui_text else None)
+                                   designer_texts(json.loads(ui_text)) if ui_text else None)
     values: dict = {}
     errors: dict[str, str] = {}
     if request.method == "POST":
@@ -74,7 +75,7 @@ def application():
             # Shown in this answer only (no-store): the server keeps nothing it could show again.
             return render_template("apply_done.html", code=code, link=url_for(".track", code=code, _external=True))
     form_fields = fields.build(schema, ui, values, errors)
-    return render_template("apply.html", instructions=first.instructions, form_fields=form_fields,
+    return render_template("apply.html", instructions=designer_names.instructions(first), form_fields=form_fields,
                            error_list=error_summary(form_fields, errors)), 422 if errors else 200
 
 

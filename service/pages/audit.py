@@ -128,6 +128,12 @@ def rectify(finding_id: int):
                                                          form.get("severity", "medium"), form.get("note", "")))
 
 
+@bp.post("/findings/<int:finding_id>/incident")
+@signed_in
+def incident(finding_id: int):
+    return _decide(finding_id, lambda s: anomaly.open_incident(s, g.user, finding_id, request.form.get("note", "")))
+
+
 @bp.get("/access-review")
 @signed_in
 def access_review():

@@ -75,6 +75,8 @@ CONTEXT = {
     "pages.studio": ("designer", "catalogue"),
     "pages.studio.modeler": ("designer", "modeler"),
     "pages.studio.form_editor": ("designer", "forms"),
+    "pages.studio.new_table": ("designer", "decisions"),
+    "pages.studio.dmn_editor": ("designer", "decisions"),
     "pages.studio.versions": ("designer", "versions"),
     "pages.studio.migrate_instances": ("designer", "versions"),
     "pages.supervise": ("supervisor", "supervise"),
@@ -83,6 +85,7 @@ CONTEXT = {
     "pages.supervise.instance": ("supervisor", "actions"),
     "pages.analytics": ("supervisor", "indicators"),
     "pages.analytics.optimise": ("supervisor", "optimise"),
+    "pages.analytics.feedback": ("supervisor", "indicators"),
     "pages.policy": ("sysadmin", "policy"),
 }
 

@@ -1,4 +1,4 @@
-"""The designer's studio pages: the catalogue, the modeler, the form editor, and a version page
+"""The designer's studio pages: the catalogue, the modeler, the form and decision table editors, and a version page
 with the diff between versions, deployment history and migration of running instances.
 
 The modeler and form editor are scripts over the studio API (service/api/studio.py); the catalogue
@@ -12,7 +12,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 from sqlalchemy import func, select
 
-from .. import db
+from .. import db, evaluation
 from ..bounds import MAX_INT, int_arg
 from ..errors import Invalid
 from ..models import Department, Group, ProcessDefinition, ProcessInstance
@@ -21,11 +21,17 @@ from . import CSP, signed_in
 
 bp = Blueprint("studio", __name__, url_prefix="/studio")
 FORM_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,100}\.json$")
+DMN_NAME = re.compile(r"^[A-Za-z0-9_\-]{1,100}\.dmn$")
 # bpmn-js-properties-panel builds its two containers from HTML with a style attribute
 # ("height: 100%", "flex: none; height: auto"). Exactly those two are allowed, by hash; scripts
 # stay 'self' only.
 MODELER_CSP = CSP + ("; style-src 'self' 'unsafe-hashes' 'sha256-nR5hyLltSjfvi2rqC26RbcredWrJvTaPA1yqPX96jpY=' "
                      "'sha256-LIWyuNLBDBQuKJLr4mOx2cFEzHX9lM0BrbfcAAzCvSU='")
+# dmn-js writes three fixed style attributes: the bpmn.io logo its licence requires (the link and
+# its SVG) and one of the decision table's controls. Exactly those, by hash, as above.
+DMN_CSP = MODELER_CSP + (" 'sha256-r3vOsuepBDg6tz/cOusiNJ9Y4Lp9hGQTT7pzDks1Xxc=' "
+                         "'sha256-CA/eh4+2R0J7cEQ14gBMtx834RIOjzMUqCM+evtrkp4=' "
+                         "'sha256-t+rZHFQIkTpJNmnX0H2lJhllZ0CjvOpjODXVA30ygdM='")
 
 
 @bp.app_template_global()
@@ -61,6 +67,8 @@ def _labels() -> dict[str, str]:
         "fix_fields": _("Correct the marked fields."),
         "new_scenario": _("(new scenario)"), "scenario_needs_name": _("Give the scenario a \"name\" first."),
         "imported": _("Diagram imported; save to keep it."), "import_failed": _("The file could not be imported:"),
+        "input": _("Input"), "output": _("Output"),
+        "new_table": _("A new decision table: name its input and output, add rules, then save."),
     }
 
 
@@ -100,7 +108,10 @@ def modeler(key):
     model = catalogue.get(db.session(), key)
     g.csp = MODELER_CSP
     forms = sorted({n for n in model.draft.forms if not n.endswith(".uischema.json")} | _named_forms(model.draft.xml))
-    return render_template("studio_modeler.html", model=model, forms=forms, labels=_labels(),
+    latest = evaluation.latest(db.session(), model.key)
+    return render_template("studio_modeler.html", model=model, forms=forms, tables=sorted(model.draft.dmn),
+                           evaluation=evaluation.shown(latest) if latest else None,
+                           labels=_labels(),
                            modeler_strings=modeler_strings.translated(), editable=catalogue.may_edit(g.user, model))
 
 
@@ -120,6 +131,29 @@ def form_editor(key, name):
     ui_name = name[:-5] + ".uischema.json"
     return render_template("studio_form.html", model=model, name=name, ui_name=ui_name, labels=_labels(),
                            editable=catalogue.may_edit(g.user, model))
+
+
+@bp.get("/<key>/decisions")
+@signed_in
+def new_table(key):
+    """The modeler's "new decision table" form names the file; the editor opens it empty."""
+    name = request.args.get("name", "").strip()
+    if name and not name.lower().endswith(".dmn"):
+        name += ".dmn"
+    return redirect(url_for(".dmn_editor", key=key, name=name or "-"))
+
+
+@bp.get("/<key>/decisions/<name>")
+@signed_in
+def dmn_editor(key, name):
+    catalogue.require_designer(g.user)
+    model = catalogue.get(db.session(), key)
+    if not DMN_NAME.match(name):
+        raise Invalid(_("The decision table name is invalid."), [{"field": "name", "message": _(
+            "use letters, digits, '_' or '-' and end with .dmn")}])
+    g.csp = DMN_CSP
+    return render_template("studio_dmn.html", model=model, name=name, labels=_labels(),
+                           modeler_strings=modeler_strings.translated(), editable=catalogue.may_edit(g.user, model))
 
 
 @bp.get("/<key>/versions")

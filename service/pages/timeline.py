@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session
 
 from .. import forms
 from ..api import views
+from ..designer_names import designer
+from ..i18n import designer_texts
 from ..instances import ENDED
 from ..models import DeploymentFile, Group, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User
 from ..workspace_models import ApplicationTracking
@@ -74,7 +76,7 @@ def decision_titles() -> dict[str, str]:
 def tell(s: Session, row: ProcessInstance, with_data: bool = True) -> Story:
     definition = s.get(ProcessDefinition, row.definition_id)
     starter = s.get(User, row.started_by) if row.started_by else None
-    story = Story(row=row, process_name=definition.name or row.process_key, starter=starter)
+    story = Story(row=row, process_name=designer(definition.name) or row.process_key, starter=starter)
     if starter is None:
         story.public = s.scalar(select(ApplicationTracking.id).where(ApplicationTracking.instance_id == row.id)) is not None
     story.waiting = _waiting(s, row)
@@ -116,7 +118,7 @@ def submitted(s: Session, row: ProcessInstance, definition: ProcessDefinition) -
             DeploymentFile.deployment_id == definition.deployment_id, DeploymentFile.kind == "form")
             .order_by(DeploymentFile.name)):
         try:
-            schemas.append(json.loads(text))
+            schemas.append(designer_texts(json.loads(text)))
         except ValueError:
             continue
     return fields.describe(data, fields.labels(schemas), skip=set(forms.decision_block()))
@@ -133,7 +135,7 @@ def _waiting(s: Session, row: ProcessInstance) -> list[Waiting]:
             User.username.in_(set(shape["candidates"]["users"]) | {shape["assignee"] or ""}))).all())
         who = [full.get(u, u) for u in shape["candidates"]["users"]]
         who += [group_names.get(g, g) for g in shape["candidates"]["groups"]]
-        out.append(Waiting(task_id=task.id, name=task.name, who=who,
+        out.append(Waiting(task_id=task.id, name=designer(task.name), who=who,
                            assignee=full.get(shape["assignee"], shape["assignee"]) if shape["assignee"] else None,
                            due_at=task.due_at))
     return out

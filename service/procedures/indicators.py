@@ -44,8 +44,9 @@ SECURITY_INCIDENT_KINDS = ("forbidden",)  # instance incidents that count: sandb
 # Recorded security incidents (docs/indicators.md §5): instances of the security incident
 # procedure (when one is deployed), fault reports whose reporter marked them 安全事件, and
 # inspection findings of the category security.
-SECURITY_PROCESS = "security_incident"
+SECURITY_PROCESS, SECURITY_NOT_INCIDENT = "security_incident", "end_not_incident"
 FAULT_PROCESS, FAULT_STEP, FAULT_FIELD = "fault_report", "report_fault", "affected_area"
+FAULT_REFERRED = "raise_security_incident"  # the fault report's diagram started a security incident
 FINDING_PROCESS, FINDING_STEP, FINDING_REFUSED = "issue_rectification", "record_problem", "end_refused"
 APPROVAL_DECISIONS = ("approve", "return", "reject")
 WEIGHTS = {"usage_rate": 30, "timeliness_rate": 30, "approval_pass_rate": 20, "security": 20}
@@ -243,12 +244,22 @@ class SecurityRecord:
 
 def security_records(s: Session, start: datetime, end: datetime) -> list[SecurityRecord]:
     in_period = lambda column: and_(column >= start, column < end)  # noqa: E731
+
+    def passed(process_key: str, element: str):
+        """Instances of `process_key` that went through `element`."""
+        return (select(InstanceStep.instance_id).join(ProcessInstance, ProcessInstance.id == InstanceStep.instance_id)
+                .where(ProcessInstance.process_key == process_key, InstanceStep.element_id == element))
+
+    # An incident the platform assessed as none is not one; a security fault referred to the
+    # procedure counts once, as the procedure's incident.
     out = [SecurityRecord("procedure", r.id, SECURITY_PROCESS, r.started_by, r.department_id, r.started_at,
                           r.business_key)
            for r in s.execute(select(ProcessInstance.id, ProcessInstance.started_by, ProcessInstance.department_id,
                                      ProcessInstance.started_at, ProcessInstance.business_key)
                               .where(ProcessInstance.process_key == SECURITY_PROCESS,
-                                     ProcessInstance.state != "cancelled", in_period(ProcessInstance.started_at)))]
+                                     ProcessInstance.state != "cancelled", in_period(ProcessInstance.started_at),
+                                     ProcessInstance.id.not_in(passed(SECURITY_PROCESS, SECURITY_NOT_INCIDENT))))]
+    referred = set(s.scalars(passed(FAULT_PROCESS, FAULT_REFERRED)))
 
     def reported(process_key: str, element: str):
         return s.execute(
@@ -263,7 +274,7 @@ def security_records(s: Session, start: datetime, end: datetime) -> list[Securit
     for r in reported(FAULT_PROCESS, FAULT_STEP):  # the last report of an instance counts (a resubmission)
         data = r.data if isinstance(r.data, dict) else {}
         faults.pop(r.instance_id, None)
-        if data.get(FAULT_FIELD) == "security":
+        if data.get(FAULT_FIELD) == "security" and r.instance_id not in referred:
             faults[r.instance_id] = SecurityRecord("fault", r.instance_id, FAULT_PROCESS, r.started_by,
                                                    r.department_id, r.completed_at, str(data.get("symptom") or "")[:200])
     out += faults.values()

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from sqlalchemy import select
+
 from engine import clock
 
 from .. import policy
 from ..authority import CHECKS_ONLY
-from ..models import User
+from ..models import PerformanceRecord, User
 from ..services import ServiceFailure, current_unit, service
 from .departments import responsible_department_problem
 
@@ -49,6 +51,7 @@ def register_rectification(params: dict, context: dict) -> dict:
     if params.get("origin") == "message":
         if problem:
             raise ServiceFailure(f"rectification request refused: {problem}")
+        _link_performance_record(s, unit.instance_id, department.id, context.get("rectification_request") or {})
     else:
         recorder = s.get(User, unit.actor_id) if unit.actor_id else None
         if recorder is None or not policy.allows(recorder, "record", "finding"):
@@ -56,3 +59,17 @@ def register_rectification(params: dict, context: dict) -> dict:
         if problem:
             return {"status": "invalid", "problem": problem}
     return {"status": "ok", "problem": "", "department_name": department.name}
+
+
+def _link_performance_record(s, instance_id, department_id, data: dict) -> None:
+    """Link the department's 限期整改 performance record of the assessment that asked for this
+    rectification (R-SUP-5): the record is written by publish_assessment before the message starts
+    this instance, so it is found by period and department among the records not yet linked."""
+    if not instance_id or data.get("source") != "quarterly_assessment" or not data.get("period"):
+        return
+    record = s.scalars(select(PerformanceRecord).where(
+        PerformanceRecord.kind == "rectification", PerformanceRecord.period == data["period"],
+        PerformanceRecord.department_id == department_id,
+        PerformanceRecord.rectification_instance_id.is_(None)).order_by(PerformanceRecord.id.desc())).first()
+    if record is not None:
+        record.rectification_instance_id = instance_id

@@ -26,13 +26,14 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine.errors import InvalidDiagram
-from engine.loader import parse_xml
+from engine.loader import dmn_problems, parse_xml
 from engine.validation import NS
 
 from .. import audit, policy
 from ..bounds import int_arg
-from ..errors import Conflict, Forbidden, Invalid, NotFound
+from ..errors import Conflict, Forbidden, Invalid, InvalidDiagramError, NotFound
 from ..hierarchy import platform_department
+from ..i18n import translate_problem
 from ..models import Department, Deployment, DeploymentFile, Group, ProcessDefinition, User, utcnow
 from .models import ModelDraft, ProcessModel
 
@@ -229,15 +230,34 @@ def blank_diagram(key: str, name: str) -> str:
 
 
 def _deployed_files(s: Session, definition: ProcessDefinition) -> tuple[str, dict, dict]:
-    """The diagram of a deployed version, the forms it names and the DMN deployed with it (a
-    built-in deployment carries every form of the platform; the draft needs only its own)."""
+    """The diagram of a deployed version, and the forms and decision tables it uses (a built-in
+    deployment carries every form and table of the platform; the draft needs only its own)."""
     in_deployment = DeploymentFile.deployment_id == definition.deployment_id
     xml = s.scalar(select(DeploymentFile.content).where(in_deployment, DeploymentFile.name == definition.file))
     forms = dict(s.execute(select(DeploymentFile.name, DeploymentFile.content).where(
         in_deployment, DeploymentFile.kind == "form", DeploymentFile.name.in_(form_names(xml)))).all())
     dmn = dict(s.execute(select(DeploymentFile.name, DeploymentFile.content).where(
         in_deployment, DeploymentFile.kind == "dmn")).all())
-    return xml, forms, dmn
+    return xml, forms, _tables_called(xml, dmn)
+
+
+def _tables_called(xml: str, tables: dict[str, str]) -> dict[str, str]:
+    """The decision tables whose decisions the diagram's business rule tasks call (a built-in
+    deployment carries every table of the platform)."""
+    try:
+        called = {e.text.strip() for e in parse_xml(xml, "draft.bpmn").iterfind(".//spiffworkflow:calledDecisionId", NS)
+                  if e.text}
+    except InvalidDiagram:
+        return {}
+    kept = {}
+    for name, text in tables.items():
+        try:
+            decisions = {d.get("id") for d in parse_xml(text, name).iter("{*}decision")}
+        except InvalidDiagram:
+            continue
+        if decisions & called:
+            kept[name] = text
+    return kept
 
 
 def _starters(s: Session, value) -> dict:
@@ -315,6 +335,19 @@ def _check_texts(field: str, value) -> dict[str, str]:
     return value
 
 
+def _check_tables(saved: dict[str, str], tables: dict[str, str]) -> None:
+    """A decision table the engine cannot read is refused when saved (the editor shows where), not
+    first at deploy; tables unchanged since the last save are not judged again."""
+    changed = {name: text for name, text in tables.items() if saved.get(name) != text}
+    found = dmn_problems(changed) if changed else []
+    if found:
+        details = [{"field": "dmn", "file": p.file, "element": p.element, "element_id": p.element,
+                    "message": translate_problem(p.template, p.params, p.message)} for p in found]
+        first = details[0]
+        raise InvalidDiagramError(_("The decision table is invalid: %(where)s: %(message)s",
+                                    where=first["element"] or first["file"] or "", message=first["message"]), details)
+
+
 def save_draft(s: Session, user: User, model: ProcessModel, version: int, changes: dict) -> ModelDraft:
     """Save what changed; `version` is the draft version the editor started from (409 if stale)."""
     require_editor(user, model)
@@ -324,6 +357,8 @@ def save_draft(s: Session, user: User, model: ProcessModel, version: int, change
                          "reload it before saving.", current=draft.version, yours=version))
     if changes.get("xml") is not None:
         draft.xml = changes["xml"]
+    if changes.get("dmn") is not None:
+        _check_tables(draft.dmn, _check_texts("dmn", changes["dmn"]))
     for field in ("forms", "dmn"):
         if changes.get(field) is not None:
             setattr(draft, field, dict(_check_texts(field, changes[field])))

@@ -1,5 +1,5 @@
-"""The strings bpmn-js, diagram-js, bpmn-js-properties-panel and bpmn-js-bpmnlint pass to their
-`translate` service on the studio's modeler page, as msgids (context "modeler") so Babel extracts and translates them.
+"""The strings bpmn-js, diagram-js, bpmn-js-properties-panel, bpmn-js-bpmnlint and dmn-js's decision
+table pass to their `translate` service on the studio's modeler and decision table pages, as msgids (context "modeler") so Babel extracts and translates them.
 
 The page renders `translated()` as a JSON data block; modeler.js's translate module looks each
 template up there and then fills the `{placeholder}`s, which stay verbatim in msgid and msgstr.
@@ -226,6 +226,37 @@ STRINGS = [
     pgettext("modeler", "A <Start Event> is not allowed in <Ad Hoc Sub Process>"),
     pgettext("modeler", "An <End Event> is not allowed in <Ad Hoc Sub Process>"),
     pgettext("modeler", "An <Event-based Gateway> must have at least 2 outgoing <Sequence Flows>"),
+    # dmn-js decision table (the decision table page)
+    pgettext("modeler", "Hit policy:"), pgettext("modeler", "Hit policy"), pgettext("modeler", "Unique"),
+    pgettext("modeler", "First"), pgettext("modeler", "Priority"), pgettext("modeler", "Any"),
+    pgettext("modeler", "Collect"), pgettext("modeler", "Rule order"), pgettext("modeler", "Output order"),
+    pgettext("modeler", "When"), pgettext("modeler", "Then"), pgettext("modeler", "Annotations"),
+    pgettext("modeler", "Annotation"), pgettext("modeler", "View DRD"), pgettext("modeler", "Add rule"),
+    pgettext("modeler", "Add rule above"), pgettext("modeler", "Add rule below"),
+    pgettext("modeler", "Remove rule"), pgettext("modeler", "Copy rule"), pgettext("modeler", "Cut rule"),
+    pgettext("modeler", "Paste rule above"), pgettext("modeler", "Paste rule below"),
+    pgettext("modeler", "Move rule"), pgettext("modeler", "Add input"), pgettext("modeler", "Add output"),
+    pgettext("modeler", "Add input column left"), pgettext("modeler", "Add input column right"),
+    pgettext("modeler", "Add output column left"), pgettext("modeler", "Add output column right"),
+    pgettext("modeler", "Remove input column"), pgettext("modeler", "Remove output column"),
+    pgettext("modeler", "Copy input column"), pgettext("modeler", "Copy output column"),
+    pgettext("modeler", "Cut input column"), pgettext("modeler", "Cut output column"),
+    pgettext("modeler", "Paste input column left"), pgettext("modeler", "Paste input column right"),
+    pgettext("modeler", "Paste output column left"), pgettext("modeler", "Paste output column right"),
+    pgettext("modeler", "Input"), pgettext("modeler", "Output"), pgettext("modeler", "Input label"),
+    pgettext("modeler", "Input expression"), pgettext("modeler", "Input type"),
+    pgettext("modeler", "Input values"), pgettext("modeler", "Output label"), pgettext("modeler", "Output name"),
+    pgettext("modeler", "Output type"), pgettext("modeler", "Output values"), pgettext("modeler", "Edit input"),
+    pgettext("modeler", "Edit output"), pgettext("modeler", "Expression"),
+    pgettext("modeler", "Expression language"), pgettext("modeler", "Enter expression"),
+    pgettext("modeler", "Change cell expression language"),
+    pgettext("modeler", "Strings must be in double quotes"), pgettext("modeler", "Decision name"),
+    pgettext("modeler", "Add cell description"), pgettext("modeler", "Remove cell description"),
+    pgettext("modeler", "Type"), pgettext("modeler", "Value"), pgettext("modeler", "Values"),
+    pgettext("modeler", "Yes"), pgettext("modeler", "No"), pgettext("modeler", "Predefined values"),
+    pgettext("modeler", "Add predefined values"), pgettext("modeler", "Clear predefined values"),
+    pgettext("modeler", "Edit"), pgettext("modeler", "Edit string"), pgettext("modeler", "Edit number"),
+    pgettext("modeler", "Edit boolean"), pgettext("modeler", "Resize"),
 ]
 
 

@@ -61,6 +61,7 @@ MATRIX = {
     ("GET", "/api/v1/audit/findings/999999"): (None, {A: 401, U: 403, O: 403, S: 403, X: 403}),
     ("POST", "/api/v1/audit/findings/999999/dismiss"): ({"reason": "无"}, {A: 401, U: 403, O: 403, S: 403, X: 403}),
     ("POST", "/api/v1/audit/findings/999999/rectify"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 403}),
+    ("POST", "/api/v1/audit/findings/999999/incident"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 403}),
     ("POST", "/api/v1/audit/review"): ({}, {A: 401, U: 403, O: 403, S: 403, X: 403}),
     # The monthly access review: the supervision group and auditors (none of the callers here).
     ("GET", "/api/v1/audit/access-review"): (None, {A: 401, U: 403, O: 403, S: 403, X: 403}),
@@ -139,6 +140,8 @@ MATRIX = {
     ("GET", "/api/v1/analytics/indicators/trend"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/analytics/indicators/records"): (None, {A: 401, U: 403, O: 422, S: 422, X: 422}),
     ("GET", "/api/v1/analytics/indicators/export"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/analytics/feedback"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/api/v1/analytics/evaluations"): (None, {A: 401, U: 403, O: 422, S: 422, X: 422}),
     # Inspection (R-SUP-1): supervisors and system admins everything, a department admin their own
     # department's; {document} is OFFICE's, so fin_admin does not find it.
     ("GET", "/api/v1/inspection/accounts"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),

@@ -466,3 +466,47 @@ def test_restore_is_refused_while_a_server_runs(app, login):
     finally:
         if server.proc.poll() is None:
             server.kill()
+
+
+def test_every_backup_is_copied_to_the_copy_location_and_verified_there(app, login, tmp_path):
+    """R-SEC-5 (issue 15): with INKLESS_BACKUP_COPY_DIR set, `backup create` copies the verified
+    backup there and verifies the copy on its own (a progress bar on stderr meanwhile); a backup
+    damaged in the first location fails its verification while its copy still verifies, and the
+    copy restores the platform; the daily checks watch the copy location too."""
+    _populated(app, login)
+    copies = tmp_path / "copies"
+    env = dict(_cli_env(app), INKLESS_BACKUP_COPY_DIR=str(copies))
+    created = CliRunner().invoke(cli, ["backup", "create"], env=env)
+    assert created.exit_code == 0, created.output
+    (made,) = backup.all_backups(app)
+    assert f"copy {made.id}: verified" in created.output
+    assert "backup" in created.stderr and "check" in created.stderr and "copy" in created.stderr  # the bars
+    copy_path = copies / made.id
+    assert json.loads((copy_path / backup.VERIFICATION).read_text())["ok"] is True
+    assert (copy_path / backup.MANIFEST).read_bytes() == (made.path / backup.MANIFEST).read_bytes()
+
+    _tamper(made.path / "db/users.jsonl", 10)
+    first = CliRunner().invoke(cli, ["backup", "verify", made.id], env=env)
+    assert first.exit_code == 1 and "db/users.jsonl: checksum" in first.output
+    second = CliRunner().invoke(cli, ["backup", "verify", made.id, "--copy"], env=env)
+    assert second.exit_code == 0 and f"{made.id}: verified" in second.output
+    listing = CliRunner().invoke(cli, ["backup", "list", "--copy"], env=env)
+    assert made.id in listing.output and "verified" in listing.output
+
+    app.config["INKLESS"].backup_copy_dir = copies
+    try:
+        with app.test_request_context():
+            s = _session(app)
+            codes = {c.code: c.ok for c in maintenance.checks(app, s)}
+            s.close()
+        assert codes["last_copy"] is True and "disk_copies" in codes
+        uploaded(login("clerk"), b"after the backup", title="备份之后")
+        restored = CliRunner().invoke(cli, ["backup", "restore", made.id, "--force", "--copy"], env=env)
+        assert restored.exit_code == 0 and f"restored {made.id}" in restored.output, restored.output
+    finally:
+        app.config["INKLESS"].backup_copy_dir = None
+    s = _session(app)
+    try:
+        assert s.scalar(select(func.count()).select_from(Document).where(Document.title == "备份之后")) == 0
+    finally:
+        s.close()

@@ -36,7 +36,8 @@ class Server:
         # The server's clock starts where the test's stands (tests/conftest.py subprocess_env).
         self.env.update(INKLESS_CLOCK_START=clock.now().isoformat())
         self.proc = subprocess.Popen([sys.executable, "-m", "service.cli", "serve", "--port", str(self.port)],
-                                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                                     env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             try:
@@ -47,8 +48,21 @@ class Server:
         raise RuntimeError("server did not start")
 
     def kill(self):
-        self.proc.send_signal(signal.SIGKILL)
+        # The whole server dies, as in a power cut: killing only gunicorn's master would leave its
+        # worker serving /healthz for a moment, and the next start would talk to a dying process.
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # it died by itself
+            pass
         self.proc.wait(timeout=10)
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.2).close()
+                time.sleep(0.05)
+            except OSError:
+                return
+        raise RuntimeError("the killed server still answers")
 
     def call(self, method, path, body=None, token=None):
         req = urllib.request.Request(f"http://127.0.0.1:{self.port}{path}", method=method,

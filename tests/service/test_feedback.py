@@ -8,6 +8,7 @@ import pytest
 from service.scheduler import run_due
 from tests.service.flows import complete as _complete
 from tests.service.flows import only_task as _only_task
+from tests.service.test_pages import browser  # noqa: F401 - the signed-in page client fixture
 
 FEEDBACK = {"category": "suggestion", "subject": "审批意见支持常用语", "content": "希望审批时可以选择常用意见,减少重复输入。",
             "contact": "分机 8001"}
@@ -113,3 +114,45 @@ def test_only_the_responsible_departments_administrator_answers(login, who):
     task = _only_task(login("fin_admin"), instance_id=instance_id)
     r = login(who).post(f"/api/v1/tasks/{task['id']}/complete", json={"data": HANDLED})
     assert r.status_code == 403
+
+
+def test_the_feedback_overview_counts_categories_times_and_open_items_per_department(login, browser, frozen):  # noqa: F811
+    """R-SUP-2, R-WF-4 (issue 18): what users raise, taken together — per category received,
+    answered and the time to answer; per responsible department what is open and overdue; the open
+    items. A department administrator sees their department's; a clerk none."""
+    answered = _submit(login)  # a suggestion, forwarded to FIN and answered five hours later
+    _triage(login, answered, FORWARD)
+    frozen.advance(hours=5)
+    _complete(login("fin_admin"), _only_task(login("fin_admin"), instance_id=answered), HANDLED)
+
+    closed = _submit(login)  # the platform answers this one at triage, two hours later
+    frozen.advance(hours=2)
+    api = login("platform")
+    _complete(api, _only_task(api, instance_id=closed), {"analysis": "已有此功能", "triage_action": "close",
+                                                         "reply": "审批页“常用意见”按钮即可选择。"})
+
+    waiting = _submit(login)  # forwarded to FIN and still not answered four days later
+    _triage(login, waiting, FORWARD)
+    frozen.advance(days=4)
+    supervisor = login("supervisor")
+    r = supervisor.get("/api/v1/analytics/feedback", query_string={"period": "2026-12"})
+    assert r.status_code == 200, r.get_json()
+    body = r.get_json()
+    assert body["total"] == 3
+    by_category = {c["key"]: c for c in body["categories"]}
+    assert by_category["suggestion"]["name"] == "改进建议"
+    assert (by_category["suggestion"]["received"], by_category["suggestion"]["answered"],
+            by_category["suggestion"]["open"]) == (3, 2, 1)
+    assert by_category["suggestion"]["median_hours"] == 3.5  # answered after 5 and after 2 hours
+    fin = next(d for d in body["departments"] if d["key"] == "FIN")
+    assert (fin["open"], fin["overdue"], fin["answered"]) == (1, 1, 1)
+    assert [i["instance_id"] for i in body["open"]] == [waiting]
+    assert body["open"][0]["overdue"] is True and body["open"][0]["category_name"] == "改进建议"
+
+    office = login("office_admin").get("/api/v1/analytics/feedback", query_string={"period": "2026-12"}).get_json()
+    assert office["total"] == 0 and office["open"] == []
+    assert login("clerk").get("/api/v1/analytics/feedback").status_code == 403
+    page = browser("supervisor").get("/analytics/feedback?period=2026-12")
+    assert page.status_code == 200
+    html = page.get_data(as_text=True)
+    assert "改进建议" in html and f'/requests/{waiting}"' in html

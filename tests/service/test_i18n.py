@@ -15,6 +15,7 @@ from babel.messages.pofile import read_po
 from tests.conftest import FIXTURES, ROOT
 from tests.service.studio_helpers import HEAD
 from tests.service.test_account_application import APPLICATION
+from tests.service.test_pages import browser  # noqa: F401 - the signed-in page client fixture
 
 TRANSLATIONS = ROOT / "service" / "translations"
 ZH_PO = TRANSLATIONS / "zh" / "LC_MESSAGES" / "messages.po"
@@ -279,3 +280,60 @@ def test_a_designers_form_speaks_english_where_the_designer_wrote_it(login):
     assert {d["field"]: d["message"] for d in r.get_json()["details"]}["kind"] == "Kind of leave is required"
     page = clerk.client.get(f"/tasks/{task_id}?lang=en", headers=clerk._headers())
     assert page.status_code == 200 and "Kind of leave" in page.get_data(as_text=True)
+
+
+def _english_property(name: str, value: str) -> str:
+    return f'<spiffworkflow:property name="{name}" value="{value}" />'
+
+
+def test_a_designers_diagram_speaks_english_where_the_designer_wrote_it(login, browser):  # noqa: F811
+    """Issue 17 (R-WF-1, UI language): the process's `name_en`/`description_en`, a step's
+    `name_en` and its `instructions_en` (a template, rendered with the task's data like the Chinese
+    one) are what English readers see in the API, the start page, the inbox, the task page and the
+    request's timeline; Chinese readers keep the Chinese; a name without English stays as written."""
+    process_props = _english_property("name_en", "Leave") + _english_property("description_en", "Ask for days off")
+    task = ('<bpmn:userTask id="ask" name="填写请假单"><bpmn:extensionElements>'
+            '<spiffworkflow:instructionsForEndUser>{{ who }} 请填写请假天数</spiffworkflow:instructionsForEndUser>'
+            '<spiffworkflow:properties><spiffworkflow:property name="performers" value="initiator" />'
+            + _english_property("name_en", "Fill in the leave form")
+            + _english_property("instructions_en", "{{ who }}, say how many days")
+            + '</spiffworkflow:properties></bpmn:extensionElements></bpmn:userTask>')
+    xml = (HEAD + '<bpmn:process id="leave_names" name="请假" isExecutable="true"><bpmn:documentation>申请休假</bpmn:documentation>'
+           f'<bpmn:extensionElements><spiffworkflow:properties>{process_props}</spiffworkflow:properties></bpmn:extensionElements>'
+           '<bpmn:startEvent id="start" /><bpmn:scriptTask id="hello" name="问候"><bpmn:script>who = "王芳"</bpmn:script>'
+           f'</bpmn:scriptTask>{task}<bpmn:userTask id="later" name="销假"><bpmn:extensionElements>'
+           '<spiffworkflow:instructionsForEndUser>销假</spiffworkflow:instructionsForEndUser><spiffworkflow:properties>'
+           '<spiffworkflow:property name="performers" value="initiator" /></spiffworkflow:properties>'
+           '</bpmn:extensionElements></bpmn:userTask>'
+           '<bpmn:endEvent id="end" /><bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="hello" />'
+           '<bpmn:sequenceFlow id="f2" sourceRef="hello" targetRef="ask" />'
+           '<bpmn:sequenceFlow id="f3" sourceRef="ask" targetRef="later" />'
+           '<bpmn:sequenceFlow id="f4" sourceRef="later" targetRef="end" /></bpmn:process></bpmn:definitions>')
+    admin = login("sysadmin")
+    r = admin.client.post("/api/v1/process-definitions", data={"files": [(io.BytesIO(xml.encode()), "leave_names.bpmn")]},
+                          content_type="multipart/form-data", headers=admin._headers())
+    assert r.status_code == 201, r.get_json()
+    clerk = login("clerk")
+    instance = clerk.post("/api/v1/process-instances", json={"process_key": "leave_names"}).get_json()
+    task_id = clerk.get("/api/v1/tasks", query_string={"instance_id": instance["id"]}).get_json()["items"][0]["id"]
+
+    zh = clerk.get(f"/api/v1/tasks/{task_id}").get_json()
+    en = clerk.get(f"/api/v1/tasks/{task_id}", query_string={"lang": "en"}).get_json()
+    assert (zh["name"], zh["instructions"]) == ("填写请假单", "王芳 请填写请假天数")
+    assert (en["name"], en["instructions"]) == ("Fill in the leave form", "王芳, say how many days")
+
+    reader = browser("clerk")
+    start = reader.get("/start?lang=en").get_data(as_text=True)
+    assert "Leave" in start and "Ask for days off" in start and "申请休假" not in start
+    assert "申请休假" in reader.get("/start?lang=zh").get_data(as_text=True)
+    inbox = reader.get("/tasks?lang=en").get_data(as_text=True)
+    assert "Fill in the leave form" in inbox and "填写请假单" not in inbox
+    page = reader.get(f"/tasks/{task_id}?lang=en").get_data(as_text=True)
+    assert "Fill in the leave form" in page and "王芳, say how many days" in page and "请填写请假天数" not in page
+
+    done = clerk.post(f"/api/v1/tasks/{task_id}/complete", json={"data": {}}, query_string={"lang": "en"}).get_json()
+    names = {h["element_id"]: h["name"] for h in clerk.get(f"/api/v1/process-instances/{done['id']}",
+                                                           query_string={"lang": "en"}).get_json()["history"]}
+    assert names["ask"] == "Fill in the leave form" and names["hello"] == "问候"  # no English given: as written
+    story = reader.get(f"/requests/{done['id']}?lang=en").get_data(as_text=True)
+    assert "Leave #" in story and "Fill in the leave form" in story

@@ -265,6 +265,15 @@ def test_departments_below_the_bar_get_a_rectification_instance_each(app, frozen
             assert request["severity"] == severity and request["deadline"] == deadline
             assert "2026年第4季度" in request["problem"] and "请于" in request["problem"]
 
+    # Each 限期整改 record is linked to its rectification instance, shown open (R-SUP-5).
+    records = supervisor.get("/api/v1/performance-records").get_json()["items"]
+    rectifications = [r for r in records if r["kind"] == "rectification"]
+    assert sorted(r["rectification_instance_id"] for r in rectifications) == sorted(i["id"] for i in started)
+    assert all(r["state"] == "open" and r["state_name"] == "整改中" for r in rectifications), rectifications
+    assert all(r["state"] is None for r in records if r["kind"] != "rectification")
+    page = supervisor.get("/performance").get_data(as_text=True)
+    assert all(f"#{i['id']}</a>" in page for i in started) and "整改中" in page
+
     # Heads below the bar are told their deadline.
     fin = login("fin_head").get("/api/v1/notifications").get_json()["items"]
     assert any(n["kind"] == "assessment" and "不合格" in n["message"] for n in fin)

@@ -118,7 +118,7 @@ def test_the_scheduler_knows_job_kinds_only_through_its_registry():
     for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.level == 1:
             imported |= {node.module} if node.module else {alias.name for alias in node.names}
-    assert imported <= {"errors", "localtime", "models", "startup"}, imported
+    assert imported <= {"db", "errors", "localtime", "models", "startup"}, imported
     assert {"timer", "deadline", "start", "archive", "backup", "digest", "audit", "audit_review",
             "snapshots"} <= set(scheduler.HANDLERS)
     assert {kind for kind, _ref in scheduler.STANDING_JOBS} <= set(scheduler.HANDLERS)

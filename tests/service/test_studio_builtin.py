@@ -4,6 +4,7 @@ from __future__ import annotations
 from tests.service.flows import only_task
 from tests.service.studio_helpers import create_model, deploy, save
 from tests.service.test_account_application import _decide, _start_and_fill
+from tests.service.test_pages import browser  # noqa: F401 - the signed-in page client fixture
 
 NEW_STEP = ('<bpmn:userTask id="archive_record" name="归档登记"><bpmn:extensionElements>'
             '<spiffworkflow:instructionsForEndUser>请将开通结果归档</spiffworkflow:instructionsForEndUser>'
@@ -51,3 +52,59 @@ def _application() -> dict:
     from tests.service.test_account_application import APPLICATION
 
     return dict(APPLICATION)
+
+
+def test_a_decision_table_is_changed_in_the_studio_and_decides_the_next_instance(app, login):
+    """Issue 14, R-WF-1, R-SEC-7: the permission review opened in the studio carries its decision
+    table; a table the engine cannot read is refused on save, naming the file and the element,
+    and the draft keeps its last good table; a changed table saved and deployed as version 2
+    decides who reviews in the next review (every grant to the platform)."""
+    from tests.service.test_permission_review import _add_groups, _start
+
+    sysadmin = login("sysadmin")
+    model = create_model(sysadmin, "permission_review", department="PLATFORM")
+    tables = model["draft"]["dmn"]
+    assert set(tables) == {"grant_reviewer.dmn"}
+    table = tables["grant_reviewer.dmn"]
+
+    version = model["draft"]["version"]
+    refused = save(sysadmin, "permission_review", version, 422,
+                   dmn={"grant_reviewer.dmn": table.replace("</decisionTable>", "", 1)})
+    assert refused["details"][0]["file"] == "grant_reviewer.dmn"
+    no_output = save(sysadmin, "permission_review", version, 422,
+                     dmn={"grant_reviewer.dmn": table.replace('hitPolicy="UNIQUE"', 'hitPolicy="NO_SUCH_POLICY"')})
+    assert no_output["details"][0]["file"] == "grant_reviewer.dmn", no_output
+    kept = sysadmin.get("/api/v1/studio/permission_review").get_json()["draft"]
+    assert kept["dmn"]["grant_reviewer.dmn"] == table and kept["version"] == model["draft"]["version"]
+
+    changed = table.replace('<outputEntry id="rule_department_reviewer"><text>"department"</text>',
+                            '<outputEntry id="rule_department_reviewer"><text>"platform"</text>')
+    assert changed != table
+    saved = save(sysadmin, "permission_review", kept["version"], dmn={"grant_reviewer.dmn": changed})
+    assert deploy(sysadmin, "permission_review", saved["version"])["version"] == 2
+
+    _add_groups(app, {"clerk": "designer"})
+    after = _start(login)
+    assert "review_department" not in after["active_elements"]
+    platform = login("platform")
+    task = only_task(platform, instance_id=after["id"])
+    listed = {(g["username"], g["grant"]) for g in platform.get(f"/api/v1/tasks/{task['id']}").get_json()["data"]["grants"]}
+    assert ("clerk", "group:designer") in listed
+
+
+def test_the_decision_table_editor_page_opens_a_models_table(login, browser):  # noqa: F811
+    """Issue 14: the modeler page lists the model's decision tables and links the dmn-js editor
+    (read only for a designer of another department); a name that is not a .dmn file is refused."""
+    create_model(login("sysadmin"), "permission_review", department="PLATFORM")
+    office = browser("office_admin")
+    page = office.get("/studio/permission_review")
+    assert page.status_code == 200
+    assert 'href="/studio/permission_review/decisions/grant_reviewer.dmn"' in page.get_data(as_text=True)
+    editor = office.get("/studio/permission_review/decisions/grant_reviewer.dmn")
+    assert editor.status_code == 200
+    html = editor.get_data(as_text=True)
+    assert 'data-file="grant_reviewer.dmn"' in html and "build/dmn-editor.js" in html
+    assert 'data-editable="false"' in html
+    new = office.get("/studio/permission_review/decisions", query_string={"name": "leave_days"})
+    assert new.status_code == 302 and new.headers["Location"].endswith("/studio/permission_review/decisions/leave_days.dmn")
+    assert office.get("/studio/permission_review/decisions/leave.xml").status_code == 422
