@@ -1,7 +1,7 @@
 """The English a designer wrote beside a diagram's Chinese texts.
 
 A process, a flow node or a lane may carry `spiffworkflow:property name="name_en"` (and a process
-`description_en` beside its documentation); a user task `instructions_en` beside its instructions
+`description_en` beside its documentation, `category_en` beside its `category`); a user task `instructions_en` beside its instructions
 (rendered by engine.runtime). This module reads the names, so the service can show a diagram's
 words in English on request without the engine knowing about languages.
 """
@@ -13,6 +13,7 @@ from .validation import NS
 
 NAME_EN = "name_en"
 DESCRIPTION_EN = "description_en"
+CATEGORY_EN = "category_en"
 
 
 def _property(element: etree._Element, name: str) -> str:
@@ -33,4 +34,7 @@ def english_texts(root: etree._Element) -> dict[str, str]:
             doc = element.find("bpmn:documentation", NS)
             if doc is not None and (doc.text or "").strip() and (english := _property(element, DESCRIPTION_EN)):
                 out.setdefault(doc.text.strip(), english)
+            category = _property(element, "category")
+            if category and (english := _property(element, CATEGORY_EN)):
+                out.setdefault(category, english)
     return out

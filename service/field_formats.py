@@ -3,7 +3,8 @@
 `department`, `user` and `group` hold a code (department code, login name, group code) that
 must name an existing department, an active person or a group; `date` (`2026-12-03`),
 `date-time` (ISO 8601 with its offset, `2026-12-03T09:30:00+08:00`) and `duration` (ISO 8601,
-`PT8H`, as timers and deadlines take them) are held as the engine reads them. The page renderer
+`PT8H`, as timers and deadlines take them) are held as the engine reads them; `grant`
+(`role:dept_admin`, `group:designer`) is only shown, as the role's or group's name. The page renderer
 (service/pages/fields.py) turns them into a list of names, a searchable person field and native
 pickers; every view shows names and formatted values instead of the codes (`display`).
 """
@@ -22,7 +23,9 @@ from .models import Department, Group, User
 
 NAMED = ("department", "user", "group")  # codes of the platform's own records
 TIMES = ("date", "date-time", "duration")
-FORMATS = NAMED + TIMES
+# Shown only, never entered: a grant (`role:dept_admin`, `group:designer`) as the role's or group's name.
+SHOWN = ("grant",)
+FORMATS = NAMED + TIMES + SHOWN
 
 # What a duration field accepts: days, hours and minutes (the units deadlines are counted in).
 _DURATION = re.compile(r"^P(?=\d|T\d)(\d+D)?(T(?=\d)(\d+H)?(\d+M)?)?$")
@@ -76,6 +79,9 @@ def display(fmt: str | None, value: Any, s: Session | None = None) -> str | None
         return i18n.moment_text(value)
     if fmt == "duration":
         return i18n.duration_text(value)
+    if fmt == "grant":
+        kind, _sep, code = value.partition(":")
+        return i18n.role_name(code) if kind == "role" else name_of("group", code, s)
     return name_of(fmt, value, s)
 
 

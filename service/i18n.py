@@ -100,6 +100,13 @@ def day_text(value) -> str:
     return f"{value.day} {value:%b} {value.year}"
 
 
+def role_name(code: str) -> str:
+    """A role as people read it (the roles are the platform's, so their names are its own texts)."""
+    names = {"user": _("Ordinary user"), "dept_admin": _("Department administrator"),
+             "system_admin": _("System administrator")}
+    return names.get(code, code)
+
+
 def size_text(size: int | None) -> str:
     """A file size in 字节 / KB / MB (bytes / KB / MB)."""
     if size is None:

@@ -178,7 +178,7 @@ def _field(name: str, node: dict, ui: dict, required: bool, value: Any, errors: 
         return f
     if f.fmt == "user":
         f.widget = "person"
-        f.options = [(username, f"{name}（{department}）" if department else name)
+        f.options = [(username, _("%(name)s (%(department)s)", name=name, department=department) if department else name)
                      for username, name, department in field_formats.people(db.session())]
         f.attrs["shown"] = field_formats.name_of("user", value) if isinstance(value, str) else ""
         return f

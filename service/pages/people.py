@@ -10,7 +10,7 @@ from flask import Blueprint, flash, g, redirect, render_template, request, url_f
 from flask_babel import gettext as _
 from sqlalchemy import select
 
-from .. import auth, db, people, policy
+from .. import auth, db, i18n, people, policy
 from ..errors import Conflict, Invalid
 from ..models import ROLES, Department, Group, User
 from . import signed_in
@@ -19,8 +19,7 @@ bp = Blueprint("people", __name__, url_prefix="/account")
 
 
 def role_names() -> dict[str, str]:
-    return {"user": _("Ordinary user"), "dept_admin": _("Department administrator"),
-            "system_admin": _("System administrator")}
+    return {code: i18n.role_name(code) for code in ("user", "dept_admin", "system_admin")}
 
 
 def _errors(e: Invalid) -> dict[str, str]:

@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from .. import db, policy
 from .. import instances as units
 from ..bounds import page_arg
+from ..designer_names import designer
 from ..errors import Invalid
 from ..models import OpenTask, ProcessDefinition, ProcessInstance
 from ..studio import catalogue as models_catalogue
@@ -39,7 +40,7 @@ def catalogue():
     query = request.args.get("q", "").strip()[:100]
     if query:
         needle = query.casefold()
-        startable = [d for d in startable if needle in f"{d.name} {d.key} {d.description}".casefold()]
+        startable = [d for d in startable if needle in f"{d.name} {designer(d.name)} {d.key} {d.description}".casefold()]
     # A category set in the studio wins over the one the deployed diagram names.
     studio = dict(s.execute(select(ProcessModel.key, ProcessModel.category).where(ProcessModel.category != "")).all())
     groups: dict[str, list[ProcessDefinition]] = {}

@@ -14,12 +14,12 @@ from flask_babel import gettext as _
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from .. import forms
+from .. import field_formats, forms
 from ..api import views
 from ..designer_names import designer
 from ..i18n import designer_texts
 from ..instances import ENDED
-from ..models import DeploymentFile, Group, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User
+from ..models import DeploymentFile, InstanceStep, OpenTask, ProcessDefinition, ProcessInstance, User
 from ..workspace_models import ApplicationTracking
 from . import fields
 
@@ -128,13 +128,12 @@ def _waiting(s: Session, row: ProcessInstance) -> list[Waiting]:
     if row.state not in ("running", "error"):
         return []
     out = []
-    group_names = dict(s.execute(select(Group.code, Group.name)).all())
     for task in s.scalars(select(OpenTask).where(OpenTask.instance_id == row.id).order_by(OpenTask.created_at)):
         shape = views.task(s, task)
         full = dict(s.execute(select(User.username, User.full_name).where(
             User.username.in_(set(shape["candidates"]["users"]) | {shape["assignee"] or ""}))).all())
         who = [full.get(u, u) for u in shape["candidates"]["users"]]
-        who += [group_names.get(g, g) for g in shape["candidates"]["groups"]]
+        who += [field_formats.name_of("group", g, s) for g in shape["candidates"]["groups"]]
         out.append(Waiting(task_id=task.id, name=designer(task.name), who=who,
                            assignee=full.get(shape["assignee"], shape["assignee"]) if shape["assignee"] else None,
                            due_at=task.due_at))

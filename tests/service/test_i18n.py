@@ -87,8 +87,8 @@ def test_form_errors_name_the_field_in_the_users_language(login):
     body = r.get_json()
     assert body["message"].startswith("Invalid field: ")
     by_field = {d["field"]: d["message"] for d in body["details"]}
-    assert by_field["full_name"] == "姓名 is required"
-    assert by_field["username"] == "登录名 has an invalid format"
+    assert by_field["full_name"] == "Full name is required"  # the form's title_en
+    assert by_field["username"] == "Login name has an invalid format"
 
     # Nothing was completed by the refused attempts.
     assert api.get(f"/api/v1/tasks/{task_id}").status_code == 200
