@@ -69,6 +69,9 @@ def test_start_withdraw_substitute_and_people_admin_in_the_browser(server, brows
     deputy.sign_in("office_admin")
     deputy.open_task("部门负责人审核")
     assert "office_head 外出，由代理人 office_admin 代为办理。" in deputy.page.inner_text("main")
+    deputy.shot("17-task-form-1366")
+    deputy.goto("/tasks")
+    deputy.shot("17-inbox-1366")
 
     # The department administrator creates an account and is refused deactivating the clerk,
     # whose request is still running (R-ACC-3, R-ACC-4).
@@ -91,5 +94,16 @@ def test_start_withdraw_substitute_and_people_admin_in_the_browser(server, brows
     admin_phone.sign_in("office_admin")
     admin_phone.goto("/account/users")
     admin_phone.shot("17-user-admin-390")
+    admin_phone.goto("/tasks")
+    admin_phone.shot("17-inbox-390")
+    admin_phone.open_task("部门负责人审核")
+    admin_phone.shot("17-task-form-390")
+    # The same task and the start page under English: the procedure's own words in English.
+    admin_phone.page.goto(admin_phone.page.url.split("?")[0] + "?lang=en")
+    assert "Department head review" in admin_phone.page.inner_text("main")
+    admin_phone.shot("17-task-form-en-390")
+    clerk.goto("/start?lang=en")
+    assert "Account application" in clerk.page.locator("main h3").all_inner_texts()
+    clerk.shot("17-start-en-1366")
     for person in (clerk, phone, head, deputy, admin_phone):
         assert not person.problems, (person.name, person.problems)
