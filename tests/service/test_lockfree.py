@@ -272,3 +272,45 @@ def test_eight_members_claiming_one_task_at_once_give_one_assignee(app, server):
     loser = tokens[(won + 1) % len(tokens)]
     assert server.send("POST", f"/api/v1/tasks/{task['id']}/complete", {"data": {}}, loser)[0] == 403
     assert server.send("POST", f"/api/v1/tasks/{task['id']}/complete", {"data": {}}, tokens[won])[0] == 200
+
+
+# Runaway designer code of issue 13, under the platform's default limits (2 s, 512 MB).
+RUNAWAY = {
+    "endless loop past finally": "try:\n    while True:\n        pass\nfinally:\n    while True:\n        pass\n",
+    "work inside C": "x = 10**10**10\n",
+    "no memory cap": "x = 'x' * 10**10\n",
+}
+
+
+@pytest.mark.parametrize("script", list(RUNAWAY.values()), ids=list(RUNAWAY))
+def test_a_runaway_script_is_an_incident_within_seconds_and_others_sign_in_meanwhile(app, org, script):
+    """Issue 13 (R-SEC-10): on a real server with the default limits, a designer's runaway script
+    ends the instance in an incident on its task within a few seconds, and another user's sign-in
+    during it answers in under a second."""
+    live = LiveServer(app)
+    live.env.pop("INKLESS_SCRIPT_TIME_LIMIT")
+    try:
+        live.start()
+        live.deploy("office_admin", "runaway_report", crunch_after("runaway_report", "initiator", script))
+        clerk = live.sign_in("clerk")
+        instance = live.ok("POST", "/api/v1/process-instances", {"process_key": "runaway_report"}, clerk)
+        task = live.ok("GET", f"/api/v1/tasks?instance_id={instance['id']}", token=clerk)["items"][0]
+        began = time.monotonic()
+        running, result = _in_background(
+            lambda: live.send("POST", f"/api/v1/tasks/{task['id']}/complete", {"data": {}}, clerk))
+        time.sleep(0.4)
+        sign_in = _timed(lambda: live.sign_in("fin_head"))
+        overlapped = running.is_alive()
+        running.join(timeout=60)
+        elapsed = time.monotonic() - began
+        status, body = result["answer"]
+        assert status == 200 and body["state"] == "error", body
+        assert [i["element"] for i in body["incidents"]] == ["crunch"], body["incidents"]
+        assert elapsed < 6, f"the runaway step took {elapsed:.1f} s"
+        assert sign_in < QUICK, f"another user's sign-in took {sign_in:.2f} s during the runaway script"
+        # The CPU-bound ones run until the time limit: the sign-in was answered while they ran (the
+        # allocation is refused at once, so it has nothing to overlap).
+        assert overlapped or "10**10 " in script or "* 10**10" in script
+    finally:
+        if live.proc and live.proc.poll() is None:
+            live.kill()
