@@ -192,14 +192,15 @@ def department() -> None:
 @click.argument("code")
 @click.option("--name", required=True)
 @click.option("--parent", default=None, help="Parent department code.")
-def department_create(code: str, name: str, parent: str | None) -> None:
+@click.option("--name-en", default=None, help="The name in English (shown under ?lang=en).")
+def department_create(code: str, name: str, parent: str | None, name_en: str | None) -> None:
     from .org import OrgError, create_department
 
     app = _app()
     with app.app_context():
         s = _session(app)
         try:
-            create_department(s, code, name, parent)
+            create_department(s, code, name, parent, name_en=name_en)
             s.commit()
         except OrgError as e:
             raise click.ClickException(str(e)) from None

@@ -106,12 +106,24 @@ def _names(s: Session, fmt: str) -> dict:
 
 
 _QUERIES = {
-    "department": lambda: select(Department.code, Department.name),
-    "department_by_id": lambda: select(Department.id, Department.name),
+    "department": lambda: select(Department.code, _in_language(Department)),
+    "department_by_id": lambda: select(Department.id, _in_language(Department)),
     "user": lambda: select(User.username, User.full_name),  # shown also once deactivated
     "active_user": lambda: select(User.username, User.full_name).where(User.active.is_(True)),
-    "group": lambda: select(Group.code, func.coalesce(Group.name_en, Group.name) if _english() else Group.name),
+    "group": lambda: select(Group.code, _in_language(Group)),
 }
+
+
+def _in_language(model):
+    """A department's or group's name column in the reader's language (English when it has one)."""
+    return func.coalesce(func.nullif(model.name_en, ""), model.name) if _english() else model.name
+
+
+def department_label(department) -> str:
+    """A department record's name as the reader reads it."""
+    if department is None:
+        return ""
+    return (department.name_en or department.name) if _english() else department.name
 
 
 def _english() -> bool:

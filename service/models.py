@@ -47,6 +47,7 @@ class Department(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(64), unique=True)
     name: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str | None] = mapped_column(String(200))  # shown under English when given
     parent_id: Mapped[int | None] = mapped_column(ForeignKey("departments.id"))
     head_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", use_alter=True, name="fk_department_head"))
 
@@ -369,7 +370,8 @@ class IndicatorSnapshot(Base):
 class PerformanceRecord(Base):
     """A consequence of an assessment result for a department (R-SUP-5): a commendation (绩效加分 /
     荣誉证书), a circulated criticism, a rectification with its deadline, or a penalty after a
-    failed re-check. Written by publish_assessment; the HR office reads and exports them."""
+    failed re-check. Written by publish_assessment, the penalty by record_penalty (the supervision
+    group's decision in issue_rectification, naming that instance); the HR office reads and exports them."""
 
     __tablename__ = "performance_records"
     __table_args__ = (Index("ix_performance_records_period", "period", "department_id"),)

@@ -23,7 +23,7 @@ def ensure_groups(s: Session) -> None:
 
 
 def create_department(s: Session, code: str, name: str, parent_code: str | None = None,
-                      actor_id: int | None = None) -> Department:
+                      actor_id: int | None = None, name_en: str | None = None) -> Department:
     if s.scalar(select(Department.id).where(Department.code == code)) is not None:
         raise OrgError(f"department {code} already exists")
     parent = None
@@ -31,7 +31,7 @@ def create_department(s: Session, code: str, name: str, parent_code: str | None 
         parent = s.scalar(select(Department).where(Department.code == parent_code))
         if parent is None:
             raise OrgError(f"parent department {parent_code} does not exist")
-    department = Department(code=code, name=name, parent_id=parent.id if parent else None)
+    department = Department(code=code, name=name, name_en=name_en or None, parent_id=parent.id if parent else None)
     s.add(department)
     s.flush()
     audit.record(s, "department_created", "department", department.id, actor_id=actor_id, detail={"code": code})

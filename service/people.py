@@ -194,7 +194,8 @@ def deactivate(s: Session, admin: User, user_id: int, reason: str) -> User:
     return user
 
 
-def create_department(s: Session, admin: User, code: str, name: str, parent: str | None = None) -> Department:
+def create_department(s: Session, admin: User, code: str, name: str, parent: str | None = None,
+                      name_en: str | None = None) -> Department:
     """A new department (system administrators: the organisation is platform configuration)."""
     if not auth.is_system_admin(admin):
         raise Forbidden(_("Only the system administrator may create departments."))
@@ -208,7 +209,8 @@ def create_department(s: Session, admin: User, code: str, name: str, parent: str
         raise _invalid("name", _("required"), summary)
     if parent and s.scalar(select(Department.id).where(Department.code == parent)) is None:
         raise _invalid("parent", _("choose a department"), summary)
-    return org.create_department(s, code, name[:255], parent or None, actor_id=admin.id)
+    return org.create_department(s, code, name[:255], parent or None, actor_id=admin.id,
+                                 name_en=(name_en or "").strip()[:200] or None)
 
 
 def set_head(s: Session, admin: User, code: str, username: str) -> Department:

@@ -87,7 +87,7 @@ class Departments(MethodView):
         rows = s.scalars(select(Department).order_by(Department.code).limit(args["limit"]).offset(args["offset"])).all()
         heads = dict(s.execute(select(User.id, User.username).where(
             User.id.in_([d.head_id for d in rows if d.head_id]))).all())
-        items = [{"id": d.id, "code": d.code, "name": d.name, "parent": d.parent, "head": heads.get(d.head_id)}
+        items = [{"id": d.id, "code": d.code, "name": d.name, "name_en": d.name_en, "parent": d.parent, "head": heads.get(d.head_id)}
                  for d in rows]
         return {"items": items, "total": total}
 
@@ -96,9 +96,10 @@ class Departments(MethodView):
     def post(self, body):
         """Create a department (system administrators)."""
         with db.unit_of_work() as s:
-            department = people.create_department(s, auth.current_user(), body["code"], body["name"], body.get("parent"))
+            department = people.create_department(s, auth.current_user(), body["code"], body["name"], body.get("parent"),
+                                                  body.get("name_en"))
             return {"id": department.id, "code": department.code, "name": department.name,
-                    "parent": department.parent, "head": None}
+                    "name_en": department.name_en, "parent": department.parent, "head": None}
 
 
 @blp.route("/departments/<string:code>/head")
@@ -110,7 +111,7 @@ class DepartmentHeadResource(MethodView):
         with db.unit_of_work() as s:
             department = people.set_head(s, auth.current_user(), code, body["username"])
             return {"id": department.id, "code": department.code, "name": department.name,
-                    "parent": department.parent, "head": body["username"]}
+                    "name_en": department.name_en, "parent": department.parent, "head": body["username"]}
 
 
 @blp.route("/users/<int:user_id>/sessions")

@@ -232,6 +232,7 @@ class DepartmentOut(Schema):
     id = fields.Integer()
     code = fields.String()
     name = fields.String()
+    name_en = fields.String(allow_none=True, metadata={"description": "the name in English, if given"})
     parent = fields.String(attribute="parent.code", allow_none=True)
     head = fields.String(allow_none=True)
 
@@ -418,6 +419,7 @@ class Deactivation(_In):
 class DepartmentCreate(_In):
     code = fields.String(required=True, validate=validate.Length(min=1, max=64))
     name = fields.String(required=True, validate=validate.Length(min=1, max=255))
+    name_en = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=200))
     parent = fields.String(load_default=None, allow_none=True, validate=validate.Length(max=64))
 
 

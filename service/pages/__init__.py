@@ -147,6 +147,11 @@ def department_name(code: str | None) -> str:
     return field_formats.name_of("department", code)
 
 
+@bp.app_template_filter("dept")
+def department_label(department) -> str:
+    return field_formats.department_label(department)
+
+
 @bp.app_template_global()
 def person_name(username: str | None) -> str:
     return field_formats.name_of("user", username)

@@ -126,7 +126,7 @@ def departments():
         try:
             with db.unit_of_work() as s:
                 department = people.create_department(s, admin, form.get("code", ""), form.get("name", ""),
-                                                      form.get("parent") or None)
+                                                      form.get("parent") or None, form.get("name_en"))
                 name = department.name
         except Invalid as e:
             errors = _errors(e)

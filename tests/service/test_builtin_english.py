@@ -61,3 +61,29 @@ def test_the_built_in_procedures_pages_have_no_chinese_under_english(browser):  
     # Every procedure the regulation ships was looked at.
     assert {"account_application", "fault_report", "feedback", "file_publication", "permission_change",
             "security_incident", "quarterly_assessment", "permission_review"} <= seen
+
+
+def test_a_department_named_in_english_reads_in_english(app, login, browser):  # noqa: F811
+    """Issue 17: a department may carry its English name beside the Chinese (API, page, CLI
+    `--name-en`); English readers see it wherever the department is named, Chinese readers the
+    Chinese; a department without one keeps its Chinese name."""
+    admin = login("sysadmin")
+    r = admin.post("/api/v1/departments", json={"code": "ARCHIVE", "name": "档案室", "name_en": "Records office",
+                                                "parent": "HQ"})
+    assert r.status_code == 201 and r.get_json()["name_en"] == "Records office", r.get_json()
+    reader = browser("sysadmin")
+    page = reader.get("/account/departments", query_string={"lang": "en"}).get_data(as_text=True)
+    assert "Records office" in page and "档案室" not in page
+    assert "办公室" in page  # no English given: as typed
+    assert "档案室" in reader.get("/account/departments", query_string={"lang": "zh"}).get_data(as_text=True)
+    # Created on the page, the same way.
+    r = reader.post("/account/departments", {"code": "LEGAL", "name": "法务室", "name_en": "Legal office"})
+    assert r.status_code == 302
+    with app.test_request_context():
+        from sqlalchemy import select
+
+        from service.models import Department
+
+        s = app.extensions["inkless.db"]()
+        assert s.scalar(select(Department.name_en).where(Department.code == "LEGAL")) == "Legal office"
+        s.close()
