@@ -1,5 +1,6 @@
 """Performance records (R-SUP-5): what each assessment result led to, per department — listed and
-exported for the HR office. Written by publish_assessment (procedures/quarterly_assessment.py)."""
+exported for the HR office. Written by publish_assessment (procedures/quarterly_assessment.py), and
+the penalties by record_penalty when a rectification fails its re-check again (procedures/issue_rectification.py)."""
 from __future__ import annotations
 
 from flask_babel import gettext as _

@@ -11,6 +11,7 @@ result (per person included) in the audit log and hands the department figures t
 """
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
@@ -22,7 +23,7 @@ from engine import clock
 from engine.errors import InvalidDiagram
 from engine.loader import parse_xml
 
-from .. import audit
+from .. import audit, decisions
 from ..authority import READS, Authority
 from ..localtime import PLATFORM_TZ
 from ..models import (
@@ -49,8 +50,12 @@ FAULT_PROCESS, FAULT_STEP, FAULT_FIELD = "fault_report", "report_fault", "affect
 FAULT_REFERRED = "raise_security_incident"  # the fault report's diagram started a security incident
 FINDING_PROCESS, FINDING_STEP, FINDING_REFUSED = "issue_rectification", "record_problem", "end_refused"
 APPROVAL_DECISIONS = ("approve", "return", "reject")
-WEIGHTS = {"usage_rate": 30, "timeliness_rate": 30, "approval_pass_rate": 20, "security": 20}
-SECURITY_ZERO_AT = 20.0  # incidents per 100 active users at which the security component reaches 0
+# The reference score's weights and the security component's zero point are the supervision
+# group's decision table (docs/indicators.md §6), not constants: the newest deployed
+# assessment_weights.dmn, preferably as deployed with quarterly_assessment; process_models/'s file
+# in a database where it was never deployed.
+WEIGHTS_DECISION, WEIGHTS_FILE, ASSESSMENT_PROCESS = "assessment_weights", "assessment_weights.dmn", "quarterly_assessment"
+WEIGHTED = ("usage_rate", "timeliness_rate", "approval_pass_rate", "security")
 
 BPMN = "http://www.omg.org/spec/BPMN/20100524/MODEL"
 SPIFF = "http://spiffworkflow.org/bpmn/schema/1.0/core"
@@ -363,19 +368,74 @@ def _rates(c: dict, active_users: int) -> dict:
     return c
 
 
-def reference_score(figures: dict) -> float | None:
-    """Advisory score 0–100 from the indicators (docs/indicators.md §6); the supervisors decide."""
+@dataclass(frozen=True)
+class Weights:
+    """What assessment_weights.dmn decides: a weight per component, and the security incident rate
+    (incidents per 100 active users) at which the security component reaches 0."""
+
+    usage_rate: float
+    timeliness_rate: float
+    approval_pass_rate: float
+    security: float
+    security_zero_at: float
+    source: str  # the table they come from: "assessment_weights.dmn (deployment 12)", or the file's path
+
+    def of(self, component: str) -> float:
+        return getattr(self, component)
+
+    def as_dict(self) -> dict:
+        return {k: getattr(self, k) for k in (*WEIGHTED, "security_zero_at", "source")}
+
+
+def _number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def assessment_weights(s: Session | None, period_start: datetime | None = None) -> Weights:
+    """The weights for a period starting at `period_start` (default: now), from the newest deployed
+    assessment_weights.dmn (`s` None, or none deployed: the table file in process_models/), run as
+    its business rule task would run it (service/decisions.py)."""
+    row = decisions.newest_table(s, WEIGHTS_DECISION, ASSESSMENT_PROCESS) if s is not None else None
+    if row is not None:
+        file, content, source = row.name, row.content, f"{row.name} (deployment {row.deployment_id})"
+    else:
+        try:
+            source, content = decisions.shipped_table(WEIGHTS_FILE)
+        except decisions.DecisionFailed as e:
+            raise ServiceFailure(f"the weights of the reference score: {e}") from None
+        file = WEIGHTS_FILE
+    day = (period_start or clock.now()).astimezone(CST).date().isoformat()
+    try:
+        decided = decisions.decide(file, content, WEIGHTS_DECISION, {"period_start": day})
+    except decisions.DecisionFailed as e:
+        raise ServiceFailure(f"the weights of the reference score: {e}") from None
+    weights = decided.get("weights")
+    if not isinstance(weights, dict):
+        raise ServiceFailure(f"{source}: no rule of {WEIGHTS_DECISION} gives the weights for a period from {day}")
+    wrong = [k for k in WEIGHTED if not (_number(weights.get(k)) and weights[k] >= 0)]
+    if not (_number(weights.get("security_zero_at")) and weights["security_zero_at"] > 0):
+        wrong.append("security_zero_at")
+    if wrong:
+        raise ServiceFailure(f"{source}: {WEIGHTS_DECISION} must give non-negative numbers (a positive "
+                             f"security_zero_at); wrong or missing: {', '.join(wrong)}")
+    return Weights(*(weights[k] for k in (*WEIGHTED, "security_zero_at")), source=source)
+
+
+def reference_score(figures: dict, weights: Weights | None = None) -> float | None:
+    """Advisory score 0–100 from the indicators (docs/indicators.md §6); the supervisors decide.
+    `weights` default: the table file shipped in process_models/."""
+    weights = weights or assessment_weights(None)
     parts = {
         "usage_rate": figures.get("usage_rate"),
         "timeliness_rate": figures.get("timeliness_rate"),
         "approval_pass_rate": figures.get("approval_pass_rate"),
         "security": None if figures.get("security_incident_rate") is None
-        else max(0.0, 1.0 - figures["security_incident_rate"] / SECURITY_ZERO_AT),
+        else max(0.0, 1.0 - figures["security_incident_rate"] / weights.security_zero_at),
     }
-    weight = sum(WEIGHTS[k] for k, v in parts.items() if v is not None)
+    weight = sum(weights.of(k) for k, v in parts.items() if v is not None)
     if not weight:
         return None
-    return round(100.0 * sum(WEIGHTS[k] * v for k, v in parts.items() if v is not None) / weight, 1)
+    return round(100.0 * sum(weights.of(k) * v for k, v in parts.items() if v is not None) / weight, 1)
 
 
 def _percent(value: float | None) -> str:
@@ -395,6 +455,7 @@ def summary(d: dict) -> str:
 class Indicators:
     departments: dict[str, dict]
     platform: dict
+    weights: Weights | None = None  # the reference score's
 
 
 def compute_indicators(session: Session, period_start: datetime, period_end: datetime) -> dict[str, dict]:
@@ -413,6 +474,7 @@ def compute(s: Session, start: datetime, end: datetime) -> Indicators:
     heads = dict(s.execute(select(User.id, User.username).where(
         User.id.in_([d.head_id for d in departments if d.head_id]), User.active.is_(True))).all())
     population = _population(s, start, end)
+    weights = assessment_weights(s, start)
 
     # user id → counters; department id → counters (for events attributed beyond the population)
     people = {p.id: _counter() for p in population}
@@ -542,7 +604,7 @@ def compute(s: Session, start: datetime, end: datetime) -> Indicators:
         c.update(name=d.name, head=heads.get(d.head_id), active_users=active, used_users=used,
                  usage_rate=_ratio(used, active))
         _rates(c, active)
-        c["reference_score"] = reference_score(c) if active else None
+        c["reference_score"] = reference_score(c, weights) if active else None
         c["summary"] = summary(c)
         c["people"] = by_dept_people.get(d.id, {})
         result[d.code] = c
@@ -550,9 +612,9 @@ def compute(s: Session, start: datetime, end: datetime) -> Indicators:
     used_all = sum(1 for p in population if people[p.id]["used"])
     platform.update(active_users=active_all, used_users=used_all, usage_rate=_ratio(used_all, active_all))
     _rates(platform, active_all)
-    platform["reference_score"] = reference_score(platform) if active_all else None
+    platform["reference_score"] = reference_score(platform, weights) if active_all else None
     platform["summary"] = summary(platform)
-    return Indicators(result, platform)
+    return Indicators(result, platform, weights)
 
 
 # -- the service --------------------------------------------------------------------------------
@@ -569,7 +631,8 @@ def compute_indicators_service(params: dict, context: dict) -> dict:
     assessed = [code for code, d in figures.departments.items() if d["active_users"]]
     audit.record(s, "indicators_computed", "assessment", period.label, actor_id=unit.actor_id, detail={
         "period": period.label, "start": period.start.isoformat(), "end": period.end.isoformat(),
-        "instance": unit.instance_id, "departments": figures.departments, "platform": figures.platform})
+        "instance": unit.instance_id, "departments": figures.departments, "platform": figures.platform,
+        "weights": figures.weights.as_dict()})
     return {
         "period": period.label,
         "period_name": period.name,
