@@ -26,6 +26,14 @@ SHORT = "total = 0\nfor i in range(3 * 10**5):\n    total += i\n"
 QUICK = 1.0  # seconds another user's sign-in or task list may take meanwhile
 
 
+def quick_enough(server: LiveServer) -> float:
+    """QUICK, or three times a sign-in measured now when the machine is so loaded that a sign-in
+    (argon2) alone takes longer: a wait on a lock is seconds, a busy CPU's share is not."""
+    began = time.monotonic()
+    server.sign_in("office_head")
+    return max(QUICK, 3 * (time.monotonic() - began))
+
+
 class LiveServer(Server):
     def __init__(self, app):
         super().__init__(app)
@@ -133,7 +141,7 @@ def _timed(call) -> float:
     return time.monotonic() - began
 
 
-def _others_are_served_meanwhile(server: LiveServer, running: threading.Thread) -> None:
+def _others_are_served_meanwhile(server: LiveServer, running: threading.Thread, quick: float) -> None:
     # Give the long request time to get past its reads and into the script.
     time.sleep(0.8)
     assert running.is_alive(), "the script finished too early to show anything"
@@ -141,7 +149,7 @@ def _others_are_served_meanwhile(server: LiveServer, running: threading.Thread) 
     token = server.sign_in("supervisor")
     task_list = _timed(lambda: server.ok("GET", "/api/v1/tasks", token=token))
     assert running.is_alive(), "the other requests must have been answered while the script ran"
-    assert sign_in < QUICK and task_list < QUICK, (sign_in, task_list)
+    assert sign_in < quick and task_list < quick, (sign_in, task_list, quick)
 
 
 def test_sign_in_and_task_list_answer_while_a_script_runs_at_start(server):
@@ -150,10 +158,11 @@ def test_sign_in_and_task_list_answer_while_a_script_runs_at_start(server):
     server.start()
     server.deploy("office_admin", "monthly_report", crunch_at_start("monthly_report"))
     clerk = server.sign_in("clerk")
+    quick = quick_enough(server)
 
     running, result = _in_background(
         lambda: server.send("POST", "/api/v1/process-instances", {"process_key": "monthly_report"}, clerk))
-    _others_are_served_meanwhile(server, running)
+    _others_are_served_meanwhile(server, running, quick)
     running.join(timeout=120)
     status, started = result["answer"]
     assert status == 201 and started["active_elements"] == ["review"], started
@@ -167,10 +176,11 @@ def test_sign_in_and_task_list_answer_while_a_completion_runs_a_script(server):
     clerk = server.sign_in("clerk")
     instance = server.ok("POST", "/api/v1/process-instances", {"process_key": "monthly_report"}, clerk)
     task = server.ok("GET", f"/api/v1/tasks?instance_id={instance['id']}", token=clerk)["items"][0]
+    quick = quick_enough(server)
 
     running, result = _in_background(
         lambda: server.send("POST", f"/api/v1/tasks/{task['id']}/complete", {"data": {"month": "11"}}, clerk))
-    _others_are_served_meanwhile(server, running)
+    _others_are_served_meanwhile(server, running, quick)
     running.join(timeout=120)
     status, done = result["answer"]
     assert status == 200 and done["state"] == "completed", done
@@ -295,6 +305,7 @@ def test_a_runaway_script_is_an_incident_within_seconds_and_others_sign_in_meanw
         clerk = live.sign_in("clerk")
         instance = live.ok("POST", "/api/v1/process-instances", {"process_key": "runaway_report"}, clerk)
         task = live.ok("GET", f"/api/v1/tasks?instance_id={instance['id']}", token=clerk)["items"][0]
+        quick = quick_enough(live)
         began = time.monotonic()
         running, result = _in_background(
             lambda: live.send("POST", f"/api/v1/tasks/{task['id']}/complete", {"data": {}}, clerk))
@@ -307,7 +318,7 @@ def test_a_runaway_script_is_an_incident_within_seconds_and_others_sign_in_meanw
         assert status == 200 and body["state"] == "error", body
         assert [i["element"] for i in body["incidents"]] == ["crunch"], body["incidents"]
         assert elapsed < 6, f"the runaway step took {elapsed:.1f} s"
-        assert sign_in < QUICK, f"another user's sign-in took {sign_in:.2f} s during the runaway script"
+        assert sign_in < quick, f"another user's sign-in took {sign_in:.2f} s during the runaway script"
         # The CPU-bound ones run until the time limit: the sign-in was answered while they ran (the
         # allocation is refused at once, so it has nothing to overlap).
         assert overlapped or "10**10 " in script or "* 10**10" in script
