@@ -65,8 +65,9 @@ RULES: tuple[Rule, ...] = (
             "start on permission_review",
             "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics"),
     # Supervision (R-SUP-4): spot-check assessments; supervisors and inspectors record findings.
-    *_rules(SUPERVISOR, ALL, "read on process_instance", "start on quarterly_assessment", "record on finding",
-            "supervise on process_instance", "read on analytics"),
+    # R-SUP-1: the supervision group (and the system administrators) start spot checks (不定期抽查).
+    *_rules(SUPERVISOR, ALL, "read on process_instance", "start on quarterly_assessment", "start on spot_check",
+            "record on finding", "supervise on process_instance", "read on analytics"),
     *_rules("group:inspector", ALL, "record on finding"),
     # Inspection (R-SUP-1): supervisors and inspectors read how accounts, files and processes are
     # kept in every department, read-only and audited (service/inspection.py); a department
@@ -104,9 +105,9 @@ RULES: tuple[Rule, ...] = (
             "reassign on process_instance", "read on task", "list_all on task", "deliver on message",
             "deploy on process_definition", "deploy on builtin_process", "administer on document", "break_glass on document",
             "set on clearance", "edit on business_type", "maintain on library", "start on permission_review",
-            "review on grant", "supervise on process_instance", "move_back on process_instance", "read on analytics",
-            "maintain on platform", "edit on process_model", "read on group", "manage on group", *INSPECTS,
-            "read on performance_record"),
+            "start on spot_check", "review on grant", "supervise on process_instance", "move_back on process_instance",
+            "read on analytics", "maintain on platform", "edit on process_model", "read on group", "manage on group",
+            *INSPECTS, "read on performance_record"),
 )
 
 # Processes whose start the table governs (a `start` row names the process key): only the holders

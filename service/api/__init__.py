@@ -18,6 +18,7 @@ from . import (
     notifications,
     org,
     performance,
+    person_scores,
     policy,
     studio,
     substitutes,
@@ -49,7 +50,7 @@ def init_app(app: Flask) -> Api:
     api = Api(app, spec_kwargs={"components": {"securitySchemes": {
         "bearer": {"type": "http", "scheme": "bearer"}}}, "security": [{"bearer": []}]})
     for module in (auth, audit, definitions, instances, tasks, messages, notifications, org, groups, policy, documents, supervision, analytics, studio, inspection, performance,
-                   substitutes,
+                   person_scores, substitutes,
                    maintenance):
         api.register_blueprint(module.blp, url_prefix=f"/api/v1{module.PREFIX}")
     # Swagger UI from the platform's own static files (make assets copies it from npm), not a CDN,

@@ -194,6 +194,7 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     notifications,
     people,
     performance,
+    person_scores,
     policy,
     requests,
     security,
@@ -204,5 +205,5 @@ from . import (  # noqa: E402  (the areas use the helpers above)
 )
 
 for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
-              help, maintenance, groups, inspection, audit, people, performance):
+              help, maintenance, groups, inspection, audit, people, performance, person_scores):
     bp.register_blueprint(_area.bp)

@@ -29,7 +29,8 @@ RESOURCES = {
     "permission_review": L_("the periodic permission review"), "platform": L_("the platform"),
     "policy": L_("these authorisation rules"), "process_definition": L_("process definitions"),
     "process_instance": L_("requests"), "process_model": L_("process models"),
-    "quarterly_assessment": L_("the quarterly assessment"), "task": L_("tasks"), "user": L_("user accounts"),
+    "quarterly_assessment": L_("the quarterly assessment"), "spot_check": L_("spot checks"), "task": L_("tasks"),
+    "user": L_("user accounts"),
 }
 ROLE_NAMES = {"user": L_("Ordinary users"), "dept_admin": L_("Department administrators"),
               "system_admin": L_("System administrators")}

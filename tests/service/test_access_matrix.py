@@ -152,6 +152,12 @@ MATRIX = {
     # Performance records (R-SUP-5): supervisors, the platform and system admins; a department admin their own.
     ("GET", "/api/v1/performance-records"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/performance-records/export"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
+    # Scores per person (R-SUP-3, R-SUP-5): everyone their own, a department's head its people, the
+    # supervision group and system admins everyone; {username} is clerk, whom no department
+    # administrator sees (tests/service/test_person_scores.py has the heads and supervisors).
+    ("GET", "/api/v1/person-scores"): (None, _all(200)),
+    ("GET", "/api/v1/person-scores/me"): (None, _all(200)),
+    ("GET", "/api/v1/person-scores/clerk"): (None, {A: 401, U: 200, O: 404, S: 404, X: 200}),
     # The studio (issue 7): designers (office_admin) and system admins only. account_application is
     # in the catalogue, owned by the platform management department: an OFFICE designer reads it but
     # changes nothing; a system administrator may.
