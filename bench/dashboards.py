@@ -6,6 +6,8 @@ indicator queries with 100,000 instances and 1,000,000 history rows? (R-WF-4, R-
         # PostgreSQL: (re)creates the database `inkless_bench` on that server and works only there
     python bench/dashboards.py --instances 10000 --runs 5          # smaller, for a quick look
     python bench/dashboards.py --reuse                             # time again without regenerating
+    python bench/dashboards.py --instances 20000 --figures         # the four indicators per department
+        # and quarter of the generated year, each beside the count of its drill-down records
 
 Generation (SQLAlchemy Core bulk inserts, schema made by the product's own migrations): 10
 departments × 50 users; 5 processes × 2 versions (v2 deployed after six months); instances spread
@@ -284,6 +286,8 @@ def main() -> None:
     parser.add_argument("--instances", type=int, default=100_000)
     parser.add_argument("--runs", type=int, default=9)
     parser.add_argument("--reuse", action="store_true", help="time the existing data, do not regenerate")
+    parser.add_argument("--figures", action="store_true",
+                        help="print the indicators per department and quarter with their drill-downs, no timing")
     args = parser.parse_args()
 
     url = prepare_database(args.database_url, args.sqlite, args.reuse)
@@ -302,6 +306,11 @@ def main() -> None:
     from service import analytics
     from service.procedures.indicators import compute, quarter
 
+    if args.figures:
+        with app.test_request_context("/bench"):
+            print_figures(factory)
+        engine.dispose()
+        return
     q = quarter("2026-Q3")
     month = analytics.month("2026-08")
     cases = {
@@ -332,6 +341,50 @@ def main() -> None:
                   f"max {max(wall):8.1f}  | client CPU median {statistics.median(cpu):8.1f} ms")
         print(f"load average after timing: {os.getloadavg()[0]:.1f}")
     engine.dispose()
+
+
+QUARTERS = ("2025-Q4", "2026-Q1", "2026-Q2", "2026-Q3", "2026-Q4")
+
+
+def print_figures(factory) -> None:
+    """The four indicators per department and quarter, and for each its drill-down records:
+    people (usage's population), due (timeliness: tasks with a due date completed in the quarter),
+    submissions (approval pass rate), incidents (security incident rate)."""
+    from service import analytics
+    from service.procedures.indicators import compute, quarter
+
+    def pct(v):
+        return "   —  " if v is None else f"{100 * v:5.1f}%"
+
+    print(f"{'quarter':<8} {'dept':<5} {'usage':>7} {'people':>13} {'timely':>7} {'due':>13} {'passed':>7} "
+          f"{'first':>7} {'submitted':>13} {'incid./100':>10} {'incidents':>11}")
+    shown = matched = 0
+    with factory() as s:
+        departments = dict(s.execute(select(Department.code, Department.id)).all())
+        for label in QUARTERS:
+            q = quarter(label)
+            figures = compute(s, q.start, q.end).departments
+            for code in sorted(figures):
+                d = figures[code]
+                if not d.get("active_users"):
+                    continue
+                drills = {kind: len(analytics.records(s, kind, q, departments[code], limit=1_000_000))
+                          for kind in ("people", "due", "submissions", "incidents")}
+                # Timeliness also counts the tasks flagged overdue and still open at the end: the
+                # "late" drill-down lists those (no completion) beside the late completions.
+                drills["due"] += sum(1 for r in analytics.records(s, "late", q, departments[code], limit=1_000_000)
+                                     if r["completed_at"] is None)
+                pairs = [("people", d["active_users"]), ("due", d["due_tasks"]), ("submissions", d["submissions"]),
+                         ("incidents", d["security_incidents"])]
+                shown += len(pairs)
+                matched += sum(1 for kind, n in pairs if drills[kind] == n)
+                rate = d["security_incident_rate"]
+                print(f"{label:<8} {code:<5} {pct(d['usage_rate']):>7} {d['active_users']:>6}/{drills['people']:<6} "
+                      f"{pct(d['timeliness_rate']):>7} {d['due_tasks']:>6}/{drills['due']:<6} "
+                      f"{pct(d['approval_pass_rate']):>7} {pct(d['first_pass_rate']):>7} "
+                      f"{d['submissions']:>6}/{drills['submissions']:<6} "
+                      f"{'—' if rate is None else f'{rate:.1f}':>10} {d['security_incidents']:>5}/{drills['incidents']:<5}")
+    print(f"(figure/records: the count behind the figure and the drill-down's records; {matched} of {shown} equal)")
 
 
 def _int():
