@@ -183,6 +183,7 @@ def init_app(app: Flask) -> None:
 from . import (  # noqa: E402  (the areas use the helpers above)
     account,
     analytics,
+    analytics_evaluations,
     apply,
     audit,
     documents,
@@ -204,6 +205,6 @@ from . import (  # noqa: E402  (the areas use the helpers above)
     tasks,
 )
 
-for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, studio,
+for _area in (account, security, home, tasks, requests, policy, apply, notifications, settings, supervise, documents, analytics, analytics_evaluations, studio,
               help, maintenance, groups, inspection, audit, people, performance, person_scores):
     bp.register_blueprint(_area.bp)

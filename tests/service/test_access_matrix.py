@@ -142,6 +142,10 @@ MATRIX = {
     ("GET", "/api/v1/analytics/indicators/export"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/analytics/feedback"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
     ("GET", "/api/v1/analytics/evaluations"): (None, {A: 401, U: 403, O: 422, S: 422, X: 422}),
+    # The evaluations' pages (R-WF-4): whoever may read analytics; signed out, to the sign-in page.
+    # Supervisors: tests/service/test_analytics_evaluations.py.
+    ("GET", "/analytics/evaluations"): (None, {A: 302, U: 403, O: 200, S: 200, X: 200}),
+    ("GET", "/analytics/evaluations/account_application"): (None, {A: 302, U: 403, O: 200, S: 200, X: 200}),
     # Inspection (R-SUP-1): supervisors and system admins everything, a department admin their own
     # department's; {document} is OFFICE's, so fin_admin does not find it.
     ("GET", "/api/v1/inspection/accounts"): (None, {A: 401, U: 403, O: 200, S: 200, X: 200}),
