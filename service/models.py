@@ -368,10 +368,11 @@ class IndicatorSnapshot(Base):
 
 
 class PerformanceRecord(Base):
-    """A consequence of an assessment result for a department (R-SUP-5): a commendation (绩效加分 /
-    荣誉证书), a circulated criticism, a rectification with its deadline, or a penalty after a
-    failed re-check. Written by publish_assessment, the penalty by record_penalty (the supervision
-    group's decision in issue_rectification, naming that instance); the HR office reads and exports them."""
+    """A consequence of an assessment result for a department, or for a person of it (R-SUP-5): a
+    commendation (绩效加分 / 荣誉证书), a circulated criticism, a rectification with its deadline,
+    or a penalty after a failed re-check. Written by publish_assessment, the penalty by
+    record_penalty (the supervision group's decision in issue_rectification, naming that
+    instance); the HR office reads and exports them."""
 
     __tablename__ = "performance_records"
     __table_args__ = (Index("ix_performance_records_period", "period", "department_id"),)
@@ -380,6 +381,9 @@ class PerformanceRecord(Base):
     kind: Mapped[str] = mapped_column(String(16))  # commendation | criticism | rectification | penalty
     period: Mapped[str] = mapped_column(String(32))  # the assessment's period, 2026-Q4
     department_id: Mapped[int] = mapped_column(ForeignKey("departments.id"), index=True)
+    # The person the record is about (a commendation the supervisors named them for; the
+    # department is then the person's own), None for the department as a whole.
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"), index=True)
     grade: Mapped[str | None] = mapped_column(String(32))
     score: Mapped[float | None] = mapped_column(Float)
     detail: Mapped[str] = mapped_column(Text, default="")  # what was decided, in Chinese

@@ -18,6 +18,8 @@ class RecordArgs(Schema):
 
     period = fields.String(load_default=None, validate=validate.Regexp(r"^[0-9A-Za-z-]{1,32}$"),
                            metadata={"description": "an assessment period such as 2026-Q4"})
+    user = fields.String(load_default=None, validate=validate.Length(min=1, max=64), metadata={
+        "description": "the records about one person, by login name; `me` for your own, which everyone may read"})
 
 
 class ExportArgs(RecordArgs):
@@ -31,6 +33,9 @@ class PerformanceRecordOut(Schema):
     period = fields.String()
     department = fields.String()
     department_code = fields.String()
+    user = fields.String(allow_none=True, metadata={"description": "login name of the person the record is about; "
+                                                                   "null for the department as a whole"})
+    person = fields.String(allow_none=True, metadata={"description": "that person's name"})
     grade = fields.String(allow_none=True)
     score = fields.Float(allow_none=True)
     detail = fields.String()
@@ -51,8 +56,9 @@ class Records(MethodView):
     @blp.arguments(RecordArgs, location="query")
     @blp.response(200, RecordList)
     def get(self, args):
-        """Commendations, criticisms and rectifications decided by the quarterly assessments."""
-        return {"items": performance.records(db.session(), auth.current_user(), args["period"])}
+        """Commendations, criticisms and rectifications decided by the quarterly assessments, of the
+        departments and of the people commended; `?user=me` lists the records about yourself."""
+        return {"items": performance.records(db.session(), auth.current_user(), args["period"], args["user"])}
 
 
 @blp.route("/export")
@@ -63,7 +69,7 @@ class Export(MethodView):
         for mimetype in ("text/csv", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")}}})
     def get(self, args):
         """The same records as XLSX (default) or CSV, for the HR office."""
-        rows = performance.records(db.session(), auth.current_user(), args["period"])
+        rows = performance.records(db.session(), auth.current_user(), args["period"], args["user"])
         body, mimetype = exports.render(rows, args["format"], performance.COLUMNS)
         name = f"performance-{(args['period'] or 'all')}.{args['format']}"
         return Response(body, mimetype=mimetype, headers={"Content-Disposition": exports.disposition(name)})

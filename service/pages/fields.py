@@ -159,6 +159,9 @@ def _field(name: str, node: dict, ui: dict, required: bool, value: Any, errors: 
         return f
     if kind == "array":
         f.options = choices(node.get("items") or {})
+        item_fmt = _format(node.get("items") or {})
+        if not f.options and item_fmt in field_formats.NAMED:  # a list of people, departments, groups
+            f.options = field_formats.choices(db.session(), item_fmt)
         f.widget = "multiselect" if widget == "select" else "checkboxes"
         if not isinstance(value, list):
             f.value = [] if value in (None, "") else [value]

@@ -58,13 +58,47 @@ def _problem(period_name: str, name: str, score, grade: str, figures: dict, rema
     return text
 
 
-# What each outcome puts on the department's performance record (R-SUP-5).
-CONSEQUENCES = {"commend": (("commendation", "通报表扬,绩效加分,颁发荣誉证书"),),
+# What each outcome puts on the department's performance record (R-SUP-5); a person the
+# supervisors name gets the commendation on their own record.
+COMMENDATION = "通报表扬,绩效加分,颁发荣誉证书"
+CONSEQUENCES = {"commend": (("commendation", COMMENDATION),),
                 "rectify": (("rectification", "限期整改"),),
                 "criticise": (("criticism", "通报批评"), ("rectification", "限期整改"))}
 
 
-def _performance_records(s, unit, period: str, departments: dict, results: dict) -> None:
+def _commended(s, assessments: dict) -> dict:
+    """The people the supervisors named to commend (the score form's `commended`, per department
+    scored), login name → (user, the reasons given); each must be an active user."""
+    named: dict[str, list[str]] = {}
+    for code in sorted(assessments):
+        verdict = assessments[code] or {}
+        people = verdict.get("commended") or []
+        if not isinstance(people, list) or not all(isinstance(p, str) and p for p in people):
+            raise ServiceFailure(f"the people commended for department '{code}' must be a list of login names")
+        reason = str(verdict.get("commendation_reason") or "").strip()
+        for username in people:
+            reasons = named.setdefault(username, [])
+            if reason and reason not in reasons:
+                reasons.append(reason)
+    if not named:
+        return {}
+    users = {u.username: u for u in s.scalars(select(User).where(User.username.in_(list(named))))}
+    unknown = sorted(n for n in named if n not in users)
+    inactive = sorted(n for n in named if n in users and not users[n].active)
+    if unknown or inactive:
+        problems = ([f"no user {', '.join(unknown)}"] if unknown else []) + (
+            [f"{', '.join(inactive)} no longer active"] if inactive else [])
+        raise ServiceFailure("publish_assessment: only active users can be commended: " + "; ".join(problems))
+    return {n: (users[n], reasons) for n, reasons in sorted(named.items())}
+
+
+def _performance_records(s, unit, period: str, departments: dict, results: dict, commended: dict) -> None:
+    # One commendation per person named, on their own department (R-SUP-5: 记入本人绩效记录).
+    for user, reasons in commended.values():
+        s.add(PerformanceRecord(
+            kind="commendation", period=period, department_id=user.department_id, user_id=user.id,
+            detail=COMMENDATION + (f",理由:{';'.join(reasons)}" if reasons else ""),
+            assessment_instance_id=unit.instance_id, created_by=unit.actor_id))
     for code, result in results.items():
         for kind, text in CONSEQUENCES.get(result["outcome"], ()):
             deadline = result["rectification_deadline"] if kind == "rectification" else None
@@ -79,8 +113,9 @@ def _performance_records(s, unit, period: str, departments: dict, results: dict)
 
 @service("publish_assessment", authority=Authority(RECORDS, "publish", "assessment"))
 def publish_assessment(params: dict, context: dict) -> dict:
-    """Record the results (audit event `assessment_published`, the performance record), tell each
-    department head, and return the departments below the bar with their rectification requests."""
+    """Record the results (audit event `assessment_published`, the performance records: the
+    departments' and one commendation per person the supervisors named), tell each department
+    head, and return the departments below the bar with their rectification requests."""
     unit = current_unit.get()
     s = unit.session
     indicators = params.get("indicators") or {}
@@ -91,6 +126,7 @@ def publish_assessment(params: dict, context: dict) -> dict:
         raise ServiceFailure("publish_assessment needs the indicators")
     now = clock.now()
     departments = {d.code: d for d in s.scalars(select(Department).where(Department.code.in_(list(assessments))))}
+    commended = _commended(s, assessments)
     results, below_bar = {}, []
     for code in sorted(assessments):
         verdict = assessments[code] or {}
@@ -105,6 +141,7 @@ def publish_assessment(params: dict, context: dict) -> dict:
             "name": departments[code].name, "score": score, "grade": verdict["grade"], "outcome": outcome,
             "outcome_name": OUTCOME_NAMES.get(outcome, outcome), "rectification_deadline": deadline,
             "remarks": verdict.get("remarks") or "", "head_comment": comments.get(code) or "",
+            "commended": list(verdict.get("commended") or []),
             "indicators": {k: figures.get(k) for k in ("usage_rate", "timeliness_rate", "approval_pass_rate",
                                                         "security_incident_rate", "reference_score")},
         }
@@ -121,7 +158,7 @@ def publish_assessment(params: dict, context: dict) -> dict:
                 "grade": verdict["grade"],
                 "score": score,
             })
-    _performance_records(s, unit, period, departments, results)
+    _performance_records(s, unit, period, departments, results, commended)
     audit.record(s, "assessment_published", "assessment", period, actor_id=unit.actor_id,
                  detail={"period": period, "instance": unit.instance_id, "results": results})
     heads = dict(s.execute(select(User.id, User.active).where(
@@ -143,5 +180,6 @@ def publish_assessment(params: dict, context: dict) -> dict:
         "below_bar": below_bar,
         "commended": [c for c, r in results.items() if r["outcome"] == "commend"],
         "criticised": [c for c, r in results.items() if r["outcome"] == "criticise"],
+        "people_commended": list(commended),
         "notified": notified,
     }
