@@ -106,6 +106,8 @@ def test_with_the_database_away_every_api_route_answers_503_saying_so_then_works
     caplog.set_level(logging.WARNING)
     answers = {}
     for (method, rule), (body, _expected) in MATRIX.items():
+        if not rule.startswith("/api/"):
+            continue  # the matrix also lists pages; they answer 503 as a page (test below)
         r = api.client.open(_filled(rule), method=method, json=body, headers=api._headers())
         answers[(method, rule)] = (r.status_code, (r.get_json(silent=True) or {}).get("code"))
     wrong = {route: got for route, got in answers.items() if got != (503, "database_unavailable")}
