@@ -86,14 +86,16 @@ def test_an_auditor_dismisses_a_finding_with_a_reason(app, client, login, audito
     """R-SEC-4: a dismissal needs a reason (422 naming the field), is final (409) and is audited."""
     _fail(client, "clerk", 5)
     api = login(auditor)
-    (finding,) = api.post(REVIEW, json={}).get_json()["found"]
+    # Only the burst: at night (the suite may run its clock at 23:59) the sign-ins are also unusual-hour ones.
+    (finding,) = [f for f in api.post(REVIEW, json={}).get_json()["found"] if f["rule"] == "failed_logins_account"]
     r = api.post(f"{FINDINGS}/{finding['id']}/dismiss", json={"reason": "  "})
     assert r.status_code == 422 and r.get_json()["details"][0]["field"] == "reason"
     r = api.post(f"{FINDINGS}/{finding['id']}/dismiss", json={"reason": "本人忘记密码,已电话核实"})
     assert r.status_code == 200 and r.get_json()["status"] == "dismissed"
     assert r.get_json()["reason"] == "本人忘记密码,已电话核实"
     assert api.post(f"{FINDINGS}/{finding['id']}/dismiss", json={"reason": "再次"}).status_code == 409
-    assert _findings(api, status="open") == [] and len(_findings(api, status="dismissed")) == 1
+    assert [f for f in _findings(api, status="open") if f["id"] == finding["id"]] == []
+    assert [f["id"] for f in _findings(api, status="dismissed")] == [finding["id"]]
     assert _events(app, action="audit_finding_dismissed")[0].detail["reason"] == "本人忘记密码,已电话核实"
     assert api.get(FINDINGS, query_string={"status": "closed"}).status_code == 422
     assert api.get(f"{FINDINGS}/999999").status_code == 404
@@ -103,7 +105,8 @@ def test_non_auditors_get_403_on_findings_review_and_decisions(client, login, br
     """R-SEC-4, R-SEC-7: only auditors see findings, run the review or decide; supervisors get the
     monthly access review and nothing more."""
     _fail(client, "nobody", 5)
-    (finding,) = login(auditor).post(REVIEW, json={}).get_json()["found"]
+    (finding,) = [f for f in login(auditor).post(REVIEW, json={}).get_json()["found"]
+                  if f["rule"] in ("failed_logins_account", "failed_logins_address")]
     for username in ("clerk", "office_admin", "sysadmin", "supervisor"):
         api = login(username)
         assert api.get(FINDINGS).status_code == 403
