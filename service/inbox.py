@@ -1,24 +1,32 @@
 """What is on a person's plate: the open tasks assigned to them, or offered to them or their groups
 and not yet claimed by anyone (R-WF-2). Reads only the open-task projection, never an engine state.
 
-The set is a UNION ALL of two disjoint parts — "assigned to me" and "unassigned, offered to me or my
-groups" — each served by its own index (migration 0012_serving_inbox_indexes), never one OR that
-makes the planner scan every open task. Pages are keyset pages (`after` = the last row's sort key)
-whose ids are sorted from an index before any row is read, and the count stops at COUNT_CAP
-(docs/performance.md, "My tasks").
+A page is the merge of branches — "assigned to me", "offered to me", one "offered to group G" per
+group of mine — each reading its first rows in page order from an index and stopping there
+(task_candidates carry their task's sort key, migration 0017_candidate_page_keys); a task offered to
+two of my groups comes once. Claims do not touch candidates, so an offered branch looks up whether
+its task is still unclaimed in open_tasks, by primary key, for the rows it reads only. Pages are
+keyset pages (`after` = the last row's sort key); offsets work but read every row before them.
+
+The count stops at COUNT_CAP = 1,000 (shown "1000+"; it was 10,000): an offered task is counted only
+after that look-up, and 8,000 of them took most of R-WF-2's 50 ms (docs/performance.md, "My
+tasks"). A search or an API filter makes a plain query instead (`MyTasks.where`), whose ids come
+from every candidate of mine: a branch could not stop before it had filtered its rows.
 """
 from __future__ import annotations
 
 import base64
+from dataclasses import dataclass, replace
 from datetime import datetime
 
-from sqlalchemy import Select, and_, func, literal_column, or_, select, union_all
+from sqlalchemy import Select, and_, func, literal, literal_column, or_, select, tuple_, union, union_all
 
-from .models import OpenTask, ProcessDefinition, ProcessInstance, TaskCandidate, User, utcnow
+from .db import UTCDateTime
+from .models import NO_DEADLINE, OpenTask, ProcessDefinition, ProcessInstance, TaskCandidate, User, utcnow
 
 SCOPES = ("mine", "assigned", "unclaimed", "overdue")
-# Counting stops here: a number past it ("10000+") tells nobody more, and costs a scan.
-COUNT_CAP = 10_000
+# Counting stops here: a number past it ("1000+") tells nobody more, and each task costs a look-up.
+COUNT_CAP = 1_000
 # Soonest due first (tasks without a deadline last), then oldest, then by id: a total order.
 ORDER = (OpenTask.due_at.is_(None), OpenTask.due_at, OpenTask.created_at, OpenTask.id)
 
@@ -46,28 +54,83 @@ def my_task_ids(user: User, scope: str = "mine") -> Select:
     return union_all(assigned, unclaimed)
 
 
-def my_tasks(user: User, scope: str = "mine", search: str | None = None) -> Select:
-    """The user's open tasks (OpenTask rows) in ORDER; joins nothing, so it counts cheaply."""
-    query = select(OpenTask).where(OpenTask.id.in_(my_task_ids(user, scope)))
-    if scope == "overdue":
-        query = query.where(OpenTask.due_at < utcnow())
-    if search and search.strip():
-        pattern = "%" + _like_escape(search.strip().lower()) + "%"
-        # Correlated: looked at for the user's own tasks only, never across all instances.
-        instance_matches = (select(ProcessInstance.id)
-                            .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
-                            .where(ProcessInstance.id == OpenTask.instance_id,
-                                   or_(func.lower(ProcessDefinition.name).like(pattern, escape="\\"),
-                                       func.lower(ProcessInstance.business_key).like(pattern, escape="\\")))
-                            .exists())
-        query = query.where(or_(func.lower(OpenTask.name).like(pattern, escape="\\"),
-                                func.lower(OpenTask.process_key).like(pattern, escape="\\"), instance_matches))
-    return query.order_by(*ORDER)
+@dataclass(frozen=True)
+class MyTasks:
+    """The user's open tasks in a scope, read branch by branch (the module's docstring says how)."""
+
+    user: User
+    scope: str = "mine"
+    due_before: datetime | None = None  # the overdue scope
+    after: tuple | None = None  # (due_key, created_at, id) of the row the page starts after
+
+    def where(self, *criteria) -> Select:
+        """The same tasks, filtered, as a plain query of OpenTask rows in ORDER."""
+        return self.statement().where(*criteria)
+
+    def statement(self) -> Select:
+        """The same tasks as a plain query of OpenTask rows in ORDER (without `after`)."""
+        query = select(OpenTask).where(OpenTask.id.in_(my_task_ids(self.user, self.scope)))
+        if self.due_before:
+            query = query.where(OpenTask.due_at < self.due_before)
+        return query.order_by(*ORDER)
+
+    def first(self, n: int) -> Select:
+        """Ids of the tasks after `after` in ORDER, right for the first n only (the caller limits)."""
+        branches = []
+        if self.scope != "unclaimed":
+            keys = (func.coalesce(OpenTask.due_at, literal(NO_DEADLINE, UTCDateTime())), OpenTask.created_at,
+                    OpenTask.id)
+            assigned = _keyed(keys).where(OpenTask.assignee_id == self.user.id)
+            if self.due_before:
+                assigned = assigned.where(OpenTask.due_at < self.due_before)
+            branches.append(self._branch(assigned, keys, n))
+        if self.scope != "assigned":
+            keys = (TaskCandidate.due_key, TaskCandidate.created_at, TaskCandidate.task_id)
+            unclaimed = (_keyed(keys).join(OpenTask, OpenTask.id == TaskCandidate.task_id)
+                         .where(OpenTask.assignee_id.is_(None)))
+            if self.due_before:
+                unclaimed = unclaimed.where(TaskCandidate.due_key < self.due_before)
+            offers = [TaskCandidate.user_id == self.user.id,
+                      *(TaskCandidate.group_code == g for g in sorted(self.user.groups))]
+            branches += [self._branch(unclaimed.where(offer), keys, n) for offer in offers]
+        # UNION, not UNION ALL: a task offered to me and to my group, or to two of my groups, is one row.
+        rows = union(*branches).subquery()
+        return select(rows.c.id).order_by(rows.c.due_key, rows.c.created_at, rows.c.id)
+
+    def _branch(self, query: Select, keys: tuple, n: int) -> Select:
+        if self.after:
+            # One row-value comparison: an index seek to the cursor on both databases.
+            query = query.where(tuple_(*keys) > self.after)
+        # A member of a UNION may have ORDER BY and LIMIT only inside a subquery (SQLite).
+        return select(query.order_by(*keys).limit(n).subquery())
+
+
+def _keyed(keys: tuple) -> Select:
+    due_key, created_at, task_id = keys
+    return select(task_id.label("id"), due_key.label("due_key"), created_at.label("created_at"))
+
+
+def my_tasks(user: User, scope: str = "mine", search: str | None = None) -> MyTasks | Select:
+    """The user's open tasks: what page() and count() read (OpenTask rows in ORDER)."""
+    mine = MyTasks(user, scope, utcnow() if scope == "overdue" else None)
+    if not (search and search.strip()):
+        return mine
+    pattern = "%" + _like_escape(search.strip().lower()) + "%"
+    # Correlated: looked at for the user's own tasks only, never across all instances.
+    instance_matches = (select(ProcessInstance.id)
+                        .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id)
+                        .where(ProcessInstance.id == OpenTask.instance_id,
+                               or_(func.lower(ProcessDefinition.name).like(pattern, escape="\\"),
+                                   func.lower(ProcessInstance.business_key).like(pattern, escape="\\")))
+                        .exists())
+    return mine.where(or_(func.lower(OpenTask.name).like(pattern, escape="\\"),
+                          func.lower(OpenTask.process_key).like(pattern, escape="\\"), instance_matches))
 
 
 def tasks_for(user: User, scope: str = "mine", search: str | None = None) -> Select:
     """(OpenTask, ProcessInstance, process name) rows in ORDER."""
-    return with_instances(my_tasks(user, scope, search))
+    query = my_tasks(user, scope, search)
+    return with_instances(query.statement() if isinstance(query, MyTasks) else query)
 
 
 def with_instances(query: Select) -> Select:
@@ -77,17 +140,23 @@ def with_instances(query: Select) -> Select:
             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id))
 
 
-def page(query: Select, cursor: str | None, size: int, offset: int = 0) -> Select:
+def page(query: MyTasks | Select, cursor: str | None, size: int, offset: int = 0) -> Select:
     """The OpenTask rows of one page of `query` (OpenTask rows in ORDER). The page's ids are chosen
-    and sorted from the index alone (ix_open_tasks_page); only they are then read in full."""
-    ids = after(query, cursor).with_only_columns(OpenTask.id).limit(size).offset(offset)
+    and sorted from indexes alone; only they are then read in full."""
+    if isinstance(query, MyTasks):
+        ids = after(query, cursor).first(size + offset).limit(size).offset(offset)
+    else:
+        ids = after(query, cursor).with_only_columns(OpenTask.id).limit(size).offset(offset)
     return select(OpenTask).where(OpenTask.id.in_(ids)).order_by(*ORDER)
 
 
-def count(s, query: Select, cap: int | None = None) -> int:
+def count(s, query: MyTasks | Select, cap: int | None = None) -> int:
     """How many rows `query` has, at most cap + 1 (more than cap: show "cap+")."""
     cap = cap or COUNT_CAP
-    capped = query.order_by(None).with_only_columns(literal_column("1")).limit(cap + 1).subquery()
+    if isinstance(query, MyTasks):
+        capped = query.first(cap + 1).order_by(None).limit(cap + 1).subquery()
+    else:
+        capped = query.order_by(None).with_only_columns(literal_column("1")).limit(cap + 1).subquery()
     return s.scalar(select(func.count()).select_from(capped))
 
 
@@ -95,11 +164,13 @@ def shown_count(total: int) -> str:
     return f"{COUNT_CAP}+" if total > COUNT_CAP else str(total)
 
 
-def after(query: Select, cursor: str | None) -> Select:
+def after(query: MyTasks | Select, cursor: str | None) -> MyTasks | Select:
     """The rows of `query` (in ORDER) that come after the row the cursor was made from."""
     if not cursor:
         return query
     due, created, task_id = _decode(cursor)
+    if isinstance(query, MyTasks):
+        return replace(query, after=(due or NO_DEADLINE, created, task_id))
     # coalesce(x, x) is x, but no index on x serves it: the page stays driven by the user's task ids
     # instead of a walk along the deadline index through everybody's tasks.
     due_at = func.coalesce(OpenTask.due_at, OpenTask.due_at)

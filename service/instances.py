@@ -894,8 +894,8 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
             data=new.data,
             due_at=new.due_at,
         )
-        task.candidates = [TaskCandidate(user_id=u) for u in sorted(who.users)] + [
-            TaskCandidate(group_code=g) for g in sorted(who.groups)]
+        task.candidates = [TaskCandidate.of(task, user_id=u) for u in sorted(who.users)] + [
+            TaskCandidate.of(task, group_code=g) for g in sorted(who.groups)]
         s.add(task)
         for absent, substitute in sorted(away.items()):
             audit.record(s, "task_offered_to_substitute", "task", task.id,
@@ -919,7 +919,7 @@ def _nobody_can_take(s: Session, row: ProcessInstance, task: OpenTask, spec: str
     """The performers name nobody who can act (a department without a head, an empty group, a
     deactivated user): rather than a task that no inbox shows, the platform management department
     gets it, told why, and the audit log keeps the performer spec that failed."""
-    task.candidates = [TaskCandidate(group_code=FALLBACK_GROUP)]
+    task.candidates = [TaskCandidate.of(task, group_code=FALLBACK_GROUP)]
     audit.record(s, "task_unassigned", "task", task.id,
                  detail={"instance": row.id, "element": task.element_id, "performers": spec})
     notifications.notify_task(s, task, "unassigned")

@@ -1,7 +1,7 @@
 """The database schema. Every change here comes with an Alembic migration in migrations/."""
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from sqlalchemy import (
     JSON,
@@ -248,14 +248,32 @@ class TaskCandidate(Base):
     """Who may take an open task: a user, or every member of a group."""
 
     __tablename__ = "task_candidates"
-    # Candidates of a user or a group with their task ids, read from the index alone (service/inbox.py).
-    __table_args__ = (Index("ix_task_candidates_user_task", "user_id", "task_id"),
-                      Index("ix_task_candidates_group_task", "group_code", "task_id"))
+    # The tasks offered to a user or a group in page order, from the index alone: each branch of
+    # "my tasks" (service/inbox.py) reads its first page and stops (migration 0017_candidate_page_keys).
+    __table_args__ = (Index("ix_task_candidates_user_page", "user_id", "due_key", "created_at", "task_id"),
+                      Index("ix_task_candidates_group_page", "group_code", "due_key", "created_at", "task_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     task_id: Mapped[str] = mapped_column(ForeignKey("open_tasks.id", ondelete="CASCADE"), index=True)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id"))
     group_code: Mapped[str | None] = mapped_column(String(64))
+    # The task's sort key, copied (its deadline and creation never change). The deadline is NOT NULL,
+    # NO_DEADLINE standing for none: both databases then walk (due_key, created_at, task_id) in page
+    # order and seek a keyset cursor with one row-value comparison, which a NULL would break (SQLite
+    # and PostgreSQL sort NULLs at opposite ends).
+    due_key: Mapped[datetime] = mapped_column(UTCDateTime)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+    @classmethod
+    def of(cls, task: OpenTask, **who) -> TaskCandidate:
+        """A candidate of `task` (user_id= or group_code=) carrying the task's sort key."""
+        if task.created_at is None:
+            task.created_at = utcnow()  # now rather than at the flush, so that both rows hold the same moment
+        return cls(due_key=task.due_at or NO_DEADLINE, created_at=task.created_at, **who)
+
+
+# The due_key of a task without a deadline: later than any (due dates are held to the timer horizon).
+NO_DEADLINE = datetime(9999, 12, 31, tzinfo=UTC)
 
 
 class InstanceStep(Base):

@@ -191,7 +191,7 @@ class TaskSummary(TaskOut):
 
 class TaskList(Schema):
     items = fields.List(fields.Nested(TaskSummary))
-    # Counted up to 10,000; total_capped says there are more.
+    # Counted up to 1,000 (service/inbox.py COUNT_CAP); total_capped says there are more.
     total = fields.Integer()
     total_capped = fields.Boolean()
     # `after` for the next page; null on the last one.

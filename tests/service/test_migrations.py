@@ -183,3 +183,78 @@ def test_the_keyed_audit_migration_keeps_earlier_events_verifying(tmp_path):
                 c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
 
+
+
+def test_the_candidate_keys_migration_copies_each_tasks_sort_key(tmp_path):
+    """Issue 16, R-OPS-2, R-WF-2: a database at 0016 with open tasks and their candidates upgrades;
+    every candidate carries its task's deadline (or NO_DEADLINE) and creation time, the same values
+    the platform writes for a new candidate, so "my tasks" pages the old rows in order; and the
+    migration rolls back keeping the candidates."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import bindparam, select
+    from sqlalchemy.orm import Session
+
+    from service import inbox
+    from service.db import UTCDateTime, make_engine
+    from service.models import NO_DEADLINE, TaskCandidate, User
+
+    if USE_PG:
+        engine, cleanup = _fresh_engine(tmp_path)
+    else:
+        engine, cleanup = make_engine(f"sqlite:///{tmp_path / 'candidates.db'}"), None
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+
+    def migrate(step, revision):
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            step(cfg, revision)
+
+    created = datetime(2026, 11, 2, 8, 30, 15, 123456, tzinfo=UTC)
+    due = datetime(2026, 11, 9, 17, 0, tzinfo=UTC)
+    moment = bindparam("at", created, type_=UTCDateTime())
+    try:
+        migrate(command.upgrade, "0016_performance_person")
+        with engine.begin() as c:
+            c.execute(text("INSERT INTO departments (id, code, name) VALUES (1, 'OFFICE', '办公室')"))
+            c.execute(text("INSERT INTO users (id, username, full_name, password_hash, department_id, role, active, "
+                           "must_change_password, created_at) VALUES (1, 'clerk', '赵科员', 'x', 1, 'user', TRUE, FALSE, "
+                           ":at)").bindparams(moment))
+            c.execute(text("INSERT INTO deployments (id, deployed_at) VALUES (1, :at)").bindparams(moment))
+            c.execute(text("INSERT INTO process_definitions (id, key, version, name, description, file, deployment_id, "
+                           "deployed_at) VALUES (1, 'leave', 1, '请假', '', 'leave.bpmn', 1, :at)").bindparams(moment))
+            c.execute(text("INSERT INTO process_instances (id, definition_id, process_key, version, state, started_by, "
+                           "started_at, engine_state, serializer_version, lock_version, active_elements, incidents, "
+                           "waiting_messages) VALUES (1, 1, 'leave', 1, 'running', 1, :at, '{}', '1', 1, '[]', '[]', "
+                           "'[]')").bindparams(moment))
+            for task_id, due_at in (("t-dated", due), ("t-undated", None)):
+                c.execute(text("INSERT INTO open_tasks (id, instance_id, process_key, element_id, name, approval, "
+                               "instructions, created_at, due_at, overdue, data) VALUES (:id, 1, 'leave', 'approve', "
+                               "'审批', FALSE, '', :at, :due, FALSE, '{}')").bindparams(
+                                   moment, bindparam("due", due_at, type_=UTCDateTime()), id=task_id))
+            c.execute(text("INSERT INTO task_candidates (id, task_id, user_id, group_code) VALUES "
+                           "(1, 't-dated', NULL, 'inspector'), (2, 't-dated', 1, NULL), (3, 't-undated', 1, NULL)"))
+
+        migrate(command.upgrade, "head")
+        assert _model_differences(engine) == []
+        with Session(engine) as s:
+            keys = s.execute(select(TaskCandidate.id, TaskCandidate.due_key, TaskCandidate.created_at)
+                             .order_by(TaskCandidate.id)).all()
+            assert keys == [(1, due, created), (2, due, created), (3, NO_DEADLINE, created)]
+            # The copied "no deadline" is the very value a new candidate gets (on SQLite: the same text).
+            assert s.scalars(select(TaskCandidate.id).where(TaskCandidate.due_key == NO_DEADLINE)).all() == [3]
+            first = s.scalars(inbox.page(inbox.my_tasks(s.get(User, 1)), None, 1)).all()
+            assert [t.id for t in first] == ["t-dated"]
+            rest = s.scalars(inbox.page(inbox.my_tasks(s.get(User, 1)), inbox.cursor_of(first[0]), 5)).all()
+            assert [t.id for t in rest] == ["t-undated"]
+
+        migrate(command.downgrade, "0016_performance_person")
+        with engine.connect() as c:
+            assert c.execute(text("SELECT COUNT(*) FROM task_candidates")).scalar() == 3
+    finally:
+        engine.dispose()
+        if cleanup:
+            admin, schema = cleanup
+            with admin.begin() as c:
+                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()

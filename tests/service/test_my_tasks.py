@@ -8,17 +8,21 @@ from tests.service.studio_helpers import HEAD, user_task
 from tests.service.test_pages import Browser
 
 
-def _one_task_process(key: str, performers: str) -> bytes:
-    body = ('<bpmn:startEvent id="start" />\n' + user_task("do", "办理", performers) + '<bpmn:endEvent id="end" />\n'
+def _one_task_process(key: str, performers: str, due: bool = False) -> bytes:
+    task = user_task("do", "办理", performers)
+    if due:  # the deadline is the instance's `deadline`
+        task = task.replace("</spiffworkflow:properties>",
+                            '<spiffworkflow:property name="due" value="deadline" /></spiffworkflow:properties>')
+    body = ('<bpmn:startEvent id="start" />\n' + task + '<bpmn:endEvent id="end" />\n'
             '<bpmn:sequenceFlow id="f1" sourceRef="start" targetRef="do" />\n'
             '<bpmn:sequenceFlow id="f2" sourceRef="do" targetRef="end" />\n')
     return (HEAD + f'<bpmn:process id="{key}" name="报送" isExecutable="true">\n{body}</bpmn:process>\n'
             '</bpmn:definitions>\n').encode()
 
 
-def _deploy(api, key: str, performers: str) -> None:
+def _deploy(api, key: str, performers: str, due: bool = False) -> None:
     r = api.client.post("/api/v1/process-definitions",
-                        data={"files": [(io.BytesIO(_one_task_process(key, performers)), f"{key}.bpmn")]},
+                        data={"files": [(io.BytesIO(_one_task_process(key, performers, due)), f"{key}.bpmn")]},
                         content_type="multipart/form-data", headers=api._headers())
     assert r.status_code == 201, r.get_json()
 
@@ -75,6 +79,66 @@ def test_keyset_pages_walk_the_whole_list_in_order_without_repeats(login):
     assert walked == whole and len(whole) == 5
     # offset paging, published before, still answers the same rows.
     assert [t["id"] for t in _tasks(supervisor, limit=2, offset=2)["items"]] == whole[2:4]
+
+
+def test_tasks_of_two_groups_interleave_in_page_order_each_once_until_claimed(app, login, frozen):
+    """R-WF-2, issue 16: each group's unclaimed tasks are read in page order on their own and merged —
+    soonest deadline first, a tie broken by creation time, tasks without a deadline last; a task
+    offered to both of my groups comes once; a page by cursor carries on without gap or repeat; and
+    a claimed task leaves every other candidate's list."""
+    from service import org as org_module
+    from tests.conftest import PASSWORD
+
+    with app.test_request_context():
+        s = app.extensions["inkless.db"]()
+        org_module.create_user(s, "both", PASSWORD, "HQ", "user", ["supervisor", "designer"])
+        s.commit()
+        s.close()
+    admin = login("sysadmin")
+    for key, performers, due in (("sup_due", "group:supervisor", True), ("des_due", "group:designer", True),
+                                 ("sup_plain", "group:supervisor", False),
+                                 ("shared", "group:supervisor,group:designer", False)):
+        _deploy(admin, key, performers, due)
+    clerk = login("clerk")
+    instances = {}
+    for label, key, deadline in (("s1", "sup_due", "2026-12-05T09:00:00+08:00"),
+                                 ("d1", "des_due", "2026-12-03T09:00:00+08:00"),
+                                 ("both", "shared", None),
+                                 ("s2", "sup_due", "2026-12-04T09:00:00+08:00"),
+                                 ("d2", "des_due", "2026-12-04T09:00:00+08:00"),
+                                 ("s3", "sup_plain", None),
+                                 ("d3", "des_due", "2026-12-05T09:00:00+08:00")):
+        frozen.advance(minutes=1)  # each created a minute after the one before
+        data = {"deadline": deadline} if deadline else {}
+        r = clerk.post("/api/v1/process-instances", json={"process_key": key, "data": data})
+        assert r.status_code == 201, r.get_json()
+        instances[r.get_json()["id"]] = label
+
+    def listed(api, **params):
+        return [instances[t["instance_id"]] for t in _tasks(api, **params)["items"]]
+
+    member = login("both")
+    expected = ["d1", "s2", "d2", "s1", "d3", "both", "s3"]
+    assert listed(member) == expected and listed(member, scope="unclaimed") == expected
+    assert _tasks(member)["total"] == 7
+    walked, cursor = [], None
+    for _ in range(5):
+        page = _tasks(member, limit=3, **({"after": cursor} if cursor else {}))
+        walked += [instances[t["instance_id"]] for t in page["items"]]
+        cursor = page["next"]
+        if cursor is None:
+            break
+    assert walked == expected
+    assert listed(member, limit=3, offset=3) == expected[3:6]
+
+    office_admin, supervisor = login("office_admin"), login("supervisor")
+    assert listed(supervisor) == ["s2", "s1", "both", "s3"] and listed(office_admin) == ["d1", "d2", "d3", "both"]
+    shared = next(t["id"] for t in _tasks(member)["items"] if instances[t["instance_id"]] == "both")
+    assert office_admin.post(f"/api/v1/tasks/{shared}/claim", json={}).status_code == 200
+    assert listed(member) == ["d1", "s2", "d2", "s1", "d3", "s3"]
+    assert listed(supervisor, scope="unclaimed") == ["s2", "s1", "s3"]
+    assert listed(office_admin, scope="assigned") == ["both"]
+    assert listed(office_admin, scope="unclaimed") == ["d1", "d2", "d3"]
 
 
 def test_a_forged_page_link_is_refused_naming_the_field(login):
