@@ -30,6 +30,7 @@ from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from . import db
 from .documents.keys import Keyring
 from .models import AuditEvent, utcnow
 
@@ -102,6 +103,8 @@ def record(
     if session.bind.dialect.name == "postgresql":
         # Serialise appends so two transactions never chain onto the same predecessor.
         session.execute(text("SELECT pg_advisory_xact_lock(7301)"))
+    else:
+        db.hold_write_lock(session)  # a GET request may not hold it yet
     prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
     kid, key = keyring().current()
     event = AuditEvent(
