@@ -9,7 +9,6 @@ import pytest
 from sqlalchemy import event
 
 
-
 def _start(api) -> dict:
     r = api.post("/api/v1/process-instances", json={"process_key": "account_application"})
     assert r.status_code == 201, r.get_json()
