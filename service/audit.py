@@ -92,6 +92,9 @@ def digest(prev: str, body: dict, kid: str | None, key: bytes | None) -> str:
 
 # --- appending --------------------------------------------------------------------------------
 
+_LAST_HASH = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+
+
 def record(
     session: Session,
     action: str,
@@ -105,7 +108,7 @@ def record(
         session.execute(text("SELECT pg_advisory_xact_lock(7301)"))
     else:
         db.hold_write_lock(session)  # a GET request may not hold it yet
-    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
+    prev = session.scalar(_LAST_HASH) or GENESIS
     kid, key = keyring().current()
     event = AuditEvent(
         at=utcnow().replace(microsecond=0),

@@ -775,6 +775,12 @@ def _project(change: Change) -> Projection:
                       instance.next_timer_due(), ready)
 
 
+# Statements of every write phase, built once (building one costs about what running it does).
+# render_nulls keeps every history row's column list the same, so the rows are one batch.
+_INSERT_STEPS = insert(InstanceStep).execution_options(render_nulls=True)
+_DELETE_TASKS = delete(OpenTask).where(OpenTask.id.in_(bindparam("ids", expanding=True)))
+
+
 def _write_all(s: Session, changes: list[Change]) -> None:
     for change in changes:
         _write(s, change)
@@ -805,8 +811,7 @@ def _write(s: Session, change: Change) -> None:
         lives = _task_lives(s, [st.task_id for st in instance.steps if st.kind in PEOPLE_KINDS])
         # One (executemany) INSERT; nothing in the unit reads the new rows' ids. Rows added before
         # (move_back's "moved_back") were flushed with the instance row, so keep their place.
-        # render_nulls keeps every row's column list the same, so the rows are one batch.
-        s.execute(insert(InstanceStep).execution_options(render_nulls=True),
+        s.execute(_INSERT_STEPS,
                   [_history_row(row, step, change.step_meta.get(step.task_id, {}),
                                 lives.get(step.task_id, (None, None))) for step in instance.steps])
     _sync_open_tasks(s, row, projection.ready, change.existing)
@@ -894,7 +899,7 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
             if task is not None and "candidates" not in inspect(task).unloaded:
                 for candidate in task.candidates:
                     s.expunge(candidate)
-        s.execute(delete(OpenTask).where(OpenTask.id.in_(gone)))
+        s.execute(_DELETE_TASKS, {"ids": list(gone)})
         notifications.mark_done(s, gone)
         # Only a task with a due date has a deadline job (see below).
         scheduler.drop_deadlines(s, {task_id for task_id in gone if existing[task_id] is not None})
