@@ -12,8 +12,8 @@ http.client over loopback, one request at a time, and only the completion call i
 - five-step approvals per second: bench/five_step.bpmn started and carried to its end (1 start,
   5 × (list my tasks of the instance, complete)), `--five` instances in a row, whole requests/s.
 
-Inkless is asked for `Prefer: return=minimal` on completions, as the floor only answers id and
-state; `--full` times Inkless's full instance answer instead. The floor has no sign-in, forms,
+Inkless is asked for `Prefer: return=minimal` on starts and completions, as the floor only answers
+id and state; `--full` times Inkless's full instance answer instead. The floor has no sign-in, forms,
 permissions, history, search projection or script isolation: the ratio is what those cost.
 """
 from __future__ import annotations
@@ -55,7 +55,7 @@ class Routes:
     start: str
     tasks: str
     complete: str
-    complete_headers: dict
+    write_headers: dict  # sent with starts and completions
 
 
 INKLESS = Routes("/api/v1/process-instances", "/api/v1/tasks?instance_id={}", "/api/v1/tasks/{}/complete",
@@ -125,7 +125,7 @@ def start_floor(work: Path, database_url: str | None) -> tuple[subprocess.Popen,
 
 
 def _start(c: Client, routes: Routes, key: str) -> int:
-    status, body, _ = c.call("POST", routes.start, {"process_key": key})
+    status, body, _ = c.call("POST", routes.start, {"process_key": key}, routes.write_headers)
     assert status == 201, (status, body)
     return body["id"]
 
@@ -139,7 +139,7 @@ def _next_task(c: Client, routes: Routes, instance_id: int) -> str | None:
 def _complete(c: Client, routes: Routes, task_id, data: dict) -> float:
     c.ensure_connected()
     t = time.perf_counter()
-    status, body, _ = c.call("POST", routes.complete.format(task_id), {"data": data}, routes.complete_headers)
+    status, body, _ = c.call("POST", routes.complete.format(task_id), {"data": data}, routes.write_headers)
     ms = (time.perf_counter() - t) * 1000
     assert status in (200, 204), (status, body)
     return ms
@@ -205,7 +205,7 @@ def main(argv=None) -> int:
     ap.add_argument("--full", action="store_true", help="time Inkless's full answer (no Prefer: return=minimal)")
     args = ap.parse_args(argv)
     if args.full:
-        INKLESS.complete_headers = {}
+        INKLESS.write_headers = {}
     work = Path(tempfile.mkdtemp(prefix="inkless-side-"))
     admin, schemas = None, []
     try:

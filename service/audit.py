@@ -30,6 +30,7 @@ from flask import Flask, current_app, has_request_context, request
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
+from . import db
 from .documents.keys import Keyring
 from .models import AuditEvent, utcnow
 
@@ -91,6 +92,9 @@ def digest(prev: str, body: dict, kid: str | None, key: bytes | None) -> str:
 
 # --- appending --------------------------------------------------------------------------------
 
+_LAST_HASH = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+
+
 def record(
     session: Session,
     action: str,
@@ -102,7 +106,9 @@ def record(
     if session.bind.dialect.name == "postgresql":
         # Serialise appends so two transactions never chain onto the same predecessor.
         session.execute(text("SELECT pg_advisory_xact_lock(7301)"))
-    prev = session.scalar(select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)) or GENESIS
+    else:
+        db.hold_write_lock(session)  # a GET request may not hold it yet
+    prev = session.scalar(_LAST_HASH) or GENESIS
     kid, key = keyring().current()
     event = AuditEvent(
         at=utcnow().replace(microsecond=0),

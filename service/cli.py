@@ -169,7 +169,7 @@ def worker(interval: float, once: bool, no_wait: bool) -> None:
     import time
 
     from . import startup
-    from .scheduler import ensure_builtin_jobs, run_due
+    from .scheduler import ensure_builtin_jobs, run_due, seconds_to_next
 
     app = _ready_app(no_wait)
     _announce(app, "worker")
@@ -178,9 +178,12 @@ def worker(interval: float, once: bool, no_wait: bool) -> None:
         click.echo(f"fired {run_due(app)}")
         return
     while True:
-        started = time.monotonic()
-        run_due(app)
-        time.sleep(max(0.05, interval - (time.monotonic() - started)))
+        fired = run_due(app)
+        # Until the next job is due, looking again at least every `interval` for jobs that other
+        # processes add meanwhile; a job still due after a round that fired nothing could not
+        # fire now (its instance was busy, it failed) and waits the interval, not a busy loop.
+        wait = seconds_to_next(app, interval)
+        time.sleep(max(0.01, interval if wait == 0 and not fired else wait))
 
 
 @main.group()

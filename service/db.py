@@ -3,7 +3,11 @@
 Reads that must take no lock run inside `reading(s)`: the read phase of a unit that runs designer
 code (service/optimistic.py) and authentication. On SQLite they run without BEGIN, so each
 statement is its own read transaction and (in WAL mode) never waits for the writer nor holds the
-write lock; every other transaction takes the write lock up front (BEGIN IMMEDIATE).
+write lock. A GET (or HEAD, OPTIONS) request reads the same way until it writes, if it does (an
+audit row, a session's last-seen time): its first write takes the write lock (BEGIN IMMEDIATE)
+and what follows is one transaction; code that must read under that lock before writing (the
+audit chain's predecessor) takes it first with `hold_write_lock`. Every other transaction takes
+the write lock up front.
 """
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 
-from flask import Flask, current_app, g
+from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -42,7 +46,7 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _sqlite_begin(conn):
-            if not _reading.get():
+            if not _reading.get() and not _safe_request():
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     else:
@@ -91,7 +95,29 @@ def _watch_writes(engine: Engine) -> None:
         if statement.lstrip()[:8].upper().startswith(_WRITES):
             if _reading.get():
                 raise RuntimeError(f"a write inside a read phase: {statement[:80]}")
+            _begin_sqlite_write(conn)
             conn.info[_WROTE] = True
+
+
+def _safe_request() -> bool:
+    """A GET, HEAD or OPTIONS request: its transaction starts reading, without SQLite's write lock."""
+    return has_request_context() and request.method in ("GET", "HEAD", "OPTIONS")
+
+
+def _begin_sqlite_write(conn) -> None:
+    """A SQLite connection that has read without BEGIN (a safe request) takes the write lock now."""
+    if conn.dialect.name != "sqlite":
+        return
+    dbapi = conn.connection.dbapi_connection
+    if not dbapi.in_transaction:
+        dbapi.execute("BEGIN IMMEDIATE")
+
+
+def hold_write_lock(s: Session) -> None:
+    """Make sure the session's transaction holds SQLite's write lock before reading what a write
+    depends on (in a safe request it may not yet); PostgreSQL callers lock what they need."""
+    if s.bind.dialect.name == "sqlite" and not _reading.get():
+        _begin_sqlite_write(s.connection())
 
 
 def _track_connection(factory: sessionmaker) -> None:

@@ -17,8 +17,8 @@ from typing import Any
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, insert, inspect, or_, select, text, update
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy import bindparam, delete, func, insert, inspect, or_, select, text, update
+from sqlalchemy.orm import Session, aliased, joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
 from engine import codec, horizon
@@ -54,6 +54,7 @@ from .models import (
 )
 from .services import UnitContext, current_unit
 from .studio import catalogue
+from .studio.models import ProcessModel
 from .workflows import deployment_of, process_for, script_engine
 
 # The states of an instance that has ended: done, cancelled by an administrator, withdrawn by its initiator.
@@ -123,11 +124,18 @@ def _unit_for(s: Session, actor: User | None, row: ProcessInstance) -> UnitConte
 
 
 def latest_definition(s: Session, key: str) -> ProcessDefinition:
-    definition = s.scalar(select(ProcessDefinition).where(ProcessDefinition.key == key)
-                          .order_by(ProcessDefinition.version.desc()).limit(1))
-    if definition is None:
+    return _latest(s, key)[0]
+
+
+def _latest(s: Session, key: str) -> tuple[ProcessDefinition, ProcessModel | None]:
+    """The latest version of `key` and its catalogue entry (who may start it), in one statement."""
+    found = s.execute(select(ProcessDefinition, ProcessModel)
+                      .outerjoin(ProcessModel, ProcessModel.key == ProcessDefinition.key)
+                      .where(ProcessDefinition.key == key)
+                      .order_by(ProcessDefinition.version.desc()).limit(1)).first()
+    if found is None:
         raise NotFound(_("Process '%(key)s' is not deployed.", key=key))
-    return definition
+    return found[0], found[1]
 
 
 def start(s: Session, user: User | None, key: str, business_key: str | None = None, data: dict | None = None,
@@ -149,8 +157,9 @@ def _begin(s: Session, changes: list[Change], user: User | None, key: str, busin
            message: tuple[str, dict] | None = None) -> Change:
     """Read and step of a start: the new instance runs up to its first wait, added to `changes`."""
     with db.reading(s):
-        definition = latest_definition(s, key)
-        if user is not None and not start_event and not message and not catalogue.may_start(s, user, key):
+        definition, model = _latest(s, key)
+        if (user is not None and not start_event and not message
+                and not catalogue.may_start_as_modelled(user, key, model)):
             raise Forbidden(_("You may not start '%(name)s'.", name=definition.name))
         process = process_for(s, definition.deployment_id, key)
         row = ProcessInstance(
@@ -207,19 +216,23 @@ def _new_instance_id(s: Session) -> int:
 
 
 def _load(s: Session, instance_id: int, for_update: bool = True) -> ProcessInstance:
-    query = select(ProcessInstance).where(ProcessInstance.id == instance_id)
-    if optimistic.optimistic():
-        # What the session remembers from earlier in the request may be stale by now; the write
-        # checks the version read here.
-        query = query.execution_options(populate_existing=True)
-    elif for_update and s.bind.dialect.name == "postgresql":
-        # Inline in a transaction that has written: serialise work on the instance as before.
-        query = query.with_for_update()
-    row = s.scalar(query)
+    row = s.scalar(_as_read(s, select(ProcessInstance).where(ProcessInstance.id == instance_id), for_update))
     if row is None:
         raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
     audit_log.note_read("process_instance", row.id)
     return row
+
+
+def _as_read(s: Session, query, for_update: bool = True):
+    """A query of the instance row as a unit's read phase needs it."""
+    if optimistic.optimistic():
+        # What the session remembers from earlier in the request may be stale by now; the write
+        # checks the version read here.
+        return query.execution_options(populate_existing=True)
+    if for_update and s.bind.dialect.name == "postgresql":
+        # Inline in a transaction that has written: serialise work on the instance as before.
+        return query.with_for_update(of=ProcessInstance)
+    return query
 
 
 @dataclass
@@ -242,8 +255,12 @@ def _read(s: Session, instance_id: int, actor: User | None) -> _Read:
     """The instance's row, process and open tasks, and the unit's context. Inside `db.reading`:
     after a lost race the actor is read again there too, not later under a lock."""
     row = _load(s, instance_id)
-    process = process_for(s, deployment_of(s, row.definition_id), row.process_key)
     existing = dict(s.execute(select(OpenTask.id, OpenTask.due_at).where(OpenTask.instance_id == row.id)).all())
+    return _read_of(s, row, existing, actor)
+
+
+def _read_of(s: Session, row: ProcessInstance, existing: dict[str, datetime | None], actor: User | None) -> _Read:
+    process = process_for(s, deployment_of(s, row.definition_id), row.process_key)
     return _Read(row, process, existing, actor, _unit_for(s, actor, row))
 
 
@@ -284,28 +301,40 @@ def complete_for_applicant(s: Session, task_id: str, data: dict[str, Any]) -> Ou
     return optimistic.run(s, lambda: _complete(s, None, task_id, data))
 
 
-def _task_to_complete(s: Session, task_id: str) -> OpenTask:
-    task = s.get(OpenTask, str(task_id), options=[joinedload(OpenTask.candidates)],
-                 populate_existing=optimistic.optimistic())
-    if task is None:
+_SIBLING = aliased(OpenTask)
+# Built once: an aliased entity made per call costs more than the statement's execution.
+_TASK_TO_COMPLETE = (select(OpenTask, ProcessInstance, _SIBLING.id, _SIBLING.due_at)
+                     .join(ProcessInstance, ProcessInstance.id == OpenTask.instance_id)
+                     .join(_SIBLING, _SIBLING.instance_id == OpenTask.instance_id)
+                     .where(OpenTask.id == bindparam("task_id"))
+                     .options(joinedload(OpenTask.candidates)))
+
+
+def _task_to_complete(s: Session, task_id: str) -> tuple[OpenTask, ProcessInstance, dict[str, datetime | None]]:
+    """The task with its candidates, its instance and the instance's open tasks (id -> due date),
+    in one statement: a completion's whole read of the database."""
+    rows = s.execute(_as_read(s, _TASK_TO_COMPLETE), {"task_id": str(task_id)}).unique().all()
+    if not rows:
         # Completed tasks leave the projection; say so plainly if the task ever existed.
         done = s.scalar(select(InstanceStep.id).where(InstanceStep.task_id == str(task_id)).limit(1))
         if done is not None:
             raise Conflict(_("This task has already been completed."))
         raise NotFound(_("Task not found or already completed."))
-    return task
+    task, row = rows[0][0], rows[0][1]
+    audit_log.note_read("process_instance", row.id)
+    return task, row, {sibling_id: due for _task, _row, sibling_id, due in rows}
 
 
 def _complete(s: Session, user: User | None, task_id: str, data: dict[str, Any]) -> Outcome:
     """`user` None: an applicant without an account, whose right the caller has checked."""
     with db.reading(s):
-        task = _task_to_complete(s, task_id)
+        task, row, existing = _task_to_complete(s, task_id)
         if user is not None and not may_complete(user, task):
             raise Forbidden(_("This task is not assigned to you."))
         schema = form_schema(s, task)
         forms.validate(schema, data, task.approval, s)
         attachments.check(s, user, schema, data)
-        read = _read(s, task.instance_id, user)
+        read = _read_of(s, row, existing, user)
     row = read.row
     if row.state not in ("running", "error"):
         raise Conflict(_("The process instance is %(state)s.", state=row.state))
@@ -746,6 +775,12 @@ def _project(change: Change) -> Projection:
                       instance.next_timer_due(), ready)
 
 
+# Statements of every write phase, built once (building one costs about what running it does).
+# render_nulls keeps every history row's column list the same, so the rows are one batch.
+_INSERT_STEPS = insert(InstanceStep).execution_options(render_nulls=True)
+_DELETE_TASKS = delete(OpenTask).where(OpenTask.id.in_(bindparam("ids", expanding=True)))
+
+
 def _write_all(s: Session, changes: list[Change]) -> None:
     for change in changes:
         _write(s, change)
@@ -776,8 +811,7 @@ def _write(s: Session, change: Change) -> None:
         lives = _task_lives(s, [st.task_id for st in instance.steps if st.kind in PEOPLE_KINDS])
         # One (executemany) INSERT; nothing in the unit reads the new rows' ids. Rows added before
         # (move_back's "moved_back") were flushed with the instance row, so keep their place.
-        # render_nulls keeps every row's column list the same, so the rows are one batch.
-        s.execute(insert(InstanceStep).execution_options(render_nulls=True),
+        s.execute(_INSERT_STEPS,
                   [_history_row(row, step, change.step_meta.get(step.task_id, {}),
                                 lives.get(step.task_id, (None, None))) for step in instance.steps])
     _sync_open_tasks(s, row, projection.ready, change.existing)
@@ -865,7 +899,7 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
             if task is not None and "candidates" not in inspect(task).unloaded:
                 for candidate in task.candidates:
                     s.expunge(candidate)
-        s.execute(delete(OpenTask).where(OpenTask.id.in_(gone)))
+        s.execute(_DELETE_TASKS, {"ids": list(gone)})
         notifications.mark_done(s, gone)
         # Only a task with a due date has a deadline job (see below).
         scheduler.drop_deadlines(s, {task_id for task_id in gone if existing[task_id] is not None})

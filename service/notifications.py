@@ -16,7 +16,7 @@ from email.message import EmailMessage
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import insert, or_, select, update
+from sqlalchemy import bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session, lazyload
 
 from . import i18n, workflows
@@ -51,12 +51,15 @@ def recipients(s: Session, task: OpenTask) -> list[User]:
     return list(s.scalars(query))
 
 
+_INSERT = insert(Notification)
+
+
 def notify_task(s: Session, task: OpenTask, kind: str) -> int:
     people = recipients(s, task)
     if people:
         body = json.dumps(context(s, task.instance_id, task.due_at), ensure_ascii=False)
         # One (executemany) INSERT for all recipients; nothing reads the rows back in this unit.
-        s.execute(insert(Notification), [
+        s.execute(_INSERT, [
             {"user_id": user.id, "kind": kind, "title": task.name, "body": body, "instance_id": task.instance_id,
              "task_id": task.id} for user in people])
         if current_app.config["INKLESS"].smtp_host:
@@ -96,8 +99,12 @@ def tell_initiator(s: Session, row: ProcessInstance, kind: str, step: str, by: s
 def mark_done(s: Session, task_ids: set[str]) -> None:
     """The tasks left the inbox (completed, here or through the API, or cancelled): their
     notifications are no longer news, for everyone they were sent to."""
-    s.execute(update(Notification).where(Notification.task_id.in_(task_ids), Notification.read_at.is_(None))
-              .values(read_at=utcnow()))
+    s.execute(_MARK_DONE, {"task_ids": list(task_ids), "read_at": utcnow()})
+
+
+_MARK_DONE = (update(Notification).where(Notification.task_id.in_(bindparam("task_ids", expanding=True)),
+                                         Notification.read_at.is_(None))
+              .values(read_at=bindparam("read_at")))
 
 
 def notify_user(s: Session, user: User, kind: str, title: str, body: str = "") -> None:

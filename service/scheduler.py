@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import datetime, time, timedelta, timezone
 
 from flask import Flask
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -162,6 +162,22 @@ def run_due(app: Flask, limit: int = 1000) -> int:
                 break
             fired += outcome
     return fired
+
+
+def seconds_to_next(app: Flask, cap: float) -> float:
+    """How long until the earliest job is due (0 if one is due now), at most `cap`: a worker sleeps
+    that long, so a timer due between two looks fires when it is due, not a whole interval later."""
+    s = app.extensions["inkless.db"]()
+    try:
+        with db.reading(s):
+            due = s.scalar(select(func.min(ScheduledJob.due_at)))
+    except OperationalError:  # the database is away: look again after the interval
+        return cap
+    finally:
+        s.close()
+    if due is None:
+        return cap
+    return min(cap, max(0.0, (due - clock.now()).total_seconds()))
 
 
 def _run_one(factory, skip: set[int], job_id: int | None = None, leased_until: datetime | None = None) -> int:

@@ -3,6 +3,7 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_babel import gettext as _
 from sqlalchemy import select
+from sqlalchemy.orm import joinedload
 
 from .. import auth, db, inbox, policy
 from .. import instances as units
@@ -42,7 +43,8 @@ class Tasks(MethodView):
         except inbox.BadCursor:
             message = _("This page link is not valid; start from the first page.")
             raise Invalid(message, [{"field": "after", "message": message}]) from None
-        rows = s.scalars(page).all()
+        # Candidates in the same statement: every item shows them.
+        rows = s.scalars(page.options(joinedload(OpenTask.candidates))).unique().all()
         more = len(rows) > args["limit"]
         rows = rows[:args["limit"]]
         return {"items": [views.task(s, t) for t in rows], "total": min(total, inbox.COUNT_CAP),

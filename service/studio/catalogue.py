@@ -82,10 +82,12 @@ def may_start(s: Session, user: User, key: str) -> bool:
     """Who may start a process by hand: the permission table's `start` rows where they name the
     process, and the model's starters (groups or departments); a process outside the catalogue,
     or one that names nobody, is open to everyone."""
-    if not _policy_allows_start(user, key):
-        return False
-    model = s.scalar(select(ProcessModel).where(ProcessModel.key == key))
-    return model is None or _may_start(user, model)
+    return may_start_as_modelled(user, key, s.scalar(select(ProcessModel).where(ProcessModel.key == key)))
+
+
+def may_start_as_modelled(user: User, key: str, model: ProcessModel | None) -> bool:
+    """`may_start` with the process's model (None: not in the catalogue) already read."""
+    return _policy_allows_start(user, key) and (model is None or _may_start(user, model))
 
 
 def not_startable(s: Session, user: User) -> set[str]:

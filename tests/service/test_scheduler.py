@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import io
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 
 from service.scheduler import run_due
 from tests.service.diagrams import escalation_process, timer_start_process
@@ -122,3 +122,22 @@ def test_the_scheduler_knows_job_kinds_only_through_its_registry():
     assert {"timer", "deadline", "start", "archive", "backup", "digest", "audit", "audit_review",
             "snapshots"} <= set(scheduler.HANDLERS)
     assert {kind for kind, _ref in scheduler.STANDING_JOBS} <= set(scheduler.HANDLERS)
+
+
+def test_a_worker_sleeps_until_the_next_job_is_due(app, frozen):
+    """R-WF-2: a worker looks again when the next job is due, never later than its interval, and
+    at once when one is due now."""
+    from engine import clock
+    from service.models import ScheduledJob
+    from service.scheduler import seconds_to_next
+
+    s = app.extensions["inkless.db"]()
+    s.add(ScheduledJob(kind="deadline", ref="soon", due_at=clock.now() + timedelta(seconds=30)))
+    s.commit()
+    try:
+        assert seconds_to_next(app, 1.0) == 1.0
+        assert 29.0 <= seconds_to_next(app, 60.0) <= 30.0
+        frozen.advance(seconds=31)
+        assert seconds_to_next(app, 1.0) == 0.0
+    finally:
+        s.close()
