@@ -12,6 +12,7 @@ the write lock up front.
 from __future__ import annotations
 
 import contextvars
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
@@ -79,6 +80,8 @@ def _renew_stale_connections(engine: Engine) -> None:
 _reading: contextvars.ContextVar[bool] = contextvars.ContextVar("inkless_reading", default=False)
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "TRUNCATE", "WITH", "MERGE")
 _WROTE = "inkless.wrote"
+_LOCKED = "inkless.locked"  # the transaction took row or advisory locks (PostgreSQL)
+_LOCKING = re.compile(r"\bFOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b|pg_advisory", re.IGNORECASE)
 _CONNECTION = "inkless.connection"
 
 
@@ -89,6 +92,7 @@ def _watch_writes(engine: Engine) -> None:
     @event.listens_for(engine, "begin")
     def _fresh(conn):
         conn.info[_WROTE] = False
+        conn.info[_LOCKED] = False
 
     @event.listens_for(engine, "before_cursor_execute")
     def _note(conn, cursor, statement, parameters, context, executemany):
@@ -97,6 +101,8 @@ def _watch_writes(engine: Engine) -> None:
                 raise RuntimeError(f"a write inside a read phase: {statement[:80]}")
             _begin_sqlite_write(conn)
             conn.info[_WROTE] = True
+        elif _LOCKING.search(statement):
+            conn.info[_LOCKED] = True
 
 
 def _safe_request() -> bool:
@@ -184,9 +190,19 @@ def end_reads(s: Session) -> bool:
     transaction left as it is, when it has written (its work must commit or roll back as one)."""
     if has_written(s):
         return False
-    if s.in_transaction():
+    if s.in_transaction() and not _reads_hold_nothing(s):
         s.commit()
     return True
+
+
+def _reads_hold_nothing(s: Session) -> bool:
+    """A PostgreSQL transaction that only read, without FOR UPDATE or an advisory lock, holds no lock
+    a writer waits on (only DDL waits for a reader's table locks, and READ COMMITTED keeps no
+    snapshot between statements): it is left open, so the request's next statements need no new
+    connection, liveness ping, BEGIN or COMMIT — about a third of a completion's round trips."""
+    connection = s.info.get(_CONNECTION)
+    return (s.bind.dialect.name == "postgresql" and connection is not None
+            and not connection.info.get(_WROTE) and not connection.info.get(_LOCKED))
 
 
 def draw(s: Session, statement) -> int:
@@ -220,7 +236,8 @@ def reading(s: Session) -> Iterator[Session]:
         s.rollback()
         raise
     _reading.reset(token)
-    s.commit()
+    if not _reads_hold_nothing(s):
+        s.commit()
 
 
 class UTCDateTime(TypeDecorator):
