@@ -5,7 +5,9 @@ run for seconds. A unit that runs them (start, complete, deliver a message, fire
 move back, cancel) goes in three phases:
 
 1. read — the instance row with its `lock_version`, the open task, the definition — in
-   `db.reading`: on SQLite without BEGIN (no write lock), nowhere with FOR UPDATE; ended before 2;
+   `db.reading`: on SQLite without BEGIN (no write lock), nowhere with FOR UPDATE; on SQLite ended
+   before 2, on PostgreSQL left open (a transaction that only read holds no lock a writer waits on,
+   and the write phase then needs no new connection; `db.end_reads`);
 2. step — the engine runs with no transaction open, and so does everything else that evaluates
    designer code for the projection (task views with their rendered instructions, `due` values,
    the serialized state; service/instances.py `_project`);
