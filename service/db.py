@@ -106,8 +106,17 @@ def _watch_writes(engine: Engine) -> None:
 
 
 def _safe_request() -> bool:
-    """A GET, HEAD or OPTIONS request: its transaction starts reading, without SQLite's write lock."""
-    return has_request_context() and request.method in ("GET", "HEAD", "OPTIONS")
+    """A GET, HEAD or OPTIONS request being served: its transaction starts reading, without SQLite's
+    write lock. Set by a before_request hook, so the request contexts the scheduler and the CLI push
+    for their own work (never dispatched) keep taking the lock up front for their claims."""
+    return has_request_context() and g.get(_SAFE_REQUEST, False)
+
+
+_SAFE_REQUEST = "inkless_safe_request"
+
+
+def _mark_safe_request() -> None:
+    g.setdefault(_SAFE_REQUEST, request.method in ("GET", "HEAD", "OPTIONS"))
 
 
 def _begin_sqlite_write(conn) -> None:
@@ -142,6 +151,7 @@ def init_app(app: Flask, url: str) -> None:
     app.extensions["inkless.db"] = factory = sessionmaker(engine, expire_on_commit=False)
     _track_connection(factory)
     app.extensions["inkless.engine"] = engine
+    app.before_request(_mark_safe_request)
 
     @app.teardown_appcontext
     def _close(exc):
