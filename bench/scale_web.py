@@ -4,7 +4,7 @@
     python bench/scale_web.py --clients 8 --seconds 30
 
 For each web-process count, in a fresh PostgreSQL schema: `inkless init`, a department, a user,
-`inkless deploy bench/five_step.bpmn`, then `inkless serve --workers N` (gunicorn gthread, 8
+the bench processes deployed (bench/side_by_side.py `start_inkless`), then `inkless serve --workers N` (gunicorn gthread, 8
 threads each; with 2 processes the scheduler is left to workers, none of which is needed here).
 `--clients` threads, each with its own keep-alive connection, carry five-step approvals to their
 end (start, then 5 × list the instance's tasks and complete, `Prefer: return=minimal`) for
@@ -28,17 +28,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from complete_task import (  # noqa: E402
-    PASSWORD,
     PG_BASE,
-    ROOT,
-    USERNAME,
     Client,
-    free_port,
     pg_drop_schema,
-    run_cli,
     stop_server,
 )
-from side_by_side import FIVE, _spawn  # noqa: E402
+from side_by_side import start_inkless  # noqa: E402
 
 MINIMAL = {"Prefer": "return=minimal"}
 
@@ -93,21 +88,9 @@ def measure(web: int, clients: int, seconds: float, warmup: float) -> dict:
     work = Path(tempfile.mkdtemp(prefix="inkless-scale-"))
     proc = None
     try:
-        env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "INKLESS_SECRET_KEY")}
-        env.update(INKLESS_DATA_DIR=str(work / "inkless"), PYTHONPATH=str(ROOT),
-                   DATABASE_URL=f"{PG_BASE}?options=-csearch_path%3D{schema}&application_name={schema}")
-        run_cli(env, "init")
-        run_cli(env, "department", "create", "BENCH", "--name", "Benchmark")
-        run_cli(env, "user", "create", "--username", USERNAME, "--password", PASSWORD, "--department", "BENCH")
-        run_cli(env, "deploy", str(FIVE))
-        port = free_port()
-        cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port),
-               "--workers", str(web)]
-        proc = _spawn(cmd, env, work / "inkless.log", port, "/healthz", None)
-        c = Client(port)
-        status, body, _ = c.call("POST", "/api/v1/auth/token", {"username": USERNAME, "password": PASSWORD})
-        assert status == 200, (status, body)
-        token = body["access_token"]
+        proc, c = start_inkless(work, f"{PG_BASE}?options=-csearch_path%3D{schema}&application_name={schema}", web)
+        port, token = c.conn.port, c.token
+        c.conn.close()
 
         def run(duration: float) -> tuple[list, float, float]:
             stop, out = threading.Event(), []

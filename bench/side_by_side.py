@@ -89,7 +89,8 @@ def _pg_url(schema: str) -> str:
     return f"{PG_BASE}?options=-csearch_path%3D{schema}&application_name={schema}"
 
 
-def start_inkless(work: Path, database_url: str | None) -> tuple[subprocess.Popen, Client]:
+def start_inkless(work: Path, database_url: str | None, workers: int = 1) -> tuple[subprocess.Popen, Client]:
+    """`inkless init`, a user, the bench processes deployed, `inkless serve --workers N`; a signed-in client."""
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "INKLESS_SECRET_KEY")}
     env["INKLESS_DATA_DIR"] = str(work / "inkless")
     env["PYTHONPATH"] = str(ROOT) + os.pathsep + env.get("PYTHONPATH", "")
@@ -101,7 +102,7 @@ def start_inkless(work: Path, database_url: str | None) -> tuple[subprocess.Pope
     for path in (BPMN, FIVE):
         run_cli(env, "deploy", str(path))
     port = free_port()
-    cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", "1"]
+    cmd = [sys.executable, "-m", "service.cli", "serve", "--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)]
     proc = _spawn(cmd, env, work / "inkless.log", port, "/healthz", None)
     c = Client(port)
     status, body, _ = c.call("POST", "/api/v1/auth/token", {"username": USERNAME, "password": PASSWORD})

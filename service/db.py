@@ -101,7 +101,7 @@ def _watch_writes(engine: Engine) -> None:
                 raise RuntimeError(f"a write inside a read phase: {statement[:80]}")
             _begin_sqlite_write(conn)
             conn.info[_WROTE] = True
-        elif _LOCKING.search(statement):
+        elif conn.dialect.name == "postgresql" and _LOCKING.search(statement):
             conn.info[_LOCKED] = True
 
 

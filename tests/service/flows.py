@@ -1,5 +1,26 @@
-"""Steps every procedure test takes through the API: find the one open task, complete it."""
+"""Steps every procedure test takes through the API: find the one open task, complete it; and the
+SQL statements a step sends."""
 from __future__ import annotations
+
+from contextlib import contextmanager
+
+from sqlalchemy import event
+
+
+@contextmanager
+def statements(app):
+    """The SQL statements the app's engine executes inside the block, in order."""
+    seen: list[str] = []
+
+    def _record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement)
+
+    engine = app.extensions["inkless.engine"]
+    event.listen(engine, "before_cursor_execute", _record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", _record)
 
 
 def only_task(api, **params) -> dict:

@@ -36,6 +36,25 @@ def _model_differences(engine) -> list:
             and "ix_document_search_tsv" not in str(d)]
 
 
+def _platform_engine(tmp_path, name: str):
+    """The platform's own engine on a fresh database (SQLite foreign keys on, as `inkless init` runs
+    migrations), its cleanup, and `migrate(command.upgrade | command.downgrade, revision)` on it."""
+    from service.db import make_engine
+
+    if USE_PG:
+        engine, cleanup = _fresh_engine(tmp_path)
+    else:
+        engine, cleanup = make_engine(f"sqlite:///{tmp_path / name}.db"), None
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+
+    def migrate(step, revision):
+        with engine.begin() as connection:
+            cfg.attributes["connection"] = connection
+            step(cfg, revision)
+
+    return engine, cleanup, migrate
+
+
 def test_empty_database_upgrades_and_matches_the_models_and_migrations_reverse(tmp_path):
     import service.documents.models  # noqa: F401 - the document tables are part of the schema
 
@@ -66,18 +85,8 @@ def test_the_groups_migration_upgrades_a_database_holding_groups_and_members(tmp
     platform's own engine, SQLite foreign keys on, as `inkless init` runs it): every group stays, as a
     platform group, with its members; the built-in groups gain their English names; a department
     group can then be stored; and the migration rolls back without losing a membership."""
-    from service.db import make_engine
 
-    if USE_PG:
-        engine, cleanup = _fresh_engine(tmp_path)
-    else:
-        engine, cleanup = make_engine(f"sqlite:///{tmp_path / 'groups.db'}"), None
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-
-    def migrate(step, revision):
-        with engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            step(cfg, revision)
+    engine, cleanup, migrate = _platform_engine(tmp_path, "groups")
 
     def memberships():
         with engine.connect() as c:
@@ -132,20 +141,10 @@ def test_the_keyed_audit_migration_keeps_earlier_events_verifying(tmp_path):
 
     from engine import clock
     from service import audit, audit_chain
-    from service.db import make_engine
     from service.documents.keys import Keyring
     from service.models import AuditEvent
 
-    if USE_PG:
-        engine, cleanup = _fresh_engine(tmp_path)
-    else:
-        engine, cleanup = make_engine(f"sqlite:///{tmp_path / 'audit.db'}"), None
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-
-    def migrate(step, revision):
-        with engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            step(cfg, revision)
+    engine, cleanup, migrate = _platform_engine(tmp_path, "audit")
 
     try:
         migrate(command.upgrade, "0011_groups")
@@ -196,19 +195,10 @@ def test_the_candidate_keys_migration_copies_each_tasks_sort_key(tmp_path):
     from sqlalchemy.orm import Session
 
     from service import inbox
-    from service.db import UTCDateTime, make_engine
+    from service.db import UTCDateTime
     from service.models import NO_DEADLINE, TaskCandidate, User
 
-    if USE_PG:
-        engine, cleanup = _fresh_engine(tmp_path)
-    else:
-        engine, cleanup = make_engine(f"sqlite:///{tmp_path / 'candidates.db'}"), None
-    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
-
-    def migrate(step, revision):
-        with engine.begin() as connection:
-            cfg.attributes["connection"] = connection
-            step(cfg, revision)
+    engine, cleanup, migrate = _platform_engine(tmp_path, "candidates")
 
     created = datetime(2026, 11, 2, 8, 30, 15, 123456, tzinfo=UTC)
     due = datetime(2026, 11, 9, 17, 0, tzinfo=UTC)

@@ -6,7 +6,8 @@ from __future__ import annotations
 import sqlite3
 
 import pytest
-from sqlalchemy import event
+
+from tests.service.flows import statements
 
 
 def _start(api) -> dict:
@@ -26,17 +27,8 @@ def sqlite_file(app):
 def test_a_task_list_issues_no_begin_immediate(app, login, sqlite_file):
     """R-WF-2: listing my tasks is a read: no statement of it takes the write lock."""
     clerk = login("clerk")
-    seen: list[str] = []
-
-    def _record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    engine = app.extensions["inkless.engine"]
-    event.listen(engine, "before_cursor_execute", _record)
-    try:
+    with statements(app) as seen:
         r = clerk.get("/api/v1/tasks")
-    finally:
-        event.remove(engine, "before_cursor_execute", _record)
     assert r.status_code == 200, r.get_json()
     assert seen and not any("BEGIN" in s.upper() for s in seen), seen
 

@@ -7,13 +7,11 @@ runs (authentication, the unit of work, the response), on the bench's loop proce
 from __future__ import annotations
 
 import io
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
-from sqlalchemy import event
 
-from tests.service.flows import complete, only_task
+from tests.service.flows import complete, only_task, statements
 
 LOOP = Path(__file__).resolve().parents[2] / "bench" / "loop.bpmn"
 # Measured: 14 statements on SQLite with the full answer (BEGIN IMMEDIATE included; on PostgreSQL no
@@ -25,21 +23,6 @@ MINIMAL_BUDGET = 12
 
 # The session must stay consistent with what the statements did (no stale rows in its identity map).
 pytestmark = pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")
-
-
-@contextmanager
-def statements(app):
-    seen: list[str] = []
-
-    def _record(conn, cursor, statement, parameters, context, executemany):
-        seen.append(statement)
-
-    engine = app.extensions["inkless.engine"]
-    event.listen(engine, "before_cursor_execute", _record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", _record)
 
 
 def _round(api, instance_id: int, done: bool = False) -> dict:
