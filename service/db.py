@@ -159,6 +159,11 @@ def init_app(app: Flask, url: str) -> None:
         if session is not None:
             if exc is not None:
                 session.rollback()
+            elif session.in_transaction() and not has_written(session):
+                # A transaction that only read ends by COMMIT: on PostgreSQL a ROLLBACK makes
+                # psycopg forget every statement it has prepared on the connection (and send
+                # DEALLOCATE ALL), so each request would parse and plan its statements afresh.
+                session.commit()
             session.close()
 
 
