@@ -2,7 +2,8 @@
 
 A token is 32 random bytes shown once; the database keeps only its SHA-256, so a leaked database
 does not leak live sessions. Deactivating a user or revoking a token takes effect on the next
-request because every request looks the record up.
+request: every request looks the record up, or uses the one service/identity_cache.py remembers
+only while no such change has been committed since.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from flask_babel import gettext as _
 from sqlalchemy import bindparam, select, update
 from sqlalchemy.orm import joinedload
 
-from . import audit, db, notifications
+from . import audit, db, identity_cache, notifications
 from .errors import Forbidden, Invalid, NotFound, Unauthorized
 from .identity import lockout, mfa, password_policy, security_keys
 from .models import AuthToken, User, utcnow
@@ -284,13 +285,19 @@ def _load_user() -> None:
     if not raw:
         return
     s = db.session()
-    # One round trip for the token, its user and the user's groups: this runs on every request.
-    # Read without a lock (and ended), so a request takes SQLite's write lock only when its own
-    # work begins — a unit that runs designer code ends reads before the step (service/optimistic.py).
-    with db.reading(s):
-        found = s.execute(_CALLER, {"token_hash": _digest(raw)}).unique().first()
+    digest = _digest(raw)
+    callers = current_app.extensions["inkless.callers"]
+    found = callers.recall(s, digest, utcnow())
     if found is None:
-        return
+        generation = callers.before_read()
+        # One round trip for the token, its user and the user's groups. Read without a lock (and
+        # ended), so a request takes SQLite's write lock only when its own work begins — a unit
+        # that runs designer code ends reads before the step (service/optimistic.py).
+        with db.reading(s):
+            found = s.execute(_CALLER, {"token_hash": digest}).unique().first()
+        if found is None:
+            return
+        callers.remember(digest, generation, *found)
     token, user = found
     if token.kind == "pending" or token.revoked_at is not None or token.expires_at <= utcnow():
         return
@@ -318,6 +325,10 @@ def _api_gate() -> None:
 
 
 def init_app(app: Flask) -> None:
+    engine, factory = app.extensions["inkless.engine"], app.extensions["inkless.db"]
+    generation = identity_cache.generation_for(engine)
+    identity_cache.watch(engine, factory, generation)
+    app.extensions["inkless.callers"] = identity_cache.Callers(generation)
     app.before_request(_load_user)
     app.before_request(_api_gate)
 

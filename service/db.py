@@ -82,7 +82,7 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "
 _WROTE = "inkless.wrote"
 _LOCKED = "inkless.locked"  # the transaction took row or advisory locks (PostgreSQL)
 _LOCKING = re.compile(r"\bFOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b|pg_advisory", re.IGNORECASE)
-_CONNECTION = "inkless.connection"
+CONNECTION = _CONNECTION = "inkless.connection"  # the session's connection in its transaction
 
 
 def _watch_writes(engine: Engine) -> None:
