@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, has_request_context, request
-from sqlalchemy import select, text
+from sqlalchemy import bindparam, func, insert, select, text
 from sqlalchemy.orm import Session
 
 from . import db
@@ -93,6 +93,18 @@ def digest(prev: str, body: dict, kid: str | None, key: bytes | None) -> str:
 # --- appending --------------------------------------------------------------------------------
 
 _LAST_HASH = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+_TABLE = AuditEvent.__table__
+_COLUMNS = ("at", "actor_id", "action", "object_type", "object_id", "detail", "client_addr", "prev_hash", "hash",
+            "key_id")
+_INSERT = insert(_TABLE)
+# The same row, written only if the chain's head is still the one it links to: the predecessor
+# this process saw last is usually still the head, and then the append is one statement, not two.
+_INSERT_ONTO = insert(_TABLE).from_select(
+    list(_COLUMNS),
+    select(*(bindparam(name, type_=_TABLE.c[name].type) for name in _COLUMNS)).where(
+        func.coalesce(_LAST_HASH.scalar_subquery(), GENESIS) == bindparam("prev_hash"))).returning(_TABLE.c.id)
+# The head this process appended last, per app (it serves one database).
+HEAD = "inkless.audit.head"
 
 
 def record(
@@ -102,14 +114,20 @@ def record(
     object_id: Any = None,
     actor_id: int | None = None,
     detail: dict | None = None,
-) -> AuditEvent:
+) -> None:
+    """Append an event to the chain in the caller's transaction.
+
+    The append holds the chain's lock (PostgreSQL: an advisory lock to the end of the transaction;
+    SQLite: the write lock), so the head the guarded INSERT compares against cannot move under it.
+    A guess that is stale — another process appended, or the transaction that wrote it rolled back —
+    inserts nothing, and the head is then read."""
     if session.bind.dialect.name == "postgresql":
         # Serialise appends so two transactions never chain onto the same predecessor.
         session.execute(text("SELECT pg_advisory_xact_lock(7301)"))
     else:
         db.hold_write_lock(session)  # a GET request may not hold it yet
-    prev = session.scalar(_LAST_HASH) or GENESIS
-    kid, key = keyring().current()
+    app = current_app._get_current_object()
+    kid, key = keyring(app).current()
     event = AuditEvent(
         at=utcnow().replace(microsecond=0),
         actor_id=actor_id,
@@ -118,10 +136,17 @@ def record(
         object_id=None if object_id is None else str(object_id),
         detail=detail or {},
         client_addr=request.remote_addr if has_request_context() else None,
-        prev_hash=prev,
         key_id=kid,
     )
-    event.hash = digest(prev, fields(event), kid, key)
-    session.add(event)
-    session.flush()
-    return event
+    body = fields(event)
+    guess = app.extensions.get(HEAD)
+    row = {name: getattr(event, name) for name in _COLUMNS if name not in ("prev_hash", "hash")}
+    if guess is not None:
+        row.update(prev_hash=guess, hash=digest(guess, body, kid, key))
+        if session.execute(_INSERT_ONTO, row).first() is not None:
+            app.extensions[HEAD] = row["hash"]
+            return
+    prev = session.scalar(_LAST_HASH) or GENESIS
+    row.update(prev_hash=prev, hash=digest(prev, body, kid, key))
+    session.execute(_INSERT, row)
+    app.extensions[HEAD] = row["hash"]

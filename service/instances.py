@@ -776,9 +776,11 @@ def _project(change: Change) -> Projection:
 
 
 # Statements of every write phase, built once (building one costs about what running it does).
-# render_nulls keeps every history row's column list the same, so the rows are one batch.
-_INSERT_STEPS = insert(InstanceStep).execution_options(render_nulls=True)
-_DELETE_TASKS = delete(OpenTask).where(OpenTask.id.in_(bindparam("ids", expanding=True)))
+# Core statements on the tables, not the ORM's bulk paths: nothing in the unit reads these rows
+# back, and the ORM's bulk machinery cost more than the statements themselves (issue 16). Every
+# history row has the same keys, so the rows are one executemany batch.
+_INSERT_STEPS = insert(InstanceStep.__table__)
+_DELETE_TASKS = delete(OpenTask.__table__).where(OpenTask.__table__.c.id.in_(bindparam("ids", expanding=True)))
 
 
 def _write_all(s: Session, changes: list[Change]) -> None:
@@ -892,13 +894,17 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
     gone = set(existing) - set(ready)
     if gone:
         # task_candidates and task_drafts rows go with their task (ON DELETE CASCADE; SQLite has
-        # foreign_keys=ON). The session forgets the candidates it holds, as it does the tasks, so a
-        # new candidate row that gets a freed id is not mistaken for the old one.
+        # foreign_keys=ON). The session forgets the tasks it holds and their candidates, so nothing
+        # flushes a deleted row and a new candidate row that gets a freed id is not mistaken for
+        # the old one.
         for task_id in gone:
             task = in_session(s, OpenTask, task_id)
-            if task is not None and "candidates" not in inspect(task).unloaded:
+            if task is None:
+                continue
+            if "candidates" not in inspect(task).unloaded:
                 for candidate in task.candidates:
                     s.expunge(candidate)
+            s.expunge(task)
         s.execute(_DELETE_TASKS, {"ids": list(gone)})
         notifications.mark_done(s, gone)
         # Only a task with a due date has a deadline job (see below).

@@ -51,7 +51,9 @@ def recipients(s: Session, task: OpenTask) -> list[User]:
     return list(s.scalars(query))
 
 
-_INSERT = insert(Notification)
+# Core, not the ORM's bulk INSERT: nothing reads the rows back in the unit.
+_NOTIFICATIONS = Notification.__table__
+_INSERT = insert(_NOTIFICATIONS)
 
 
 def notify_task(s: Session, task: OpenTask, kind: str) -> int:
@@ -102,9 +104,9 @@ def mark_done(s: Session, task_ids: set[str]) -> None:
     s.execute(_MARK_DONE, {"task_ids": list(task_ids), "read_at": utcnow()})
 
 
-_MARK_DONE = (update(Notification).where(Notification.task_id.in_(bindparam("task_ids", expanding=True)),
-                                         Notification.read_at.is_(None))
-              .values(read_at=bindparam("read_at")))
+_MARK_DONE = (update(_NOTIFICATIONS).where(_NOTIFICATIONS.c.task_id.in_(bindparam("task_ids", expanding=True)),
+                                           _NOTIFICATIONS.c.read_at.is_(None))
+              .values(read_at=bindparam("read_at", type_=_NOTIFICATIONS.c.read_at.type)))
 
 
 def notify_user(s: Session, user: User, kind: str, title: str, body: str = "") -> None:

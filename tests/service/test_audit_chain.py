@@ -316,3 +316,35 @@ def test_the_retention_period_is_configurable_but_never_under_180_days(app, froz
     assert _archive(app) == len(before) - 1  # all but the newest
     assert _ids(app) == [before[-1], before[-1] + 1]  # and the archiving's own event
     assert _cli(app, "verify").exit_code == 0
+
+
+def test_appends_from_processes_that_each_remember_a_stale_head_keep_one_chain(app):
+    """R-SEC-8: each process remembers the head it appended last, to append in one statement; a
+    second process (a second app on the same database) appending in between, and a transaction
+    that appended and rolled back, make that memory stale — the guarded insert then writes nothing
+    and the head is read, so the chain never forks or links to a row that does not exist."""
+    import dataclasses
+
+    from service import create_app
+
+    other = create_app(dataclasses.replace(app.config["INKLESS"]))
+    for round_ in range(3):
+        _record(app, 2, f"first_{round_}")
+        _record(other, 1, f"second_{round_}")
+    with app.test_request_context():
+        s = _session(app)
+        audit.record(s, "rolled_back", "test", 1)
+        s.rollback()
+        s.close()
+    _record(app, 1, "after_rollback")
+    s = _session(app)
+    try:
+        events = s.scalars(select(AuditEvent).order_by(AuditEvent.id)).all()
+        assert [e.action for e in events][-10:] == [
+            "first_0", "first_0", "second_0", "first_1", "first_1", "second_1", "first_2", "first_2", "second_2",
+            "after_rollback"]
+        for before, after in zip(events, events[1:]):
+            assert after.prev_hash == before.hash, after.action
+        assert audit_chain.verify_platform(app, s).ok
+    finally:
+        s.close()
