@@ -103,6 +103,10 @@ _INSERT_ONTO = insert(_TABLE).from_select(
     list(_COLUMNS),
     select(*(bindparam(name, type_=_TABLE.c[name].type) for name in _COLUMNS)).where(
         func.coalesce(_LAST_HASH.scalar_subquery(), GENESIS) == bindparam("prev_hash"))).returning(_TABLE.c.id)
+# PostgreSQL: lock, read the head, append if it is `prev_hash` (migration 0018); the head otherwise.
+_APPEND = select(func.inkless_audit_append(*(
+    bindparam(name, type_=_TABLE.c[name].type) for name in ("prev_hash", "at", "actor_id", "action", "object_type",
+                                                            "object_id", "detail", "client_addr", "hash", "key_id"))))
 # The head this process appended last, per app (it serves one database).
 HEAD = "inkless.audit.head"
 
@@ -117,15 +121,11 @@ def record(
 ) -> None:
     """Append an event to the chain in the caller's transaction.
 
-    The append holds the chain's lock (PostgreSQL: an advisory lock to the end of the transaction;
-    SQLite: the write lock), so the head the guarded INSERT compares against cannot move under it.
-    A guess that is stale — another process appended, or the transaction that wrote it rolled back —
-    inserts nothing, and the head is then read."""
-    if session.bind.dialect.name == "postgresql":
-        # Serialise appends so two transactions never chain onto the same predecessor.
-        session.execute(text("SELECT pg_advisory_xact_lock(7301)"))
-    else:
-        db.hold_write_lock(session)  # a GET request may not hold it yet
+    The append holds the chain's lock to the end of the transaction (PostgreSQL: an advisory lock;
+    SQLite: the write lock), so two transactions never chain onto the same predecessor. The event is
+    first linked to the head this process appended last, which is usually still the head, in one
+    statement; a stale guess (another process appended, or the transaction that appended rolled
+    back) inserts nothing, and the event is linked to the head read under the lock."""
     app = current_app._get_current_object()
     kid, key = keyring(app).current()
     event = AuditEvent(
@@ -139,14 +139,21 @@ def record(
         key_id=kid,
     )
     body = fields(event)
-    guess = app.extensions.get(HEAD)
     row = {name: getattr(event, name) for name in _COLUMNS if name not in ("prev_hash", "hash")}
-    if guess is not None:
-        row.update(prev_hash=guess, hash=digest(guess, body, kid, key))
-        if session.execute(_INSERT_ONTO, row).first() is not None:
-            app.extensions[HEAD] = row["hash"]
-            return
-    prev = session.scalar(_LAST_HASH) or GENESIS
-    row.update(prev_hash=prev, hash=digest(prev, body, kid, key))
-    session.execute(_INSERT, row)
+
+    def linked(prev: str) -> dict:
+        row.update(prev_hash=prev, hash=digest(prev, body, kid, key))
+        return row
+
+    guess = app.extensions.get(HEAD)
+    if session.bind.dialect.name == "postgresql":
+        head = session.scalar(_APPEND, linked(guess or ""))  # the lock, the head, the insert
+    else:
+        db.hold_write_lock(session)  # a GET request may not hold it yet
+        if guess is not None and session.execute(_INSERT_ONTO, linked(guess)).first() is not None:
+            head = None
+        else:
+            head = session.scalar(_LAST_HASH) or GENESIS
+    if head is not None:
+        session.execute(_INSERT, linked(head))
     app.extensions[HEAD] = row["hash"]

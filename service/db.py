@@ -82,6 +82,8 @@ _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "
 _WROTE = "inkless.wrote"
 _LOCKED = "inkless.locked"  # the transaction took row or advisory locks (PostgreSQL)
 _LOCKING = re.compile(r"\bFOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b|pg_advisory", re.IGNORECASE)
+# A function that takes the audit chain's lock and inserts (migration 0018): a lock and a write.
+_APPENDS = "inkless_audit_append("
 CONNECTION = _CONNECTION = "inkless.connection"  # the session's connection in its transaction
 
 
@@ -103,6 +105,8 @@ def _watch_writes(engine: Engine) -> None:
             conn.info[_WROTE] = True
         elif conn.dialect.name == "postgresql" and _LOCKING.search(statement):
             conn.info[_LOCKED] = True
+        elif conn.dialect.name == "postgresql" and _APPENDS in statement:
+            conn.info[_LOCKED] = conn.info[_WROTE] = True
 
 
 def _safe_request() -> bool:

@@ -781,6 +781,8 @@ def _project(change: Change) -> Projection:
 # history row has the same keys, so the rows are one executemany batch.
 _INSERT_STEPS = insert(InstanceStep.__table__)
 _DELETE_TASKS = delete(OpenTask.__table__).where(OpenTask.__table__.c.id.in_(bindparam("ids", expanding=True)))
+# PostgreSQL: the tasks go and their notifications stop being news in one round trip.
+_DROP_TASKS = notifications.done_with(_DELETE_TASKS.returning(OpenTask.__table__.c.id).cte("gone"))
 
 
 def _write_all(s: Session, changes: list[Change]) -> None:
@@ -905,8 +907,11 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
                 for candidate in task.candidates:
                     s.expunge(candidate)
             s.expunge(task)
-        s.execute(_DELETE_TASKS, {"ids": list(gone)})
-        notifications.mark_done(s, gone)
+        if s.bind.dialect.name == "postgresql":
+            s.execute(_DROP_TASKS, {"ids": list(gone), "read_at": utcnow()})
+        else:
+            s.execute(_DELETE_TASKS, {"ids": list(gone)})
+            notifications.mark_done(s, gone)
         # Only a task with a due date has a deadline job (see below).
         scheduler.drop_deadlines(s, {task_id for task_id in gone if existing[task_id] is not None})
     initiator = s.get(User, row.started_by) if row.started_by else None

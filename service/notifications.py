@@ -16,7 +16,8 @@ from email.message import EmailMessage
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import bindparam, insert, or_, select, update
+from sqlalchemy import Update, bindparam, insert, or_, select, update
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.orm import Session, lazyload
 
 from . import i18n, workflows
@@ -104,9 +105,16 @@ def mark_done(s: Session, task_ids: set[str]) -> None:
     s.execute(_MARK_DONE, {"task_ids": list(task_ids), "read_at": utcnow()})
 
 
-_MARK_DONE = (update(_NOTIFICATIONS).where(_NOTIFICATIONS.c.task_id.in_(bindparam("task_ids", expanding=True)),
-                                           _NOTIFICATIONS.c.read_at.is_(None))
-              .values(read_at=bindparam("read_at", type_=_NOTIFICATIONS.c.read_at.type)))
+def done_with(task_ids) -> Update:
+    """`mark_done` as a statement, for the tasks `task_ids` (a list bound as "task_ids", or a
+    selectable of their ids, such as the RETURNING of their DELETE) and a bound "read_at"."""
+    if not isinstance(task_ids, BindParameter):
+        task_ids = select(task_ids)
+    return (update(_NOTIFICATIONS).where(_NOTIFICATIONS.c.task_id.in_(task_ids), _NOTIFICATIONS.c.read_at.is_(None))
+            .values(read_at=bindparam("read_at", type_=_NOTIFICATIONS.c.read_at.type)))
+
+
+_MARK_DONE = done_with(bindparam("task_ids", expanding=True))
 
 
 def notify_user(s: Session, user: User, kind: str, title: str, body: str = "") -> None:

@@ -248,3 +248,63 @@ def test_the_candidate_keys_migration_copies_each_tasks_sort_key(tmp_path):
             with admin.begin() as c:
                 c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
             admin.dispose()
+
+
+def test_the_audit_append_migration_appends_onto_the_head_of_a_log_holding_events(tmp_path):
+    """Issue 16, R-OPS-2, R-SEC-8: a database at 0017 whose log holds keyed events upgrades; on
+    PostgreSQL `inkless_audit_append` then appends an event linked to the head in one call, and
+    refuses one linked to an earlier event, answering the head; the migration reverses."""
+    from sqlalchemy import select
+    from sqlalchemy.orm import Session
+
+    from engine import clock
+    from service import audit, audit_chain
+    from service.documents.keys import Keyring
+    from service.models import AuditEvent
+
+    engine, cleanup, migrate = _platform_engine(tmp_path, "append")
+    ring = Keyring([b"k" * 32], None)
+    kid, key = ring.current()
+
+    def event(prev: str, n: int) -> dict:
+        e = AuditEvent(at=clock.now().replace(microsecond=0), action=f"e{n}", object_type="test", object_id=str(n),
+                       detail={"n": n}, key_id=kid)
+        row = {c: getattr(e, c) for c in ("at", "actor_id", "action", "object_type", "object_id", "detail",
+                                          "client_addr", "key_id")}
+        return {**row, "prev_hash": prev, "hash": audit.digest(prev, audit.fields(e), kid, key)}
+
+    try:
+        migrate(command.upgrade, "0017_candidate_page_keys")
+        heads = [audit.GENESIS]
+        with Session(engine) as s:
+            for n in (1, 2):
+                row = event(heads[-1], n)
+                s.execute(audit._INSERT, row)
+                heads.append(row["hash"])
+            s.commit()
+        migrate(command.upgrade, "head")
+        with Session(engine) as s:
+            if USE_PG:
+                stale = event(heads[1], 3)
+                assert s.scalar(audit._APPEND, stale) == heads[2]  # refused: the head is answered
+                fresh = event(heads[2], 3)
+                assert s.scalar(audit._APPEND, fresh) is None
+                s.commit()
+            assert s.scalars(select(AuditEvent.action).order_by(AuditEvent.id)).all() == (
+                ["e1", "e2", "e3"] if USE_PG else ["e1", "e2"])
+            verdict = audit_chain.verify(s, ring, tmp_path / "no-archives", audit_chain.Anchor())
+            assert verdict.ok, verdict.detail
+        migrate(command.downgrade, "0017_candidate_page_keys")
+        if USE_PG:
+            with engine.connect() as c:
+                assert c.execute(text("SELECT count(*) FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace "
+                                      "WHERE p.proname = 'inkless_audit_append' AND n.nspname = current_schema()")
+                                 ).scalar() == 0
+        migrate(command.upgrade, "head")
+    finally:
+        engine.dispose()
+        if cleanup:
+            admin, schema = cleanup
+            with admin.begin() as c:
+                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+            admin.dispose()
