@@ -915,6 +915,7 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
         # Only a task with a due date has a deadline job (see below).
         scheduler.drop_deadlines(s, {task_id for task_id in gone if existing[task_id] is not None})
     initiator = s.get(User, row.started_by) if row.started_by else None
+    added: list[OpenTask] = []
     for task_id, new in ready.items():
         if task_id in existing:
             continue
@@ -941,7 +942,7 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
         )
         task.candidates = [TaskCandidate.of(task, user_id=u) for u in sorted(who.users)] + [
             TaskCandidate.of(task, group_code=g) for g in sorted(who.groups)]
-        s.add(task)
+        added.append(task)
         for absent, substitute in sorted(away.items()):
             audit.record(s, "task_offered_to_substitute", "task", task.id,
                          detail={"from": absent, "to": substitute, "instance": row.id})
@@ -954,6 +955,30 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
         # An applicant without an account (public application) acts through a tracking code.
         if not reached and not (initiator is None and "initiator" in spec):
             _nobody_can_take(s, row, task, spec)
+    _insert_tasks(s, added)
+
+
+_INSERT_TASKS = insert(OpenTask.__table__)
+_INSERT_CANDIDATES = insert(TaskCandidate.__table__)
+_TASK_COLUMNS = tuple(c.key for c in OpenTask.__table__.columns)
+_CANDIDATE_COLUMNS = tuple(c.key for c in TaskCandidate.__table__.columns if c.key not in ("id", "task_id"))
+
+
+def _insert_tasks(s: Session, tasks: list[OpenTask]) -> None:
+    """New open tasks and their candidates as two Core statements. The objects never join the
+    session: nothing in the unit reads them back, and the ORM's flush of them cost more than the
+    statements (issue 16); a later read in the session loads the rows."""
+    if not tasks:
+        return
+    for task in tasks:  # the column defaults a flush would have applied
+        for column in OpenTask.__table__.columns:
+            if getattr(task, column.key) is None and column.default is not None:
+                setattr(task, column.key, column.default.arg({}) if column.default.is_callable else column.default.arg)
+    s.execute(_INSERT_TASKS, [{key: getattr(task, key) for key in _TASK_COLUMNS} for task in tasks])
+    candidates = [dict({key: getattr(c, key) for key in _CANDIDATE_COLUMNS}, task_id=task.id)
+                  for task in tasks for c in task.candidates]
+    if candidates:
+        s.execute(_INSERT_CANDIDATES, candidates)
 
 
 # Who gets a task whose performers resolve to nobody active (R-WF-2: no step may stall unseen).
