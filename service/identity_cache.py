@@ -212,19 +212,26 @@ class Callers:
             with self._lock:
                 self._entries.pop(digest, None)
             return None
-        return _attach(s, AuthToken(**entry.token)), _attach_user(s, entry)
+        return _attach(s, _loaded(AuthToken, entry.token)), _attach_user(s, entry)
+
+
+def _loaded(model, columns: dict):
+    """An object holding `columns` as if just loaded. Built without the constructor: its attribute
+    events (one per column) cost more than the rest of recalling a caller."""
+    obj = model.__mapper__.class_manager.new_instance()
+    obj.__dict__.update(columns)
+    make_transient_to_detached(obj)  # as if loaded: no history, nothing to flush
+    return obj
 
 
 def _attach(s: Session, obj):
-    make_transient_to_detached(obj)  # as if loaded: no history, nothing to flush
     s.add(obj)
     return obj
 
 
 def _attach_user(s: Session, entry: _Entry) -> User:
-    user = User(**entry.user)
-    links = [_attach(s, UserGroup(user_id=user.id, group_code=code)) for code in entry.groups]
-    make_transient_to_detached(user)
+    user = _loaded(User, entry.user)
+    links = [_attach(s, _loaded(UserGroup, {"user_id": user.id, "group_code": code})) for code in entry.groups]
     set_committed_value(user, "group_links", links)
     s.add(user)
     return user
