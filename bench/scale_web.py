@@ -33,26 +33,9 @@ from complete_task import (  # noqa: E402
     pg_drop_schema,
     stop_server,
 )
-from side_by_side import start_inkless  # noqa: E402
+from side_by_side import server_cpu_seconds, start_inkless  # noqa: E402
 
 MINIMAL = {"Prefer": "return=minimal"}
-
-
-def _cpu_seconds(root_pid: int) -> float:
-    """User + system CPU of a process and its children still running (gunicorn's master and workers)."""
-    total = 0.0
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        pid, ppid, pgid = int(entry.name), int(fields[1]), int(fields[2])
-        if pid == root_pid or ppid == root_pid or pgid == root_pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
 
 
 def _client(port: int, token: str, stop: threading.Event, out: list) -> None:
@@ -95,14 +78,14 @@ def measure(web: int, clients: int, seconds: float, warmup: float) -> dict:
         def run(duration: float) -> tuple[list, float, float]:
             stop, out = threading.Event(), []
             threads = [threading.Thread(target=_client, args=(port, token, stop, out)) for _ in range(clients)]
-            cpu0, t0 = _cpu_seconds(proc.pid), time.perf_counter()
+            cpu0, t0 = server_cpu_seconds(proc.pid), time.perf_counter()
             for t in threads:
                 t.start()
             time.sleep(duration)
             stop.set()
             for t in threads:
                 t.join(timeout=120)
-            return out, time.perf_counter() - t0, _cpu_seconds(proc.pid) - cpu0
+            return out, time.perf_counter() - t0, server_cpu_seconds(proc.pid) - cpu0
 
         run(warmup)
         out, elapsed, cpu = run(seconds)

@@ -10,7 +10,9 @@ http.client over loopback, one request at a time, and only the completion call i
 - complete at history h: one instance of bench/loop.bpmn, completed round after round; the median
   of `--width` completions from history h on (each round adds three steps: work, tick, again);
 - five-step approvals per second: bench/five_step.bpmn started and carried to its end (1 start,
-  5 × (list my tasks of the instance, complete)), `--five` instances in a row, whole requests/s.
+  5 × (list my tasks of the instance, complete)), `--five` instances in a row, whole requests/s;
+  and the server's CPU time per instance (user + system of its processes, from /proc), which
+  drifts less than the rate when the VM's speed does.
 
 Inkless is asked for `Prefer: return=minimal` on starts and completions, as the floor only answers
 id and state; `--full` times Inkless's full instance answer instead. The floor has no sign-in, forms,
@@ -83,6 +85,23 @@ def _spawn(cmd: list[str], env: dict, log: Path, port: int, probe: str, token: s
         time.sleep(0.2)
     stop_server(proc)
     raise RuntimeError(f"{cmd} did not answer within 60 s")
+
+
+def server_cpu_seconds(root_pid: int) -> float:
+    """User + system CPU of a process and its children still running (gunicorn's master and workers)."""
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        pid, ppid, pgid = int(entry.name), int(fields[1]), int(fields[2])
+        if pid == root_pid or ppid == root_pid or pgid == root_pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
 
 
 def _pg_url(schema: str) -> str:
@@ -189,8 +208,10 @@ def measure(name: str, starter, routes: Routes, work: Path, database_url: str | 
         five_step_rate(c, routes, 3)
         completions_by_history(c, routes, [0], 20)
         by_history = completions_by_history(c, routes, args.windows, args.width)
+        cpu = server_cpu_seconds(proc.pid)
         rate, parts = five_step_rate(c, routes, args.five)
-        return {"five_per_s": rate, "five_parts": parts, "history": by_history}
+        cpu = (server_cpu_seconds(proc.pid) - cpu) / args.five * 1000
+        return {"five_per_s": rate, "five_parts": parts, "five_cpu_ms": cpu, "history": by_history}
     finally:
         c.conn.close()
         stop_server(proc)
@@ -244,6 +265,8 @@ def main(argv=None) -> int:
     for part in ("start", "list", "complete"):
         i, f = ink["five_parts"][part], floor["five_parts"][part]
         print(f"{f'  five-step: {part}, median ms':<34}{i:>10.2f}{f:>10.2f}{i / f:>7.2f}×")
+    i, f = ink["five_cpu_ms"], floor["five_cpu_ms"]
+    print(f"{'  five-step: server CPU ms/instance':<34}{i:>10.1f}{f:>10.1f}{i / f:>7.2f}×")
     first, last = args.windows[0], args.windows[-1]
     print(f"growth h{first}→h{last}: Inkless {ink['history'][last]['median'] / ink['history'][first]['median']:.2f}×, "
           f"floor {floor['history'][last]['median'] / floor['history'][first]['median']:.2f}×")

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, current_app, has_request_context, request
-from sqlalchemy import bindparam, func, insert, select, text
+from sqlalchemy import bindparam, func, insert, select
 from sqlalchemy.orm import Session
 
 from . import db

@@ -17,8 +17,8 @@ from email.message import EmailMessage
 from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import Update, bindparam, insert, or_, select, update
-from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.orm import Session, lazyload
+from sqlalchemy.sql.elements import BindParameter
 
 from . import i18n, workflows
 from .db import in_session

@@ -343,7 +343,7 @@ def test_appends_from_processes_that_each_remember_a_stale_head_keep_one_chain(a
         assert [e.action for e in events][-10:] == [
             "first_0", "first_0", "second_0", "first_1", "first_1", "second_1", "first_2", "first_2", "second_2",
             "after_rollback"]
-        for before, after in zip(events, events[1:]):
+        for before, after in zip(events, events[1:], strict=False):
             assert after.prev_hash == before.hash, after.action
         assert audit_chain.verify_platform(app, s).ok
     finally:
