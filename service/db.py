@@ -81,9 +81,10 @@ _reading: contextvars.ContextVar[bool] = contextvars.ContextVar("inkless_reading
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "TRUNCATE", "WITH", "MERGE")
 _WROTE = "inkless.wrote"
 _LOCKED = "inkless.locked"  # the transaction took row or advisory locks (PostgreSQL)
-_LOCKING = re.compile(r"\bFOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b|pg_advisory", re.IGNORECASE)
-# A function that takes the audit chain's lock and inserts (migration 0018): a lock and a write.
+# The audit chain's append (migration 0018) is a SELECT that takes a lock and inserts.
 _APPENDS = "inkless_audit_append("
+_LOCKING = re.compile(r"\bFOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b|pg_advisory|inkless_audit_append\(",
+                      re.IGNORECASE)
 CONNECTION = _CONNECTION = "inkless.connection"  # the session's connection in its transaction
 
 
@@ -98,15 +99,14 @@ def _watch_writes(engine: Engine) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def _note(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip()[:8].upper().startswith(_WRITES):
+        writes = statement.lstrip()[:8].upper().startswith(_WRITES)
+        if writes or _APPENDS in statement:
             if _reading.get():
                 raise RuntimeError(f"a write inside a read phase: {statement[:80]}")
             _begin_sqlite_write(conn)
             conn.info[_WROTE] = True
-        elif conn.dialect.name == "postgresql" and _LOCKING.search(statement):
+        if not writes and conn.dialect.name == "postgresql" and _LOCKING.search(statement):
             conn.info[_LOCKED] = True
-        elif conn.dialect.name == "postgresql" and _APPENDS in statement:
-            conn.info[_LOCKED] = conn.info[_WROTE] = True
 
 
 def _safe_request() -> bool:

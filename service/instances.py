@@ -961,7 +961,17 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
 _INSERT_TASKS = insert(OpenTask.__table__)
 _INSERT_CANDIDATES = insert(TaskCandidate.__table__)
 _TASK_COLUMNS = tuple(c.key for c in OpenTask.__table__.columns)
+# What a flush would have filled in for a column left None (an executemany sends every key).
+_TASK_DEFAULTS = {c.key: c.default for c in OpenTask.__table__.columns if c.default is not None}
 _CANDIDATE_COLUMNS = tuple(c.key for c in TaskCandidate.__table__.columns if c.key not in ("id", "task_id"))
+
+
+def _task_row(task: OpenTask) -> dict:
+    row = {key: getattr(task, key) for key in _TASK_COLUMNS}
+    for key, default in _TASK_DEFAULTS.items():
+        if row[key] is None:
+            row[key] = default.arg({}) if default.is_callable else default.arg
+    return row
 
 
 def _insert_tasks(s: Session, tasks: list[OpenTask]) -> None:
@@ -970,11 +980,7 @@ def _insert_tasks(s: Session, tasks: list[OpenTask]) -> None:
     statements (issue 16); a later read in the session loads the rows."""
     if not tasks:
         return
-    for task in tasks:  # the column defaults a flush would have applied
-        for column in OpenTask.__table__.columns:
-            if getattr(task, column.key) is None and column.default is not None:
-                setattr(task, column.key, column.default.arg({}) if column.default.is_callable else column.default.arg)
-    s.execute(_INSERT_TASKS, [{key: getattr(task, key) for key in _TASK_COLUMNS} for task in tasks])
+    s.execute(_INSERT_TASKS, [_task_row(task) for task in tasks])
     candidates = [dict({key: getattr(c, key) for key in _CANDIDATE_COLUMNS}, task_id=task.id)
                   for task in tasks for c in task.candidates]
     if candidates:

@@ -26,6 +26,16 @@ def _fresh_engine(tmp_path):
     return create_engine(f"{base}{sep}options=-csearch_path%3D{schema}"), (admin, schema)
 
 
+def _dispose(engine, cleanup) -> None:
+    """Close the engine and, on PostgreSQL, drop its schema (`_fresh_engine`'s cleanup)."""
+    engine.dispose()
+    if cleanup:
+        admin, schema = cleanup
+        with admin.begin() as c:
+            c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+
+
 def _model_differences(engine) -> list:
     with engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": False})
@@ -72,12 +82,7 @@ def test_empty_database_upgrades_and_matches_the_models_and_migrations_reverse(t
         upgrade(engine)
         assert _model_differences(engine) == []
     finally:
-        engine.dispose()
-        if cleanup:
-            admin, schema = cleanup
-            with admin.begin() as c:
-                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        _dispose(engine, cleanup)
 
 
 def test_the_groups_migration_upgrades_a_database_holding_groups_and_members(tmp_path):
@@ -121,12 +126,7 @@ def test_the_groups_migration_upgrades_a_database_holding_groups_and_members(tmp
         migrate(command.downgrade, "0010")
         assert memberships() == sorted(before + [("clerk", "hr")])
     finally:
-        engine.dispose()
-        if cleanup:
-            admin, schema = cleanup
-            with admin.begin() as c:
-                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        _dispose(engine, cleanup)
 
 
 def test_the_keyed_audit_migration_keeps_earlier_events_verifying(tmp_path):
@@ -175,12 +175,7 @@ def test_the_keyed_audit_migration_keeps_earlier_events_verifying(tmp_path):
         with engine.connect() as c:
             assert c.execute(text("SELECT COUNT(*) FROM audit_events")).scalar() == 3
     finally:
-        engine.dispose()
-        if cleanup:
-            admin, schema = cleanup
-            with admin.begin() as c:
-                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        _dispose(engine, cleanup)
 
 
 
@@ -242,12 +237,7 @@ def test_the_candidate_keys_migration_copies_each_tasks_sort_key(tmp_path):
         with engine.connect() as c:
             assert c.execute(text("SELECT COUNT(*) FROM task_candidates")).scalar() == 3
     finally:
-        engine.dispose()
-        if cleanup:
-            admin, schema = cleanup
-            with admin.begin() as c:
-                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        _dispose(engine, cleanup)
 
 
 def test_the_audit_append_migration_appends_onto_the_head_of_a_log_holding_events(tmp_path):
@@ -302,9 +292,4 @@ def test_the_audit_append_migration_appends_onto_the_head_of_a_log_holding_event
                                  ).scalar() == 0
         migrate(command.upgrade, "head")
     finally:
-        engine.dispose()
-        if cleanup:
-            admin, schema = cleanup
-            with admin.begin() as c:
-                c.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
-            admin.dispose()
+        _dispose(engine, cleanup)
