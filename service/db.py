@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
@@ -20,6 +21,7 @@ from datetime import UTC
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.orm.util import identity_key
 
@@ -54,13 +56,70 @@ def make_engine(url: str) -> Engine:
         # A server that drops packets instead of refusing must not hold a request (or /healthz)
         # for the operating system's TCP timeout; a connect_timeout in the URL wins.
         connect_args = {} if "connect_timeout" in url else {"connect_timeout": CONNECT_TIMEOUT}
-        engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, connect_args=connect_args)
+        engine = create_engine(url, pool_size=10, max_overflow=20, connect_args=connect_args)
+        _ping_idle_connections(engine)
+        _begin_at_first_write(engine)
     _watch_writes(engine)
     _renew_stale_connections(engine)
     return engine
 
 
 CONNECT_TIMEOUT = 5  # seconds
+PING_IDLE_AFTER = 2.0  # seconds a pooled connection may rest before it is pinged at checkout
+_IDLE_SINCE = "inkless.idle_since"
+
+
+def _ping_idle_connections(engine: Engine) -> None:
+    """Ping a pooled PostgreSQL connection at checkout only when it has rested a while.
+
+    `pool_pre_ping` pings on every checkout: a round trip per request, about a tenth of a list's.
+    A connection returned moments ago was talking to the server then; one that rested longer may
+    have been cut (a restart, a proxy's idle timeout) and is pinged, and a dead one is replaced
+    before the request sees it. A server that goes away while connections are busy fails the
+    statements in flight whatever the ping does; the first failure discards the whole pool."""
+
+    @event.listens_for(engine, "checkin")
+    def _resting(_dbapi_conn, record):
+        record.info[_IDLE_SINCE] = time.monotonic()
+
+    @event.listens_for(engine, "checkout")
+    def _ping(dbapi_conn, record, _proxy):
+        since = record.info.get(_IDLE_SINCE)  # none on a connection just opened
+        if since is None or time.monotonic() - since < PING_IDLE_AFTER:
+            return
+        try:
+            engine.dialect.do_ping(dbapi_conn)
+        except engine.dialect.loaded_dbapi.Error as e:
+            raise DisconnectionError() from e  # the pool opens a new connection in its place
+
+
+def _begin_at_first_write(engine: Engine) -> None:
+    """PostgreSQL transactions begin at their first statement that needs one: a write, a lock,
+    `SET LOCAL`. Until then the connection runs in autocommit, as SQLite's safe requests do: under
+    READ COMMITTED each statement reads its own snapshot inside a transaction too, so reads lose
+    nothing, and a request that only reads sends no BEGIN and no COMMIT (two of a list's four
+    round trips). A connection given an isolation level (a backup's snapshot) is left to psycopg.
+
+    Registered before every other statement listener, so what they send (identity_cache's
+    pg_notify, which must wait for the commit) runs inside the transaction."""
+
+    @event.listens_for(engine, "begin")
+    def _autocommit(conn):
+        if "isolation_level" not in conn.get_execution_options():
+            dbapi = conn.connection.dbapi_connection
+            if not dbapi.autocommit:
+                dbapi.autocommit = True
+
+    from psycopg import ServerCursor  # a streamed read: DECLARE CURSOR lives in a transaction
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _begin(conn, cursor, statement, parameters, context, executemany):
+        dbapi = cursor.connection
+        if (dbapi.autocommit and dbapi.pgconn.transaction_status == _PG_IDLE
+                and "isolation_level" not in conn.get_execution_options()
+                and (statement.lstrip()[:6].upper() != "SELECT" or _LOCKING.search(statement)
+                     or isinstance(cursor, ServerCursor))):
+            dbapi.execute("BEGIN")
 
 
 def _renew_stale_connections(engine: Engine) -> None:
@@ -85,6 +144,7 @@ _LOCKED = "inkless.locked"  # the transaction took row or advisory locks (Postgr
 _APPENDS = "inkless_audit_append("
 _LOCKING = re.compile(r"\bFOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b|pg_advisory|inkless_audit_append\(",
                       re.IGNORECASE)
+_PG_IDLE = 0  # libpq's PQTRANS_IDLE: no transaction open on the server
 CONNECTION = _CONNECTION = "inkless.connection"  # the session's connection in its transaction
 
 
