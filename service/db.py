@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC
 
+import psycopg
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import DateTime, TypeDecorator, create_engine, event
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DisconnectionError
+from sqlalchemy.exc import DBAPIError, DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.orm.util import identity_key
 
@@ -110,16 +111,20 @@ def _begin_at_first_write(engine: Engine) -> None:
             if not dbapi.autocommit:
                 dbapi.autocommit = True
 
-    from psycopg import ServerCursor  # a streamed read: DECLARE CURSOR lives in a transaction
-
     @event.listens_for(engine, "before_cursor_execute")
     def _begin(conn, cursor, statement, parameters, context, executemany):
         dbapi = cursor.connection
         if (dbapi.autocommit and dbapi.pgconn.transaction_status == _PG_IDLE
                 and "isolation_level" not in conn.get_execution_options()
                 and (statement.lstrip()[:6].upper() != "SELECT" or _LOCKING.search(statement)
-                     or isinstance(cursor, ServerCursor))):
+                     or isinstance(cursor, psycopg.ServerCursor))):  # DECLARE CURSOR: in a transaction
             dbapi.execute("BEGIN")
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _answer(conn, cursor, statement, parameters, context, executemany):
+        pipeline = conn.info.get(_PIPELINE)
+        if pipeline is not None and not context.execution_options.get(ANSWER_LATER):
+            pipeline.sync()  # inside SQLAlchemy's handling: an error is wrapped and named as usual
 
 
 def _renew_stale_connections(engine: Engine) -> None:
@@ -282,6 +287,40 @@ def _reads_hold_nothing(s: Session) -> bool:
     connection = s.info.get(_CONNECTION)
     return (s.bind.dialect.name == "postgresql" and connection is not None
             and not connection.info.get(_WROTE) and not connection.info.get(_LOCKED))
+
+
+# An execution option: the statement's answer (errors included) may come later, at the next statement
+# that waits, inside `pipelined`. For writes whose result nothing reads, not even a row count.
+ANSWER_LATER = "inkless_answer_later"
+_PIPELINE = "inkless.pipeline"
+
+
+@contextmanager
+def pipelined(s: Session) -> Iterator[Session]:
+    """On PostgreSQL, statements marked ANSWER_LATER go to the server without waiting for their
+    answers (psycopg's pipeline mode), which all come back in one round trip at the block's end.
+    Any other statement in the block waits for its own answer and those before it, as outside
+    the block, so a read, a RETURNING or the ORM's row-count check sees what it expects. A marked
+    statement's error is raised at the next wait, naming that statement, or at the block's end;
+    the transaction fails as a whole either way. SQLite runs statements in process: the block
+    changes nothing there."""
+    connection = s.info.get(_CONNECTION)
+    if s.bind.dialect.name != "postgresql" or connection is None:
+        yield s
+        return
+    dbapi = connection.connection.dbapi_connection
+    begin = dbapi.autocommit and dbapi.pgconn.transaction_status == _PG_IDLE
+    try:
+        with dbapi.pipeline() as pipeline:
+            connection.info[_PIPELINE] = pipeline
+            if begin:  # sent with the block's first statement; inside, a write cannot tell it must
+                dbapi.execute("BEGIN")
+            try:
+                yield s
+            finally:
+                connection.info.pop(_PIPELINE, None)
+    except psycopg.Error as e:  # raised by the last wait, outside SQLAlchemy: wrapped as it would
+        raise DBAPIError.instance(None, None, e, psycopg.Error) from e
 
 
 def draw(s: Session, statement) -> int:

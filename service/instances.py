@@ -779,10 +779,13 @@ def _project(change: Change) -> Projection:
 # Core statements on the tables, not the ORM's bulk paths: nothing in the unit reads these rows
 # back, and the ORM's bulk machinery cost more than the statements themselves (issue 16). Every
 # history row has the same keys, so the rows are one executemany batch.
-_INSERT_STEPS = insert(InstanceStep.__table__)
+# On PostgreSQL their answers come later (db.pipelined): nothing reads their results.
+_LATER = {db.ANSWER_LATER: True}
+_INSERT_STEPS = insert(InstanceStep.__table__).inline().execution_options(**_LATER)
 _DELETE_TASKS = delete(OpenTask.__table__).where(OpenTask.__table__.c.id.in_(bindparam("ids", expanding=True)))
 # PostgreSQL: the tasks go and their notifications stop being news in one round trip.
-_DROP_TASKS = notifications.done_with(_DELETE_TASKS.returning(OpenTask.__table__.c.id).cte("gone"))
+_DROP_TASKS = notifications.done_with(_DELETE_TASKS.returning(OpenTask.__table__.c.id).cte("gone")
+                                      ).execution_options(**_LATER)
 
 
 def _write_all(s: Session, changes: list[Change]) -> None:
@@ -808,19 +811,20 @@ def _write(s: Session, change: Change) -> None:
     row.active_elements = projection.active_elements
     row.waiting_messages = projection.waiting_messages
     row.next_timer_at = projection.next_timer_at
-    optimistic.write_first(s)
-    if instance.steps:
-        # A user task's ready and claim times live on its open task, which is about to be dropped;
-        # the task being completed is already in the session, so this usually reads nothing.
-        lives = _task_lives(s, [st.task_id for st in instance.steps if st.kind in PEOPLE_KINDS])
-        # One (executemany) INSERT; nothing in the unit reads the new rows' ids. Rows added before
-        # (move_back's "moved_back") were flushed with the instance row, so keep their place.
-        s.execute(_INSERT_STEPS,
-                  [_history_row(row, step, change.step_meta.get(step.task_id, {}),
-                                lives.get(step.task_id, (None, None))) for step in instance.steps])
-    _sync_open_tasks(s, row, projection.ready, change.existing)
-    _tell_initiator(s, row, change)
-    scheduler.sync_instance(s, row, had_timer_job)
+    with db.pipelined(s):
+        optimistic.write_first(s)  # answered at once (its row count is the version check)
+        if instance.steps:
+            # A user task's ready and claim times live on its open task, which is about to be dropped;
+            # the task being completed is already in the session, so this usually reads nothing.
+            lives = _task_lives(s, [st.task_id for st in instance.steps if st.kind in PEOPLE_KINDS])
+            # One (executemany) INSERT; nothing in the unit reads the new rows' ids. Rows added before
+            # (move_back's "moved_back") were flushed with the instance row, so keep their place.
+            s.execute(_INSERT_STEPS,
+                      [_history_row(row, step, change.step_meta.get(step.task_id, {}),
+                                    lives.get(step.task_id, (None, None))) for step in instance.steps])
+        _sync_open_tasks(s, row, projection.ready, change.existing)
+        _tell_initiator(s, row, change)
+        scheduler.sync_instance(s, row, had_timer_job)
     for action, object_type, object_id, actor_id, detail in change.audit:
         audit.record(s, action, object_type, object_id, actor_id=actor_id, detail=detail)
     s.flush()
@@ -958,8 +962,8 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
     _insert_tasks(s, added)
 
 
-_INSERT_TASKS = insert(OpenTask.__table__)
-_INSERT_CANDIDATES = insert(TaskCandidate.__table__)
+_INSERT_TASKS = insert(OpenTask.__table__).inline().execution_options(**_LATER)
+_INSERT_CANDIDATES = insert(TaskCandidate.__table__).inline().execution_options(**_LATER)
 _TASK_COLUMNS = tuple(c.key for c in OpenTask.__table__.columns)
 # What a flush would have filled in for a column left None (an executemany sends every key).
 _TASK_DEFAULTS = {c.key: c.default for c in OpenTask.__table__.columns if c.default is not None}

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, lazyload
 from sqlalchemy.sql.elements import BindParameter
 
 from . import i18n, workflows
-from .db import in_session
+from .db import ANSWER_LATER, in_session
 from .models import Notification, OpenTask, ProcessInstance, User, UserGroup, utcnow
 
 TASK_KINDS = ("task", "returned", "overdue", "escalation", "unassigned")
@@ -54,7 +54,7 @@ def recipients(s: Session, task: OpenTask) -> list[User]:
 
 # Core, not the ORM's bulk INSERT: nothing reads the rows back in the unit.
 _NOTIFICATIONS = Notification.__table__
-_INSERT = insert(_NOTIFICATIONS)
+_INSERT = insert(_NOTIFICATIONS).inline().execution_options(**{ANSWER_LATER: True})
 
 
 def notify_task(s: Session, task: OpenTask, kind: str) -> int:
