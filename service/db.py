@@ -96,7 +96,7 @@ def _ping_idle_connections(engine: Engine) -> None:
 
 def _begin_at_first_write(engine: Engine) -> None:
     """PostgreSQL transactions begin at their first statement that needs one: a write, a lock,
-    `SET LOCAL`. Until then the connection runs in autocommit, as SQLite's safe requests do: under
+    `SET LOCAL`, a streamed read. Until then the connection runs in autocommit, as SQLite's safe requests do: under
     READ COMMITTED each statement reads its own snapshot inside a transaction too, so reads lose
     nothing, and a request that only reads sends no BEGIN and no COMMIT (two of a list's four
     round trips). A connection given an isolation level (a backup's snapshot) is left to psycopg.
@@ -301,8 +301,8 @@ def pipelined(s: Session) -> Iterator[Session]:
     answers (psycopg's pipeline mode), which all come back in one round trip at the block's end.
     Any other statement in the block waits for its own answer and those before it, as outside
     the block, so a read, a RETURNING or the ORM's row-count check sees what it expects. A marked
-    statement's error is raised at the next wait, naming that statement, or at the block's end;
-    the transaction fails as a whole either way. SQLite runs statements in process: the block
+    statement's error is raised at the next statement that waits (SQLAlchemy names that one) or
+    at the block's end; the transaction fails as a whole either way. SQLite runs statements in process: the block
     changes nothing there."""
     connection = s.info.get(_CONNECTION)
     if s.bind.dialect.name != "postgresql" or connection is None:
