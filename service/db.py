@@ -113,9 +113,8 @@ def _begin_at_first_write(engine: Engine) -> None:
 
     @event.listens_for(engine, "before_cursor_execute")
     def _begin(conn, cursor, statement, parameters, context, executemany):
-        dbapi = cursor.connection
+        dbapi = cursor.connection  # given an isolation level, it is not in autocommit
         if (dbapi.autocommit and dbapi.pgconn.transaction_status == _PG_IDLE
-                and "isolation_level" not in conn.get_execution_options()
                 and (statement.lstrip()[:6].upper() != "SELECT" or _LOCKING.search(statement)
                      or isinstance(cursor, psycopg.ServerCursor))):  # DECLARE CURSOR: in a transaction
             dbapi.execute("BEGIN")

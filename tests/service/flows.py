@@ -2,9 +2,13 @@
 SQL statements a step sends."""
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
+from pathlib import Path
 
 from sqlalchemy import event
+
+LOOP = Path(__file__).resolve().parents[2] / "bench" / "loop.bpmn"  # work, tick, again: forever
 
 
 @contextmanager
@@ -35,3 +39,12 @@ def complete(api, task, data, status=200) -> dict:
     r = api.post(f"/api/v1/tasks/{task['id']}/complete", json={"data": data})
     assert r.status_code == status, r.get_json()
     return r.get_json()
+
+
+def deploy_loop(login) -> None:
+    """The bench's loop process (bench/loop.bpmn), deployed by the system administrator."""
+    admin = login("sysadmin")
+    r = admin.client.post("/api/v1/process-definitions",
+                          data={"files": [(io.BytesIO(LOOP.read_bytes()), "loop.bpmn")]},
+                          content_type="multipart/form-data", headers=admin._headers())
+    assert r.status_code == 201, r.get_json()

@@ -7,7 +7,6 @@ preparing a statement it has run five times, once per connection, and is not cou
 """
 from __future__ import annotations
 
-import io
 import re
 import tempfile
 from contextlib import contextmanager
@@ -17,15 +16,15 @@ import pytest
 from sqlalchemy import event, select
 from sqlalchemy.exc import IntegrityError
 
+from engine import clock
 from service import db
 from service.instances import _INSERT_TASKS
-from service.models import OpenTask, utcnow
+from service.models import OpenTask
 from tests.conftest import USE_PG
-from tests.service.flows import complete, only_task
+from tests.service.flows import complete, deploy_loop, only_task
 
 pytestmark = pytest.mark.skipif(not USE_PG, reason="PostgreSQL's round trips")
 
-LOOP = Path(__file__).resolve().parents[2] / "bench" / "loop.bpmn"
 _SENT = re.compile(r"\tF\t\d+\t(\w+)\s*(.*)")
 
 
@@ -62,21 +61,13 @@ def _begins(sent) -> list[str]:
     return [text for kind, text in sent if kind in ("Query", "Parse") and re.search(r"\bBEGIN\b", text)]
 
 
-def _loop_instance(login) -> tuple:
-    admin = login("sysadmin")
-    r = admin.client.post("/api/v1/process-definitions",
-                          data={"files": [(io.BytesIO(LOOP.read_bytes()), "loop.bpmn")]},
-                          content_type="multipart/form-data", headers=admin._headers())
-    assert r.status_code == 201, r.get_json()
-    clerk = login("clerk")
-    return clerk, clerk.post("/api/v1/process-instances", json={"process_key": "bench_loop"}).get_json()["id"]
-
-
 def test_a_task_list_is_one_round_trip_without_begin_and_a_completion_five(app, login):
     """A GET of the tasks of an instance reads in one round trip, with no BEGIN or COMMIT; a
     completion (return=minimal) takes five: its read, BEGIN with the version-checked UPDATE, the
     history and open-task writes together, the audit append, COMMIT. It took four and eleven."""
-    clerk, instance_id = _loop_instance(login)
+    deploy_loop(login)
+    clerk = login("clerk")
+    instance_id = clerk.post("/api/v1/process-instances", json={"process_key": "bench_loop"}).get_json()["id"]
     for _ in range(3):  # warm: the caller is remembered, the process loaded
         complete(clerk, only_task(clerk, instance_id=instance_id), {"done": False})
     with traced(app) as listed:
@@ -97,7 +88,7 @@ def test_a_task_list_is_one_round_trip_without_begin_and_a_completion_five(app, 
 def _orphan_task() -> dict:
     row = {c.key: None for c in OpenTask.__table__.columns}
     return dict(row, id="no-such-instance-task", instance_id=987654321, process_key="x", element_id="x",
-                name="x", approval=False, created_at=utcnow(), data={})
+                name="x", approval=False, created_at=clock.now(), data={})
 
 
 def test_an_error_answered_later_fails_the_transaction_as_sqlalchemys_error(app, org):

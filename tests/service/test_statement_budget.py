@@ -6,14 +6,10 @@ runs (authentication, the unit of work, the response), on the bench's loop proce
 """
 from __future__ import annotations
 
-import io
-from pathlib import Path
-
 import pytest
 
-from tests.service.flows import complete, only_task, statements
+from tests.service.flows import complete, deploy_loop, only_task, statements
 
-LOOP = Path(__file__).resolve().parents[2] / "bench" / "loop.bpmn"
 # Measured with the full answer, and with `Prefer: return=minimal` (no history in the answer):
 # 12 and 10 on SQLite (BEGIN IMMEDIATE included), 10 and 8 on PostgreSQL (no BEGIN statement; the
 # open tasks' DELETE and their notifications' UPDATE are one statement; the audit append's lock,
@@ -44,11 +40,7 @@ def _statements_for_one_completion(app, api, instance_id: int, minimal: bool = F
 
 def test_completing_a_task_issues_the_same_statements_at_10_and_100_steps(app, login):
     """R-PERF: the statement count of a completion is flat in the history and within budget."""
-    admin = login("sysadmin")
-    r = admin.client.post("/api/v1/process-definitions",
-                          data={"files": [(io.BytesIO(LOOP.read_bytes()), "loop.bpmn")]},
-                          content_type="multipart/form-data", headers=admin._headers())
-    assert r.status_code == 201, r.get_json()
+    deploy_loop(login)
     clerk = login("clerk")
     instance = clerk.post("/api/v1/process-instances", json={"process_key": "bench_loop"}).get_json()
 
@@ -74,11 +66,7 @@ def test_completing_a_task_issues_the_same_statements_at_10_and_100_steps(app, l
 def test_prefer_return_minimal_spares_the_answer_its_history(app, login):
     """R-PERF (issue 16): `Prefer: return=minimal` answers the new state without the history, in two
     statements fewer; without the header the answer is whole."""
-    admin = login("sysadmin")
-    r = admin.client.post("/api/v1/process-definitions",
-                          data={"files": [(io.BytesIO(LOOP.read_bytes()), "loop.bpmn")]},
-                          content_type="multipart/form-data", headers=admin._headers())
-    assert r.status_code == 201, r.get_json()
+    deploy_loop(login)
     clerk = login("clerk")
     r = clerk.client.post("/api/v1/process-instances", json={"process_key": "bench_loop"},
                           headers={**clerk._headers(), "Prefer": "return=minimal"})
