@@ -322,7 +322,6 @@ def run(args) -> dict:
 
             schema = f"inkless_bench_{uuid.uuid4().hex[:10]}"
             admin = psycopg.connect(PG_BASE, autocommit=True)
-            pg_preflight(admin)
             admin.execute(f'CREATE SCHEMA "{schema}"')
             # application_name marks this run's sessions, so clean-up can end exactly those.
             env["DATABASE_URL"] = f"{PG_BASE}?options=-csearch_path%3D{schema}&application_name={schema}"
@@ -436,22 +435,6 @@ def run(args) -> dict:
             print(f"kept {work}", file=sys.stderr)
         else:
             shutil.rmtree(work, ignore_errors=True)
-
-
-AUDIT_LOCK = 7301  # service/audit.py: pg_advisory_xact_lock(7301), database-wide
-
-
-def pg_preflight(admin) -> None:
-    """Refuse to start when another session has held the audit lock for long: `inkless init`
-    and every completion would queue behind it (the lock is per database, not per schema)."""
-    row = admin.execute(
-        "SELECT a.pid, a.state, a.application_name, now() - a.xact_start FROM pg_locks l "
-        "JOIN pg_stat_activity a ON a.pid = l.pid WHERE l.locktype = 'advisory' AND l.objid = %s "
-        "AND l.granted AND a.datname = current_database() AND now() - a.xact_start > interval '30 seconds'",
-        (AUDIT_LOCK,)).fetchone()
-    if row:
-        raise RuntimeError(f"PostgreSQL session {row[0]} ({row[1]}, application {row[2]!r}) has held the audit "
-                           f"lock pg_advisory_xact_lock({AUDIT_LOCK}) for {row[3]}; the benchmark would block")
 
 
 def pg_drop_schema(admin, schema: str) -> None:

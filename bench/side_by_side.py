@@ -43,7 +43,6 @@ from complete_task import (  # noqa: E402
     free_port,
     pct,
     pg_drop_schema,
-    pg_preflight,
     run_cli,
     stop_server,
 )
@@ -236,7 +235,6 @@ def main(argv=None) -> int:
             import psycopg
 
             admin = psycopg.connect(PG_BASE, autocommit=True)
-            pg_preflight(admin)
             for who in urls:
                 schema = f"bench_{who}_{uuid.uuid4().hex[:8]}"
                 admin.execute(f'CREATE SCHEMA "{schema}"')

@@ -103,7 +103,7 @@ _INSERT_ONTO = insert(_TABLE).from_select(
     list(_COLUMNS),
     select(*(bindparam(name, type_=_TABLE.c[name].type) for name in _COLUMNS)).where(
         func.coalesce(_LAST_HASH.scalar_subquery(), GENESIS) == bindparam("prev_hash"))).returning(_TABLE.c.id)
-# PostgreSQL: lock, read the head, append if it is `prev_hash` (migration 0018); the head otherwise.
+# PostgreSQL: lock, read the head, append if it is `prev_hash` (migrations 0018, 0019); the head otherwise.
 _APPEND = select(func.inkless_audit_append(*(
     bindparam(name, type_=_TABLE.c[name].type) for name in ("prev_hash", "at", "actor_id", "action", "object_type",
                                                             "object_id", "detail", "client_addr", "hash", "key_id"))))

@@ -144,7 +144,7 @@ _reading: contextvars.ContextVar[bool] = contextvars.ContextVar("inkless_reading
 _WRITES = ("INSERT", "UPDATE", "DELETE", "REPLACE", "CREATE", "DROP", "ALTER", "TRUNCATE", "WITH", "MERGE")
 _WROTE = "inkless.wrote"
 _LOCKED = "inkless.locked"  # the transaction took row or advisory locks (PostgreSQL)
-# The audit chain's append (migration 0018) is a SELECT that takes a lock and inserts.
+# The audit chain's append (migrations 0018, 0019) is a SELECT that takes a lock and inserts.
 _APPENDS = "inkless_audit_append("
 _LOCKING = re.compile(r"\bFOR (UPDATE|NO KEY UPDATE|SHARE|KEY SHARE)\b|pg_advisory|inkless_audit_append\(",
                       re.IGNORECASE)

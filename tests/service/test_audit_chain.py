@@ -14,6 +14,7 @@ from engine import clock
 from service import audit, audit_chain, maintenance, scheduler
 from service.cli import main as cli
 from service.models import AuditEvent, ScheduledJob
+from tests.conftest import USE_PG
 
 EVENTS = 150
 
@@ -348,3 +349,63 @@ def test_appends_from_processes_that_each_remember_a_stale_head_keep_one_chain(a
         assert audit_chain.verify_platform(app, s).ok
     finally:
         s.close()
+
+
+@pytest.mark.skipif(not USE_PG, reason="PostgreSQL's advisory locks are per database")
+def test_a_platform_in_another_schema_of_the_database_never_waits_on_this_chains_lock(app, database_template):
+    """R-SEC-8: the chain's lock is the chain's own. An append holds it to the end of its
+    transaction; another platform kept in a schema of the same database (a staging copy, a second
+    test run) appends meanwhile without waiting, while an append to this chain does wait."""
+    import threading
+
+    from sqlalchemy import create_engine, text
+
+    mine = database_template["schema"]
+    other = f"{mine}_other"
+    url = app.config["INKLESS"].database_url
+    admin = create_engine(url)
+    with admin.begin() as c:
+        c.execute(text(f'CREATE SCHEMA "{other}"'))
+        c.execute(text(f'CREATE TABLE "{other}".audit_events (LIKE "{mine}".audit_events INCLUDING ALL)'))
+
+    def holding(search_path: str):
+        """A transaction that appended to the chain `search_path` finds, and has not ended."""
+        conn = admin.connect()
+        conn.execute(text(f"SET search_path TO {search_path}"))
+        conn.execute(text("SELECT inkless_audit_append('', now(), NULL, 'held', 'test', NULL, '{}', NULL, 'x', NULL)"))
+        return conn
+
+    def append_meanwhile() -> threading.Thread:
+        appending = threading.Thread(target=_record, args=(app, 1, "meanwhile"), daemon=True)
+        appending.start()
+        return appending
+
+    try:
+        held = holding(f'"{other}", "{mine}"')
+        appending = append_meanwhile()
+        appending.join(timeout=20)
+        finished_beside_the_other = not appending.is_alive()
+        held.rollback()
+        held.close()
+        appending.join()
+        assert finished_beside_the_other, "an append waited on another schema's chain"
+
+        held = holding(f'"{mine}"')
+        appending = append_meanwhile()
+        appending.join(timeout=0.5)
+        waited_on_its_own = appending.is_alive()
+        held.rollback()
+        held.close()
+        appending.join()
+        assert waited_on_its_own, "two appends to one chain did not take turns"
+        s = _session(app)
+        try:
+            assert [a for a in s.scalars(select(AuditEvent.action).order_by(AuditEvent.id))][-2:] == [
+                "meanwhile", "meanwhile"]
+            assert audit_chain.verify_platform(app, s).ok
+        finally:
+            s.close()
+    finally:
+        with admin.begin() as c:
+            c.execute(text(f'DROP SCHEMA "{other}" CASCADE'))
+        admin.dispose()
