@@ -62,6 +62,14 @@ class Gunicorn(Server):
         children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children").read_text().split()
         return {int(pid) for pid in children}
 
+    def wait_for_web_processes(self, count: int) -> set[int]:
+        """The master forks its web processes one after another, and the first may answer before
+        the last is forked: wait (bounded) until `count` exist."""
+        deadline = time.monotonic() + 30
+        while len(found := self.web_processes()) < count and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return found
+
     def stop(self) -> str:
         self.proc.send_signal(signal.SIGTERM)
         _, errors = self.proc.communicate(timeout=40)
@@ -152,7 +160,7 @@ def test_one_web_process_fires_timers_and_several_leave_them_to_workers(app, org
     several = Gunicorn(app, tmp_path, "--workers", "2")
     servers.append(several)
     several.start()
-    assert len(several.web_processes()) == 2
+    assert len(several.wait_for_web_processes(2)) == 2
     time.sleep(1.5)
     assert _snapshot_job(app) is None
     assert "inkless worker" in several.stop()
