@@ -18,8 +18,22 @@ from __future__ import annotations
 import base64
 from dataclasses import dataclass, replace
 from datetime import datetime
+from functools import lru_cache
 
-from sqlalchemy import Select, and_, func, literal, literal_column, or_, select, tuple_, union, union_all
+from sqlalchemy import (
+    Select,
+    and_,
+    bindparam,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+    tuple_,
+    union,
+    union_all,
+)
+from sqlalchemy.orm import joinedload
 
 from .db import UTCDateTime
 from .models import NO_DEADLINE, OpenTask, ProcessDefinition, ProcessInstance, TaskCandidate, User, utcnow
@@ -45,8 +59,12 @@ def offered_to(user: User) -> Select:
 
 def my_task_ids(user: User, scope: str = "mine") -> Select:
     """Ids of the user's open tasks in a scope (mine = assigned ∪ unclaimed, the two disjoint)."""
-    assigned = select(OpenTask.id).where(OpenTask.assignee_id == user.id)
-    unclaimed = select(OpenTask.id).where(OpenTask.assignee_id.is_(None), OpenTask.id.in_(offered_to(user)))
+    return _task_ids(user.id, offered_to(user), scope)
+
+
+def _task_ids(user_id, offered: Select, scope: str) -> Select:
+    assigned = select(OpenTask.id).where(OpenTask.assignee_id == user_id)
+    unclaimed = select(OpenTask.id).where(OpenTask.assignee_id.is_(None), OpenTask.id.in_(offered))
     if scope == "assigned":
         return assigned
     if scope == "unclaimed":
@@ -138,6 +156,31 @@ def with_instances(query: Select) -> Select:
     return (query.add_columns(ProcessInstance, ProcessDefinition.name)
             .join(ProcessInstance, ProcessInstance.id == OpenTask.instance_id)
             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id))
+
+
+# The API's filters of a task list, and the criterion each adds (its value is a bind parameter).
+FILTERS = {
+    "process_key": lambda: OpenTask.process_key == bindparam("process_key"),
+    "overdue": lambda: and_(OpenTask.due_at.is_not(None), OpenTask.due_at <= bindparam("now")),
+    "instance_id": lambda: OpenTask.instance_id == bindparam("instance_id"),
+}
+
+
+@lru_cache(maxsize=64)
+def filtered_page(scope: str, grouped: bool, filters: tuple[str, ...]) -> Select:
+    """`page(my_tasks(user, scope).where(<filters>), None, size, offset)` with its candidates,
+    built once per shape: the user (`me`, `my_groups` when `grouped`), the filters' values and the
+    page's `size` and `skip` are bind parameters. Building the statement and its cache key cost a
+    filtered list (the tasks of one instance) more than running it."""
+    offered = select(TaskCandidate.task_id).where(TaskCandidate.user_id == bindparam("me"))
+    if grouped:
+        offered = union_all(offered, select(TaskCandidate.task_id).where(
+            TaskCandidate.group_code.in_(bindparam("my_groups", expanding=True))))
+    query = select(OpenTask).where(OpenTask.id.in_(_task_ids(bindparam("me"), offered, scope)),
+                                   *(FILTERS[name]() for name in filters)).order_by(*ORDER)
+    ids = query.with_only_columns(OpenTask.id).limit(bindparam("size")).offset(bindparam("skip"))
+    return (select(OpenTask).where(OpenTask.id.in_(ids)).order_by(*ORDER)
+            .options(joinedload(OpenTask.candidates)))
 
 
 def page(query: MyTasks | Select, cursor: str | None, size: int, offset: int = 0) -> Select:

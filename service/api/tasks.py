@@ -26,31 +26,49 @@ class Tasks(MethodView):
         `assigned`, `unclaimed`; `all` for system administrators."""
         user = auth.current_user()
         s = db.session()
-        if args["scope"] == "all" and policy.allows(user, "list_all", "task"):
-            query = select(OpenTask).order_by(*inbox.ORDER)
+        query = None
+        every = args["scope"] == "all" and policy.allows(user, "list_all", "task")
+        scope = "mine" if args["scope"] == "all" else args["scope"]
+        filters = tuple(name for name in inbox.FILTERS if args.get(name))
+        if filters and not every and not args.get("after"):
+            # A filtered first page (the tasks of one instance): one statement built once per shape.
+            params = {"me": user.id, "size": args["limit"] + 1, "skip": args["offset"]}
+            if user.groups:
+                params["my_groups"] = list(user.groups)
+            for name in filters:
+                if name == "overdue":
+                    params["now"] = utcnow()
+                else:
+                    params[name] = args[name]
+            page = inbox.filtered_page(scope, bool(user.groups), filters)
+            rows = s.scalars(page, params).unique().all()
         else:
-            scope = "mine" if args["scope"] == "all" else args["scope"]
-            query = inbox.my_tasks(user, scope)
+            query = self._query(user, args, every, scope)
+            try:
+                page = inbox.page(query, args.get("after"), args["limit"] + 1, args["offset"])
+            except inbox.BadCursor:
+                message = _("This page link is not valid; start from the first page.")
+                raise Invalid(message, [{"field": "after", "message": message}]) from None
+            # Candidates in the same statement: every item shows them.
+            rows = s.scalars(page.options(joinedload(OpenTask.candidates))).unique().all()
+        more = len(rows) > args["limit"]
+        # A first page that holds them all is the count (the tasks of one instance, a short list).
+        whole = not more and not args.get("after") and not args["offset"]
+        total = len(rows) if whole else inbox.count(s, query or self._query(user, args, every, scope))
+        rows = rows[:args["limit"]]
+        return {"items": [views.task(s, t) for t in rows], "total": min(total, inbox.COUNT_CAP),
+                "total_capped": total > inbox.COUNT_CAP, "next": inbox.cursor_of(rows[-1]) if more else None}
+
+    @staticmethod
+    def _query(user, args, every: bool, scope: str):
+        query = select(OpenTask).order_by(*inbox.ORDER) if every else inbox.my_tasks(user, scope)
         if args.get("process_key"):
             query = query.where(OpenTask.process_key == args["process_key"])
         if args.get("overdue"):
             query = query.where(OpenTask.due_at.is_not(None), OpenTask.due_at <= utcnow())
         if args.get("instance_id"):
             query = query.where(OpenTask.instance_id == args["instance_id"])
-        try:
-            page = inbox.page(query, args.get("after"), args["limit"] + 1, args["offset"])
-        except inbox.BadCursor:
-            message = _("This page link is not valid; start from the first page.")
-            raise Invalid(message, [{"field": "after", "message": message}]) from None
-        # Candidates in the same statement: every item shows them.
-        rows = s.scalars(page.options(joinedload(OpenTask.candidates))).unique().all()
-        more = len(rows) > args["limit"]
-        # A first page that holds them all is the count (the tasks of one instance, a short list).
-        whole = not more and not args.get("after") and not args["offset"]
-        total = len(rows) if whole else inbox.count(s, query)
-        rows = rows[:args["limit"]]
-        return {"items": [views.task(s, t) for t in rows], "total": min(total, inbox.COUNT_CAP),
-                "total_capped": total > inbox.COUNT_CAP, "next": inbox.cursor_of(rows[-1]) if more else None}
+        return query
 
 
 def _my_task(task_id: str) -> OpenTask:

@@ -183,3 +183,32 @@ def test_the_inbox_search_finds_tasks_by_their_process_name(app, login):
     assert found.count("<li class=\"task") == 5
     nothing = browser.get("/tasks", query_string={"q": "差旅"}).get_data(as_text=True)
     assert nothing.count("<li class=\"task") == 0
+
+
+def test_a_filtered_list_is_the_unfiltered_list_filtered_for_each_caller(login):
+    """R-WF-2, issue 16: a list filtered by instance or process (one statement built once per shape,
+    with the caller and the filters as parameters) gives each caller exactly their own tasks —
+    assigned, offered to them or to their groups — in the unfiltered list's order, per scope and
+    page; one caller's list never shows through in the next one's."""
+    clerk, supervisor = _setup(login)
+    office_admin = login("office_admin")
+    claimed = next(t for t in _tasks(supervisor)["items"] if t["process_key"] == "group_report")
+    assert supervisor.post(f"/api/v1/tasks/{claimed['id']}/claim", json={}).status_code == 200
+    for api in (supervisor, clerk, office_admin, supervisor):
+        for scope in ("mine", "assigned", "unclaimed"):
+            whole = _tasks(api, scope=scope)["items"]
+            for key in ("own_report", "group_report", "nobodys_report"):
+                wanted = [t["id"] for t in whole if t["process_key"] == key]
+                got = _tasks(api, scope=scope, process_key=key)
+                assert [t["id"] for t in got["items"]] == wanted and got["total"] == len(wanted), (scope, key)
+                if len(wanted) > 1:
+                    assert [t["id"] for t in _tasks(api, scope=scope, process_key=key, limit=1, offset=1)["items"]] \
+                        == wanted[1:2]
+            for task in whole:
+                one = _tasks(api, scope=scope, instance_id=task["instance_id"])["items"]
+                assert [t["id"] for t in one] == [task["id"]], (scope, task)
+    # The supervisor's claimed task is assigned; its instance is not on the clerk's list at all.
+    assert _tasks(clerk, instance_id=claimed["instance_id"])["items"] == []
+    assert [t["id"] for t in _tasks(supervisor, scope="assigned", instance_id=claimed["instance_id"])["items"]] \
+        == [claimed["id"]]
+    assert _tasks(supervisor, scope="unclaimed", instance_id=claimed["instance_id"])["items"] == []
