@@ -158,10 +158,11 @@ def with_instances(query: Select) -> Select:
             .join(ProcessDefinition, ProcessDefinition.id == ProcessInstance.definition_id))
 
 
-# The API's filters of a task list, and the criterion each adds (its value is a bind parameter).
+# The API's filters of a task list, and the criterion each adds; its value is a bind parameter named
+# after the filter (`overdue`: the moment deadlines are compared with).
 FILTERS = {
     "process_key": lambda: OpenTask.process_key == bindparam("process_key"),
-    "overdue": lambda: and_(OpenTask.due_at.is_not(None), OpenTask.due_at <= bindparam("now")),
+    "overdue": lambda: and_(OpenTask.due_at.is_not(None), OpenTask.due_at <= bindparam("overdue")),
     "instance_id": lambda: OpenTask.instance_id == bindparam("instance_id"),
 }
 

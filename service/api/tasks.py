@@ -26,24 +26,19 @@ class Tasks(MethodView):
         `assigned`, `unclaimed`; `all` for system administrators."""
         user = auth.current_user()
         s = db.session()
-        query = None
         every = args["scope"] == "all" and policy.allows(user, "list_all", "task")
         scope = "mine" if args["scope"] == "all" else args["scope"]
-        filters = tuple(name for name in inbox.FILTERS if args.get(name))
-        if filters and not every and not args.get("after"):
+        # Each filter's bind parameter is named after it; `overdue` compares deadlines with now.
+        values = {name: utcnow() if name == "overdue" else args[name] for name in inbox.FILTERS if args.get(name)}
+        query = None
+        if values and not every and not args.get("after"):
             # A filtered first page (the tasks of one instance): one statement built once per shape.
-            params = {"me": user.id, "size": args["limit"] + 1, "skip": args["offset"]}
+            params = {"me": user.id, "size": args["limit"] + 1, "skip": args["offset"], **values}
             if user.groups:
                 params["my_groups"] = list(user.groups)
-            for name in filters:
-                if name == "overdue":
-                    params["now"] = utcnow()
-                else:
-                    params[name] = args[name]
-            page = inbox.filtered_page(scope, bool(user.groups), filters)
-            rows = s.scalars(page, params).unique().all()
+            rows = s.scalars(inbox.filtered_page(scope, bool(user.groups), tuple(values)), params).unique().all()
         else:
-            query = self._query(user, args, every, scope)
+            query = _query(user, every, scope, values)
             try:
                 page = inbox.page(query, args.get("after"), args["limit"] + 1, args["offset"])
             except inbox.BadCursor:
@@ -54,21 +49,21 @@ class Tasks(MethodView):
         more = len(rows) > args["limit"]
         # A first page that holds them all is the count (the tasks of one instance, a short list).
         whole = not more and not args.get("after") and not args["offset"]
-        total = len(rows) if whole else inbox.count(s, query or self._query(user, args, every, scope))
+        if whole:
+            total = len(rows)
+        else:
+            total = inbox.count(s, query if query is not None else _query(user, every, scope, values))
         rows = rows[:args["limit"]]
         return {"items": [views.task(s, t) for t in rows], "total": min(total, inbox.COUNT_CAP),
                 "total_capped": total > inbox.COUNT_CAP, "next": inbox.cursor_of(rows[-1]) if more else None}
 
-    @staticmethod
-    def _query(user, args, every: bool, scope: str):
-        query = select(OpenTask).order_by(*inbox.ORDER) if every else inbox.my_tasks(user, scope)
-        if args.get("process_key"):
-            query = query.where(OpenTask.process_key == args["process_key"])
-        if args.get("overdue"):
-            query = query.where(OpenTask.due_at.is_not(None), OpenTask.due_at <= utcnow())
-        if args.get("instance_id"):
-            query = query.where(OpenTask.instance_id == args["instance_id"])
+
+def _query(user, every: bool, scope: str, values: dict):
+    """The list as a query of OpenTask rows in ORDER, with the filters in `values` and their values."""
+    query = select(OpenTask).order_by(*inbox.ORDER) if every else inbox.my_tasks(user, scope)
+    if not values:
         return query
+    return query.where(*(inbox.FILTERS[name]() for name in values)).params(values)
 
 
 def _my_task(task_id: str) -> OpenTask:

@@ -204,6 +204,15 @@ def test_a_filtered_list_is_the_unfiltered_list_filtered_for_each_caller(login):
                 if len(wanted) > 1:
                     assert [t["id"] for t in _tasks(api, scope=scope, process_key=key, limit=1, offset=1)["items"]] \
                         == wanted[1:2]
+                    walked, cursor = [], None
+                    for _ in range(len(wanted) + 1):
+                        page = _tasks(api, scope=scope, process_key=key, limit=1, **({"after": cursor} if cursor else {}))
+                        assert page["total"] == len(wanted), (scope, key, page)
+                        walked += [t["id"] for t in page["items"]]
+                        cursor = page["next"]
+                        if cursor is None:
+                            break
+                    assert walked == wanted, (scope, key)
             for task in whole:
                 one = _tasks(api, scope=scope, instance_id=task["instance_id"])["items"]
                 assert [t["id"] for t in one] == [task["id"]], (scope, task)
@@ -212,3 +221,10 @@ def test_a_filtered_list_is_the_unfiltered_list_filtered_for_each_caller(login):
     assert [t["id"] for t in _tasks(supervisor, scope="assigned", instance_id=claimed["instance_id"])["items"]] \
         == [claimed["id"]]
     assert _tasks(supervisor, scope="unclaimed", instance_id=claimed["instance_id"])["items"] == []
+    # Everybody's list, as the system administrator reads it, pages by cursor the same way.
+    admin = login("sysadmin")
+    everything = _tasks(admin, scope="all", process_key="group_report")
+    first = _tasks(admin, scope="all", process_key="group_report", limit=2)
+    rest = _tasks(admin, scope="all", process_key="group_report", limit=2, after=first["next"])
+    assert [t["id"] for t in first["items"] + rest["items"]] == [t["id"] for t in everything["items"]][:4]
+    assert first["total"] == rest["total"] == everything["total"] == 4
