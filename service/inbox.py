@@ -51,10 +51,14 @@ class BadCursor(ValueError):
 
 def offered_to(user: User) -> Select:
     """Ids of the tasks whose candidates name the user or one of their groups."""
-    by_user = select(TaskCandidate.task_id).where(TaskCandidate.user_id == user.id)
-    if not user.groups:
+    return _offered(user.id, user.groups or None)
+
+
+def _offered(user_id, groups) -> Select:
+    by_user = select(TaskCandidate.task_id).where(TaskCandidate.user_id == user_id)
+    if groups is None:
         return by_user
-    return union_all(by_user, select(TaskCandidate.task_id).where(TaskCandidate.group_code.in_(user.groups)))
+    return union_all(by_user, select(TaskCandidate.task_id).where(TaskCandidate.group_code.in_(groups)))
 
 
 def my_task_ids(user: User, scope: str = "mine") -> Select:
@@ -173,10 +177,7 @@ def filtered_page(scope: str, grouped: bool, filters: tuple[str, ...]) -> Select
     built once per shape: the user (`me`, `my_groups` when `grouped`), the filters' values and the
     page's `size` and `skip` are bind parameters. Building the statement and its cache key cost a
     filtered list (the tasks of one instance) more than running it."""
-    offered = select(TaskCandidate.task_id).where(TaskCandidate.user_id == bindparam("me"))
-    if grouped:
-        offered = union_all(offered, select(TaskCandidate.task_id).where(
-            TaskCandidate.group_code.in_(bindparam("my_groups", expanding=True))))
+    offered = _offered(bindparam("me"), bindparam("my_groups", expanding=True) if grouped else None)
     query = select(OpenTask).where(OpenTask.id.in_(_task_ids(bindparam("me"), offered, scope)),
                                    *(FILTERS[name]() for name in filters)).order_by(*ORDER)
     ids = query.with_only_columns(OpenTask.id).limit(bindparam("size")).offset(bindparam("skip"))
