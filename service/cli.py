@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import secrets
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -119,7 +120,17 @@ def _announce(app: Flask, kind: str) -> None:
         liveness.announce(app, kind)
     except OSError as e:  # a read-only or full data directory: serve 503s rather than not start
         click.echo(f"warning: no live-process record ({e.strerror}); a restore cannot see this {kind}", err=True)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGTERM, _stop)
+
+
+# Set by SIGTERM. The handler's SystemExit is lost when it lands in code that ignores exceptions (a
+# weakref callback during garbage collection); the worker's loop then sees this and ends itself.
+_STOPPING = threading.Event()
+
+
+def _stop(*_) -> None:
+    _STOPPING.set()
+    sys.exit(0)
 
 
 @main.command()
@@ -166,8 +177,6 @@ def serve(host: str, port: int, bind: str | None, workers: int, threads: int, sc
 @_NO_WAIT
 def worker(interval: float, once: bool, no_wait: bool) -> None:
     """Fire due timers, deadlines and timer start events (several workers may run at once)."""
-    import time
-
     from . import startup
     from .scheduler import ensure_builtin_jobs, run_due, seconds_to_next
 
@@ -183,7 +192,8 @@ def worker(interval: float, once: bool, no_wait: bool) -> None:
         # processes add meanwhile; a job still due after a round that fired nothing could not
         # fire now (its instance was busy, it failed) and waits the interval, not a busy loop.
         wait = seconds_to_next(app, interval)
-        time.sleep(max(0.01, interval if wait == 0 and not fired else wait))
+        if _STOPPING.wait(max(0.01, interval if wait == 0 and not fired else wait)):
+            sys.exit(0)
 
 
 @main.group()
