@@ -87,8 +87,9 @@ class Person:
 
     def open_task(self, name: str):
         self.goto("/tasks")
-        self.page.get_by_role("link", name=name, exact=True).click()
-        self.page.wait_for_load_state()
+        # Wait for the task's page itself: the inbox is already loaded, and reading it races the click.
+        with self.page.expect_navigation():
+            self.page.get_by_role("link", name=name, exact=True).click()
 
 
 def fill_application(page, data: dict, department: str | None = None):
