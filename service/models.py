@@ -355,7 +355,9 @@ class Notification(Base):
     """In-app inbox: new task, returned application, overdue, escalation."""
 
     __tablename__ = "notifications"
-    __table_args__ = (Index("ix_notifications_user_unread", "user_id", "read_at"),)
+    # By task: a task leaving the inbox marks its notifications read (notifications.done_with).
+    __table_args__ = (Index("ix_notifications_user_unread", "user_id", "read_at"),
+                      Index("ix_notifications_task", "task_id"))
 
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))

@@ -65,6 +65,14 @@ def _platform_engine(tmp_path, name: str):
     return engine, cleanup, migrate
 
 
+def _office_with_clerk(c, moment) -> None:
+    """The office department and its clerk (user 1), created at `moment`, in a database of any revision."""
+    c.execute(text("INSERT INTO departments (id, code, name) VALUES (1, 'OFFICE', '办公室')"))
+    c.execute(text("INSERT INTO users (id, username, full_name, password_hash, department_id, role, active, "
+                   "must_change_password, created_at) VALUES (1, 'clerk', '赵科员', 'x', 1, 'user', TRUE, FALSE, "
+                   ":at)").bindparams(moment))
+
+
 def test_empty_database_upgrades_and_matches_the_models_and_migrations_reverse(tmp_path):
     import service.documents.models  # noqa: F401 - the document tables are part of the schema
 
@@ -201,10 +209,7 @@ def test_the_candidate_keys_migration_copies_each_tasks_sort_key(tmp_path):
     try:
         migrate(command.upgrade, "0016_performance_person")
         with engine.begin() as c:
-            c.execute(text("INSERT INTO departments (id, code, name) VALUES (1, 'OFFICE', '办公室')"))
-            c.execute(text("INSERT INTO users (id, username, full_name, password_hash, department_id, role, active, "
-                           "must_change_password, created_at) VALUES (1, 'clerk', '赵科员', 'x', 1, 'user', TRUE, FALSE, "
-                           ":at)").bindparams(moment))
+            _office_with_clerk(c, moment)
             c.execute(text("INSERT INTO deployments (id, deployed_at) VALUES (1, :at)").bindparams(moment))
             c.execute(text("INSERT INTO process_definitions (id, key, version, name, description, file, deployment_id, "
                            "deployed_at) VALUES (1, 'leave', 1, '请假', '', 'leave.bpmn', 1, :at)").bindparams(moment))
@@ -291,5 +296,47 @@ def test_the_audit_append_migration_appends_onto_the_head_of_a_log_holding_event
                                       "WHERE p.proname = 'inkless_audit_append' AND n.nspname = current_schema()")
                                  ).scalar() == 0
         migrate(command.upgrade, "head")
+    finally:
+        _dispose(engine, cleanup)
+
+
+def test_the_notifications_by_task_migration_indexes_a_table_holding_notifications(tmp_path):
+    """Issue 16, R-OPS-2: a database at 0019 with notifications upgrades; marking a task's
+    notifications read then goes through the new index and changes exactly that task's unread ones;
+    the migration rolls back keeping every notification."""
+    from datetime import UTC, datetime
+
+    from sqlalchemy import bindparam, inspect
+
+    from service import notifications
+    from service.db import UTCDateTime
+
+    engine, cleanup, migrate = _platform_engine(tmp_path, "notifications")
+    moment = bindparam("at", datetime(2026, 11, 2, 8, 30, tzinfo=UTC), type_=UTCDateTime())
+    try:
+        migrate(command.upgrade, "0019_audit_lock_per_schema")
+        with engine.begin() as c:
+            _office_with_clerk(c, moment)
+            for n, task_id in enumerate(("t-1", "t-1", "t-2", None)):
+                c.execute(text("INSERT INTO notifications (id, user_id, kind, title, body, task_id, created_at) "
+                               "VALUES (:id, 1, 'task', '审批', '', :task, :at)").bindparams(moment, id=n + 1, task=task_id))
+
+        migrate(command.upgrade, "head")
+        assert _model_differences(engine) == []
+        assert "ix_notifications_task" in {i["name"] for i in inspect(engine).get_indexes("notifications")}
+        with engine.begin() as c:
+            c.execute(notifications.done_with(bindparam("task_ids", expanding=True)),
+                      {"task_ids": ["t-1"], "read_at": datetime(2026, 11, 3, tzinfo=UTC)})
+            unread = c.execute(text("SELECT id FROM notifications WHERE read_at IS NULL ORDER BY id")).scalars().all()
+            assert unread == [3, 4]
+            if engine.dialect.name == "sqlite":
+                plan = c.execute(text("EXPLAIN QUERY PLAN UPDATE notifications SET read_at = 1 "
+                                      "WHERE task_id IN ('t-2') AND read_at IS NULL")).all()
+                assert any("USING INDEX ix_notifications_task" in row[3] for row in plan), plan
+
+        migrate(command.downgrade, "0019_audit_lock_per_schema")
+        with engine.connect() as c:
+            assert c.execute(text("SELECT COUNT(*) FROM notifications")).scalar() == 4
+        assert "ix_notifications_task" not in {i["name"] for i in inspect(engine).get_indexes("notifications")}
     finally:
         _dispose(engine, cleanup)

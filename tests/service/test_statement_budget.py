@@ -6,8 +6,13 @@ runs (authentication, the unit of work, the response), on the bench's loop proce
 """
 from __future__ import annotations
 
-import pytest
+import re
 
+import pytest
+from sqlalchemy import event
+
+from service.db import Base
+from tests.conftest import USE_PG
 from tests.service.flows import complete, deploy_loop, only_task, statements
 
 # Measured with the full answer, and with `Prefer: return=minimal` (no history in the answer):
@@ -85,3 +90,41 @@ def test_prefer_return_minimal_spares_the_answer_its_history(app, login):
     assert body["active_elements"] == ["work"] and not {"history", "completed_elements"} & set(body)
     assert len(minimal) == len(whole) - 2, "\n".join(minimal)
     assert "history" in _round(clerk, instance["id"])
+
+
+@pytest.mark.skipif(USE_PG, reason="SQLite's query plan names every full read of a table; PostgreSQL "
+                                   "reads tables this small in full on purpose")
+def test_every_statement_of_a_start_a_list_and_a_completion_finds_its_rows_through_an_index(app, login):
+    """R-PERF (issue 16): none of them reads a whole table, so none costs more the longer the
+    platform has run (a completion once scanned every notification ever sent to mark its task's
+    read). The one full read allowed is the last row by id (the audit chain's head), which stops
+    at the first row."""
+    deploy_loop(login)
+    clerk = login("clerk")
+    seen: list[tuple[str, object]] = []
+
+    def _record(conn, cursor, statement, parameters, context, executemany):
+        seen.append((statement, parameters[0] if executemany else parameters))
+
+    engine = app.extensions["inkless.engine"]
+    event.listen(engine, "before_cursor_execute", _record)
+    try:
+        instance = clerk.post("/api/v1/process-instances", json={"process_key": "bench_loop"}).get_json()
+        for _ in range(3):
+            _round(clerk, instance["id"])
+    finally:
+        event.remove(engine, "before_cursor_execute", _record)
+
+    tables, full_reads = set(Base.metadata.tables), set()
+    with engine.connect() as connection:
+        cursor = connection.connection.dbapi_connection.cursor()
+        for statement, parameters in seen:
+            if not statement.lstrip().upper().startswith(("SELECT", "INSERT", "UPDATE", "DELETE", "WITH")):
+                continue
+            text = " ".join(statement.split())
+            for *_ids, detail in cursor.execute("EXPLAIN QUERY PLAN " + statement, parameters or ()):
+                table = detail.split()[1] if detail.startswith("SCAN ") else None  # not a subquery's rows
+                if table in tables and not re.search(rf"ORDER BY {table}\.id DESC LIMIT", text):
+                    full_reads.add(f"{detail}: {text[:200]}")
+    assert "UPDATE notifications" in " ".join(s for s, _ in seen)  # the statement the index is for ran
+    assert not full_reads, "\n".join(sorted(full_reads))
