@@ -37,8 +37,7 @@ def test_start_withdraw_substitute_and_people_admin_in_the_browser(server, brows
     clerk.page.get_by_role("searchbox", name="按流程名称搜索").fill("故障")
     clerk.page.get_by_role("button", name="搜索").click()
     # Read the headings of the answer, not of the page the search left.
-    clerk.page.wait_for_url("**/start?q=*")
-    clerk.page.wait_for_load_state()
+    clerk.page.wait_for_url("**/start?q=*")  # waits for the answer's load too
     # The search reads names and descriptions: the incident procedure says it takes security faults.
     assert sorted(clerk.page.locator("main h3").all_inner_texts()) == sorted(["故障报告与处理", "网络安全事件处置"])
     phone = Person(browser, server, "clerk-phone", **PHONE)

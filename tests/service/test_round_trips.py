@@ -1,4 +1,4 @@
-"""PostgreSQL round trips (issue 16, R-PERF): reads run outside a transaction, and a unit's write
+"""PostgreSQL round trips (issue 16, R-WF-2): reads run outside a transaction, and a unit's write
 phase sends the writes whose answers nothing reads in one pipeline (service/db.py).
 
 Counted from libpq's own trace of the app's connections: each Sync (the end of an extended-protocol

@@ -44,7 +44,7 @@ def _statements_for_one_completion(app, api, instance_id: int, minimal: bool = F
 
 
 def test_completing_a_task_issues_the_same_statements_at_10_and_100_steps(app, login):
-    """R-PERF: the statement count of a completion is flat in the history and within budget."""
+    """R-WF-2 (issue 16): the statement count of a completion is flat in the history and within budget."""
     deploy_loop(login)
     clerk = login("clerk")
     instance = clerk.post("/api/v1/process-instances", json={"process_key": "bench_loop"}).get_json()
@@ -69,7 +69,7 @@ def test_completing_a_task_issues_the_same_statements_at_10_and_100_steps(app, l
 
 
 def test_prefer_return_minimal_spares_the_answer_its_history(app, login):
-    """R-PERF (issue 16): `Prefer: return=minimal` answers the new state without the history, in two
+    """R-WF-2 (issue 16): `Prefer: return=minimal` answers the new state without the history, in two
     statements fewer; without the header the answer is whole."""
     deploy_loop(login)
     clerk = login("clerk")
@@ -95,7 +95,7 @@ def test_prefer_return_minimal_spares_the_answer_its_history(app, login):
 @pytest.mark.skipif(USE_PG, reason="SQLite's query plan names every full read of a table; PostgreSQL "
                                    "reads tables this small in full on purpose")
 def test_every_statement_of_a_start_a_list_and_a_completion_finds_its_rows_through_an_index(app, login):
-    """R-PERF (issue 16): none of them reads a whole table, so none costs more the longer the
+    """R-WF-2 (issue 16): none of them reads a whole table, so none costs more the longer the
     platform has run (a completion once scanned every notification ever sent to mark its task's
     read). The one full read allowed is the last row by id (the audit chain's head), which stops
     at the first row."""
