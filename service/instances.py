@@ -215,24 +215,33 @@ def _new_instance_id(s: Session) -> int:
     return db.draw(s, _DRAW_SQLITE)
 
 
+_INSTANCE = select(ProcessInstance).where(ProcessInstance.id == bindparam("instance_id"))
+
+
 def _load(s: Session, instance_id: int, for_update: bool = True) -> ProcessInstance:
-    row = s.scalar(_as_read(s, select(ProcessInstance).where(ProcessInstance.id == instance_id), for_update))
+    query, options = _as_read(s, _INSTANCE, for_update)
+    row = s.scalar(query, {"instance_id": instance_id}, execution_options=options)
     if row is None:
         raise NotFound(_("Process instance %(id)s not found.", id=instance_id))
     audit_log.note_read("process_instance", row.id)
     return row
 
 
-def _as_read(s: Session, query, for_update: bool = True):
-    """A query of the instance row as a unit's read phase needs it."""
+_FRESH = {"populate_existing": True}
+
+
+def _as_read(s: Session, query, for_update: bool = True) -> tuple[Any, dict]:
+    """A query of the instance row as a unit's read phase needs it, and its execution options.
+    The options go to the call, not the statement: a statement copied per call makes SQLAlchemy
+    compute its cache key again each time, which cost more than the read (issue 16)."""
     if optimistic.optimistic():
         # What the session remembers from earlier in the request may be stale by now; the write
         # checks the version read here.
-        return query.execution_options(populate_existing=True)
+        return query, _FRESH
     if for_update and s.bind.dialect.name == "postgresql":
         # Inline in a transaction that has written: serialise work on the instance as before.
-        return query.with_for_update(of=ProcessInstance)
-    return query
+        return query.with_for_update(of=ProcessInstance), {}
+    return query, {}
 
 
 @dataclass
@@ -313,7 +322,8 @@ _TASK_TO_COMPLETE = (select(OpenTask, ProcessInstance, _SIBLING.id, _SIBLING.due
 def _task_to_complete(s: Session, task_id: str) -> tuple[OpenTask, ProcessInstance, dict[str, datetime | None]]:
     """The task with its candidates, its instance and the instance's open tasks (id -> due date),
     in one statement: a completion's whole read of the database."""
-    rows = s.execute(_as_read(s, _TASK_TO_COMPLETE), {"task_id": str(task_id)}).unique().all()
+    query, options = _as_read(s, _TASK_TO_COMPLETE)
+    rows = s.execute(query, {"task_id": str(task_id)}, execution_options=options).unique().all()
     if not rows:
         # Completed tasks leave the projection; say so plainly if the task ever existed.
         done = s.scalar(select(InstanceStep.id).where(InstanceStep.task_id == str(task_id)).limit(1))
@@ -801,18 +811,16 @@ def _write(s: Session, change: Change) -> None:
         s.add(row)
     had_timer_job = scheduler.has_timer_job(row)
     now = utcnow()
-    row.engine_state = projection.engine_state
-    row.serializer_version = codec.serializer_version()
+    values = {"engine_state": projection.engine_state, "serializer_version": codec.serializer_version(),
+              "state": projection.state, "active_elements": projection.active_elements,
+              "waiting_messages": projection.waiting_messages, "next_timer_at": projection.next_timer_at}
     if instance.incidents:
-        row.incidents = list(row.incidents or []) + [dict(i.as_dict(), at=now.isoformat()) for i in instance.incidents]
-    row.state = projection.state
+        values["incidents"] = list(row.incidents or []) + [dict(i.as_dict(), at=now.isoformat())
+                                                           for i in instance.incidents]
     if projection.state in ENDED:
-        row.ended_at = now
-    row.active_elements = projection.active_elements
-    row.waiting_messages = projection.waiting_messages
-    row.next_timer_at = projection.next_timer_at
+        values["ended_at"] = now
     with db.pipelined(s):
-        optimistic.write_first(s)  # answered at once (its row count is the version check)
+        optimistic.write_first(s, row, values)  # answered at once (its row count is the version check)
         if instance.steps:
             # A user task's ready and claim times live on its open task, which is about to be dropped;
             # the task being completed is already in the session, so this usually reads nothing.

@@ -1,7 +1,7 @@
 """Rate limits per client address (Flask-Limiter): one `limiter` for the whole app (R-SEC-2, ASVS 2.2.1).
 
-Two uses. Views opt in with `@limiter.limit(...)` (the public application pages); nothing is
-limited by default. The sign-in endpoints call `sign_in_attempt()` before checking anything, so a
+Two uses. Views opt in with `@limit(...)` (the public application pages); nothing is limited by
+default, and a request to any other view skips Flask-Limiter's per-request work. The sign-in endpoints call `sign_in_attempt()` before checking anything, so a
 flood of guesses is answered 429 without touching the password hashes; the password page, the code
 page and the API token share one count per address, so switching endpoints buys an attacker
 nothing. Counters live in memory unless INKLESS_RATELIMIT_STORAGE names a shared store (e.g.
@@ -11,15 +11,35 @@ limit is per client rather than per proxy.
 """
 from __future__ import annotations
 
-from flask import Flask, current_app
+from collections.abc import Callable
+
+from flask import Flask, current_app, request
 from flask_babel import gettext as _
 from flask_limiter import Limiter
-from flask_limiter.util import get_remote_address
+from flask_limiter.util import get_qualified_name, get_remote_address
 from limits import parse, parse_many
 
 from .errors import ApiError
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+# The views that carry a limit, by qualified name (as Flask-Limiter names them).
+_LIMITED: set[str] = set()
+
+
+def limit(value: str, **options) -> Callable:
+    """`limiter.limit` for a view, which also marks the view as one the limiter must look at."""
+    def decorate(view: Callable) -> Callable:
+        _LIMITED.add(get_qualified_name(view))
+        return limiter.limit(value, **options)(view)
+    return decorate
+
+
+@limiter.request_filter
+def _unlimited() -> bool:
+    """Every request that reaches no limited view skips the limiter: resolving the limits of a
+    view that has none cost more per request than recalling the caller (issue 16)."""
+    view = current_app.view_functions.get(request.endpoint or "")
+    return view is None or get_qualified_name(view) not in _LIMITED
 
 
 class TooManyAttempts(ApiError):

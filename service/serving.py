@@ -16,10 +16,12 @@ per web process would multiply the polling for nothing; run `inkless worker` bes
 from __future__ import annotations
 
 import ctypes
+import gc
 import signal
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 from flask import Flask
 
@@ -76,12 +78,18 @@ def _options(serving: Serving, embedded: bool) -> dict:
         # gunicornc's socket sits at one path per user: servers side by side (tests) would share it.
         "control_socket_disable": True,
         "post_fork": _die_with_master,
-        "post_worker_init": _start_scheduler if embedded else _no_hook,
+        "post_worker_init": partial(_worker_ready, embedded),
     }
 
 
-def _no_hook(_worker) -> None:
-    pass
+def _worker_ready(embedded: bool, worker) -> None:
+    """The web process has built its app: its start-up objects (modules, the app, the mapped
+    classes) live as long as the process, so the collector stops scanning them. A full collection
+    went over all of them, about 200,000 objects, taking 175 ms inside some request (issue 16)."""
+    gc.collect()
+    gc.freeze()
+    if embedded:
+        _start_scheduler(worker)
 
 
 def _die_with_master(_server, _worker) -> None:

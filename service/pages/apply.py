@@ -19,7 +19,7 @@ from ..api import views
 from ..errors import Invalid
 from ..i18n import designer_texts
 from ..models import DeploymentFile
-from ..ratelimit import limiter
+from ..ratelimit import limit
 from . import diagram, fields, timeline
 from .tasks import error_summary
 
@@ -55,7 +55,7 @@ def _errors(e: Invalid) -> dict[str, str]:
 
 
 @bp.route("", methods=["GET", "POST"])
-@limiter.limit(SUBMIT_LIMIT, methods=["POST"])
+@limit(SUBMIT_LIMIT, methods=["POST"])
 def application():
     s = db.session()
     first = applications.first_form(s)
@@ -80,7 +80,7 @@ def application():
 
 
 @bp.route("/track", methods=["GET", "POST"])
-@limiter.limit(TRACK_LIMIT)
+@limit(TRACK_LIMIT)
 def track_form():
     """Type a tracking code in (instead of following the link)."""
     code = request.values.get("code", "").strip()
@@ -90,7 +90,7 @@ def track_form():
 
 
 @bp.route("/track/<string:code>", methods=["GET", "POST"])
-@limiter.limit(TRACK_LIMIT)
+@limit(TRACK_LIMIT)
 def track(code: str):
     s = db.session()
     row = applications.find(s, code)
@@ -128,7 +128,7 @@ def track(code: str):
 
 
 @bp.get("/track/<string:code>/diagram.xml")
-@limiter.limit(TRACK_LIMIT)
+@limit(TRACK_LIMIT)
 def track_diagram(code: str):
     s = db.session()
     return diagram.xml(s, applications.find(s, code))

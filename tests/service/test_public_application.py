@@ -129,6 +129,18 @@ def test_public_forms_need_the_csrf_token_and_are_rate_limited(visitor):
     assert "请求过于频繁" in text(r) or "稍后" in text(r)
 
 
+def test_every_view_with_a_limit_is_one_the_limiter_looks_at(app):
+    """R-SEC-10: requests to views without a limit skip the limiter (service/ratelimit.py), so a view
+    given a limit some other way than `ratelimit.limit` would silently go unlimited; none is."""
+    from flask_limiter.util import get_qualified_name
+
+    from service.ratelimit import _LIMITED, limiter
+
+    limited = {get_qualified_name(view) for view in app.view_functions.values()
+               if limiter.limit_manager.decorated_limits(get_qualified_name(view))}
+    assert limited and limited <= _LIMITED, limited - _LIMITED
+
+
 def test_the_public_form_shows_errors_in_place(visitor):
     """R-ACC-1: a bad value or an unknown department is named, the input is kept, nothing starts."""
     visitor.get("/apply")
