@@ -231,9 +231,9 @@ def _attach(s: Session, obj):
 
 def _attach_user(s: Session, entry: _Entry) -> User:
     user = _loaded(User, entry.user)
-    links = [_attach(s, _loaded(UserGroup, {"user_id": user.id, "group_code": code})) for code in entry.groups]
+    links = [_loaded(UserGroup, {"user_id": user.id, "group_code": code}) for code in entry.groups]
     set_committed_value(user, "group_links", links)
-    s.add(user)
+    s.add(user)  # and its links (the relationship's save-update cascade)
     return user
 
 

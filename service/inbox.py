@@ -33,7 +33,6 @@ from sqlalchemy import (
     union,
     union_all,
 )
-from sqlalchemy.orm import joinedload
 
 from .db import UTCDateTime
 from .models import NO_DEADLINE, OpenTask, ProcessDefinition, ProcessInstance, TaskCandidate, User, utcnow
@@ -173,26 +172,70 @@ FILTERS = {
 
 @lru_cache(maxsize=64)
 def filtered_page(scope: str, grouped: bool, filters: tuple[str, ...]) -> Select:
-    """`page(my_tasks(user, scope).where(<filters>), None, size, offset)` with its candidates,
+    """`page(my_tasks(user, scope).where(<filters>), None, size, offset)` as `listed` rows,
     built once per shape: the user (`me`, `my_groups` when `grouped`), the filters' values and the
     page's `size` and `skip` are bind parameters. Building the statement and its cache key cost a
     filtered list (the tasks of one instance) more than running it."""
     offered = _offered(bindparam("me"), bindparam("my_groups", expanding=True) if grouped else None)
     query = select(OpenTask).where(OpenTask.id.in_(_task_ids(bindparam("me"), offered, scope)),
                                    *(FILTERS[name]() for name in filters)).order_by(*ORDER)
-    ids = query.with_only_columns(OpenTask.id).limit(bindparam("size")).offset(bindparam("skip"))
-    return (select(OpenTask).where(OpenTask.id.in_(ids)).order_by(*ORDER)
-            .options(joinedload(OpenTask.candidates)))
+    return listed(query.with_only_columns(OpenTask.id).limit(bindparam("size")).offset(bindparam("skip")))
 
 
 def page(query: MyTasks | Select, cursor: str | None, size: int, offset: int = 0) -> Select:
     """The OpenTask rows of one page of `query` (OpenTask rows in ORDER). The page's ids are chosen
     and sorted from indexes alone; only they are then read in full."""
+    return select(OpenTask).where(OpenTask.id.in_(page_ids(query, cursor, size, offset))).order_by(*ORDER)
+
+
+def page_ids(query: MyTasks | Select, cursor: str | None, size: int, offset: int = 0) -> Select:
     if isinstance(query, MyTasks):
-        ids = after(query, cursor).first(size + offset).limit(size).offset(offset)
-    else:
-        ids = after(query, cursor).with_only_columns(OpenTask.id).limit(size).offset(offset)
-    return select(OpenTask).where(OpenTask.id.in_(ids)).order_by(*ORDER)
+        return after(query, cursor).first(size + offset).limit(size).offset(offset)
+    return after(query, cursor).with_only_columns(OpenTask.id).limit(size).offset(offset)
+
+
+# A list's tasks are read as plain rows, not ORM objects: loading OpenTask entities with their
+# candidates cost a list of one instance's tasks more than the rest of the request (issue 16).
+_TASKS, _CANDIDATES = OpenTask.__table__, TaskCandidate.__table__
+_TASK_KEYS = tuple(c.key for c in _TASKS.columns)
+
+
+@dataclass(frozen=True)
+class Candidate:
+    user_id: int | None
+    group_code: str | None
+
+
+class ListedTask:
+    """An open task as a list shows it: OpenTask's columns as attributes, and its candidates."""
+
+    def __init__(self, columns: dict, candidates: list[Candidate]):
+        self.__dict__.update(columns)
+        self.candidates = candidates
+
+
+def listed(ids: Select) -> Select:
+    """The tasks `ids` selects, in ORDER, one row per candidate (`read` makes them tasks)."""
+    return (select(_TASKS, _CANDIDATES.c.user_id.label("candidate_user"),
+                   _CANDIDATES.c.group_code.label("candidate_group"))
+            .select_from(_TASKS.outerjoin(_CANDIDATES, _CANDIDATES.c.task_id == _TASKS.c.id))
+            .where(_TASKS.c.id.in_(ids))
+            .order_by(_TASKS.c.due_at.is_(None), _TASKS.c.due_at, _TASKS.c.created_at, _TASKS.c.id,
+                      _CANDIDATES.c.id))
+
+
+def read(s, statement: Select, params: dict | None = None) -> list[ListedTask]:
+    """The ListedTasks of a `listed` statement, in its order. Run on the session's connection: its
+    rows are plain rows, and the session's ORM handling of a statement built from mapped classes
+    cost more than running it."""
+    tasks: dict[str, ListedTask] = {}
+    for row in s.connection().execute(statement, params or {}):
+        task = tasks.get(row.id)
+        if task is None:
+            task = tasks[row.id] = ListedTask({key: row[i] for i, key in enumerate(_TASK_KEYS)}, [])
+        if row.candidate_user is not None or row.candidate_group is not None:
+            task.candidates.append(Candidate(row.candidate_user, row.candidate_group))
+    return list(tasks.values())
 
 
 def count(s, query: MyTasks | Select, cap: int | None = None) -> int:

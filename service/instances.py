@@ -908,17 +908,13 @@ def _sync_open_tasks(s: Session, row: ProcessInstance, ready: dict[str, Ready],
     gone = set(existing) - set(ready)
     if gone:
         # task_candidates and task_drafts rows go with their task (ON DELETE CASCADE; SQLite has
-        # foreign_keys=ON). The session forgets the tasks it holds and their candidates, so nothing
-        # flushes a deleted row and a new candidate row that gets a freed id is not mistaken for
-        # the old one.
+        # foreign_keys=ON). The session forgets the tasks it holds and, by the relationship's
+        # expunge cascade, their loaded candidates, so nothing flushes a deleted row and a new
+        # candidate row that gets a freed id is not mistaken for the old one.
         for task_id in gone:
             task = in_session(s, OpenTask, task_id)
-            if task is None:
-                continue
-            if "candidates" not in inspect(task).unloaded:
-                for candidate in task.candidates:
-                    s.expunge(candidate)
-            s.expunge(task)
+            if task is not None:
+                s.expunge(task)
         if s.bind.dialect.name == "postgresql":
             s.execute(_DROP_TASKS, {"ids": list(gone), "read_at": utcnow()})
         else:

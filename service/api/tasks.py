@@ -3,7 +3,6 @@ from __future__ import annotations
 from flask.views import MethodView
 from flask_babel import gettext as _
 from sqlalchemy import select
-from sqlalchemy.orm import joinedload
 
 from .. import auth, db, inbox, policy
 from .. import instances as units
@@ -36,16 +35,16 @@ class Tasks(MethodView):
             params = {"me": user.id, "size": args["limit"] + 1, "skip": args["offset"], **values}
             if user.groups:
                 params["my_groups"] = list(user.groups)
-            rows = s.scalars(inbox.filtered_page(scope, bool(user.groups), tuple(values)), params).unique().all()
+            rows = inbox.read(s, inbox.filtered_page(scope, bool(user.groups), tuple(values)), params)
         else:
             query = _query(user, every, scope, values)
             try:
-                page = inbox.page(query, args.get("after"), args["limit"] + 1, args["offset"])
+                ids = inbox.page_ids(query, args.get("after"), args["limit"] + 1, args["offset"])
             except inbox.BadCursor:
                 message = _("This page link is not valid; start from the first page.")
                 raise Invalid(message, [{"field": "after", "message": message}]) from None
             # Candidates in the same statement: every item shows them.
-            rows = s.scalars(page.options(joinedload(OpenTask.candidates))).unique().all()
+            rows = inbox.read(s, inbox.listed(ids))
         more = len(rows) > args["limit"]
         # A first page that holds them all is the count (the tasks of one instance, a short list).
         whole = not more and not args.get("after") and not args["offset"]
