@@ -19,7 +19,7 @@ def _full_name(app, username: str, full_name: str) -> None:
 
 
 def test_a_clerk_reports_a_fault_with_pickers_and_the_head_is_told_who_and_what(app, server, browser):  # noqa: F811
-    """R-OPS-3, R-WF-2, R-UI-1, R-UI-2 (issue 17)."""
+    """R-OPS-3, R-WF-2 (issue 17: pickers instead of codes, and who reported what in names)."""
     _full_name(app, "clerk", "张文书")
     clerk = Person(browser, server, "clerk")
     clerk.sign_in("clerk")

@@ -243,7 +243,7 @@ VISIBLE_INTERFACE_TEXT = """() => {
 
 
 def test_english_by_link_and_by_profile_leaves_no_chinese_interface_text(app, server, browser):
-    """R-UI (i18n): ?lang=en, then the profile setting, switch every visible interface string."""
+    """The language standard (no regulation clause; issue 17): ?lang=en, then the profile setting, switch every visible interface string."""
     clerk = Person(browser, server, "clerk")
     clerk.sign_in("clerk")
     clerk.page.wait_for_url(server + "/")

@@ -90,7 +90,7 @@ def test_attach_readable_documents_refuse_others_and_withhold_titles(login, brow
 
 
 def test_file_publication_picks_the_document_from_the_library(login, browser):
-    """The publication form's document field is a picker of the author's documents (R-DOC publication)."""
+    """The publication form's document field is a picker of the author's documents (R-WF-2; file management's publication procedure, which has no ID)."""
     document = uploaded(login("clerk"), title="待发布的制度")
     clerk = browser("clerk")
     clerk.get("/start")

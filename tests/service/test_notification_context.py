@@ -46,7 +46,7 @@ def _report(login, key="GZ-2026-017") -> int:
 
 
 def test_a_task_notice_names_the_request_the_applicant_and_the_step(app, login):
-    """R-WF-2, R-UI-1: the head of the platform management department reads who reported what, in
+    """R-WF-2 (names, not codes): the head of the platform management department reads who reported what, in
     which request, before opening it; the structured context is in the API too."""
     _names(app, clerk="张文书")
     instance_id = _report(login)
@@ -131,7 +131,7 @@ def test_the_mail_says_what_the_inbox_says(app, login):
 
 
 def test_the_notice_is_read_after_the_task_is_completed_from_the_inbox_page(app, login, browser):  # noqa: F811
-    """R-WF-2, R-UI-1: the head completes the task from the inbox page; the notification page then
+    """R-WF-2 (names, not codes): the head completes the task from the inbox page; the notification page then
     shows it read, and its sentence names the clerk and the request."""
     _names(app, clerk="张文书")
     instance_id = _report(login)

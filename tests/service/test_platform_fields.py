@@ -49,7 +49,7 @@ def _report(app, browser) -> tuple:  # noqa: F811
 
 
 def test_a_clerk_reports_a_fault_with_a_picker_and_a_department_list(app, browser):  # noqa: F811
-    """R-OPS-3, R-UI-1 (issue 17): the time comes from a native picker and is kept as ISO 8601 with
+    """R-OPS-3 (issue 17): the time comes from a native picker and is kept as ISO 8601 with
     the platform's offset; the department is chosen by name; the reviewer reads names and
     `2026年12月3日 09:30`, not codes."""
     clerk, task_url = _report(app, browser)
@@ -70,7 +70,7 @@ def test_a_clerk_reports_a_fault_with_a_picker_and_a_department_list(app, browse
 
 
 def test_a_department_or_time_that_is_not_one_is_refused_next_to_its_field(app, browser):  # noqa: F811
-    """R-UI-2 (issue 17): a department code that names none and a time that is not one are refused
+    """R-OPS-3 (issue 17): a department code that names none and a time that is not one are refused
     with the field's name, in Chinese, and the page keeps what was typed."""
     clerk, task_url = _report(app, browser)
     r = clerk.post(task_url, {"occurred_at": "昨天下午", "fault_department": "NOPE", "affected_area": "process",
@@ -83,7 +83,7 @@ def test_a_department_or_time_that_is_not_one_is_refused_next_to_its_field(app, 
 
 
 def test_durations_people_and_days_round_trip_and_are_shown_in_words(app, org):
-    """R-UI-1 (issue 17): a duration is typed as an amount and a unit and kept as ISO 8601; a person
+    """R-WF-1 (issue 17): a duration is typed as an amount and a unit and kept as ISO 8601; a person
     is kept by login name and shown by full name; a date is shown as 2026年12月3日."""
     _name(app, "office_head", "王主任")
     schema = {"type": "object", "properties": {
@@ -111,7 +111,7 @@ def test_durations_people_and_days_round_trip_and_are_shown_in_words(app, org):
 
 
 def test_the_diagram_shows_lane_names_without_performer_specs(app, browser):  # noqa: F811
-    """R-UI-1 (issue 17): a lane reads `报告人`, not `报告人 (initiator)`; the engine keeps the spec."""
+    """R-WF-1 (issue 17): a lane reads `报告人`, not `报告人 (initiator)`; the engine keeps the spec."""
     clerk, task_url = _report(app, browser)
     instance_id = _task(app, "report_fault").instance_id
     xml = text(clerk.get(f"/requests/{instance_id}/diagram.xml"))

@@ -96,7 +96,7 @@ def test_returned_application_is_amended_only_with_the_tracking_code(app, visito
 
 
 def test_the_tracking_code_opens_its_own_application_and_nothing_else(app, visitor, browser):
-    """R-ACC-1, R-SEC: a wrong code is 404; a code never opens another instance, a task, or the API."""
+    """R-ACC-1, R-SEC-4: a wrong code is 404; a code never opens another instance, a task, or the API."""
     link_a, code_a = apply(visitor)
     other = Browser(app)
     link_b, code_b = apply(other, dict(APPLICATION, username="lisi", full_name="李四"))

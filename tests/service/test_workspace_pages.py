@@ -110,7 +110,7 @@ def test_mark_all_read(browser):
 
 
 def test_the_language_setting_is_kept_in_the_profile(app, browser):
-    """R-UI (i18n): the profile's language wins over the cookie; ?lang= still wins for one page."""
+    """The language standard (no regulation clause): the profile's language wins over the cookie; ?lang= still wins for one page."""
     from service.models import User
 
     clerk = browser("clerk")
@@ -192,7 +192,7 @@ def user_data(app) -> list[str]:
 
 
 def test_english_leaves_no_chinese_on_the_main_pages(app, browser):
-    """R-UI (i18n): with ?lang=en and with the profile setting, every interface string is English."""
+    """The language standard (no regulation clause): with ?lang=en and with the profile setting, every interface string is English."""
     admin = browser("office_admin")
     _fill_application(admin)
     head = browser("office_head")
