@@ -280,8 +280,8 @@ class Client:
             h["Content-Type"] = "application/json"
         h.update(headers or {})
         if self.conn.sock is None:
-            # `inkless serve` is werkzeug's server, which answers every request with
-            # "Connection: close" (werkzeug 3.x disables keep-alive); connect before the clock starts.
+            # The server closed the connection (a "Connection: close" answer, or gunicorn's
+            # keep-alive ran out while the client was idle): connect before the clock starts.
             self.reconnects += 1
             self.conn.connect()
         return self._send(method, path, data, h)

@@ -93,6 +93,8 @@ def main(argv=None) -> int:
         filler = Filler(work, schema)
         for size in args.sizes:
             filler.fill_to(size)
+            # A fill longer than the server's keep-alive (5 s) ends the client's connection.
+            c.conn.close()
             five_step_rate(c, INKLESS, 2)  # the server's first statements after the fill
             cpu = server_cpu_seconds(proc.pid)
             rate, parts = five_step_rate(c, INKLESS, args.five)
