@@ -12,8 +12,9 @@ move back, cancel) goes in three phases:
    designer code for the projection (task views with their rendered instructions, `due` values,
    the serialized state; service/instances.py `_project`);
 3. write — the write transaction: the instance row's UPDATE comes first and is the version check
-   (`version_id_col`; on PostgreSQL it also locks the row for the few milliseconds the rest
-   takes), then history, open tasks, jobs and audit.
+   (`lock_version`, the mapper's `version_id_col`, compared and bumped by `write_first`; on
+   PostgreSQL the UPDATE also locks the row for the few milliseconds the rest takes), then
+   history, open tasks, jobs and audit.
 
 Another unit that wrote the instance in between makes 3 fail (`LostRace`): everything is rolled
 back and the unit runs once more from 1 on what is there now. Two people completing two parallel
