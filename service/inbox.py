@@ -220,8 +220,7 @@ def listed(ids: Select) -> Select:
                    _CANDIDATES.c.group_code.label("candidate_group"))
             .select_from(_TASKS.outerjoin(_CANDIDATES, _CANDIDATES.c.task_id == _TASKS.c.id))
             .where(_TASKS.c.id.in_(ids))
-            .order_by(_TASKS.c.due_at.is_(None), _TASKS.c.due_at, _TASKS.c.created_at, _TASKS.c.id,
-                      _CANDIDATES.c.id))
+            .order_by(*ORDER, _CANDIDATES.c.id))
 
 
 def read(s, statement: Select, params: dict | None = None) -> list[ListedTask]:

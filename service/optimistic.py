@@ -105,8 +105,7 @@ def write_first(s: Session, row: Any, values: dict[str, Any]) -> None:
     for key, value in values.items():
         set_committed_value(row, key, value)
     set_committed_value(row, version.key, current + 1)
-    if s.new or s.dirty or s.deleted:
-        _flush_checked(s)
+    _flush_checked(s)  # the rest, if anything is pending (a clean session's flush returns at once)
 
 
 @functools.cache

@@ -1,10 +1,10 @@
 """Rate limits per client address (Flask-Limiter): one `limiter` for the whole app (R-SEC-2, ASVS 2.2.1).
 
 Two uses. Views opt in with `@limit(...)` (the public application pages); nothing is limited by
-default, and a request to any other view skips Flask-Limiter's per-request work. The sign-in endpoints call `sign_in_attempt()` before checking anything, so a
-flood of guesses is answered 429 without touching the password hashes; the password page, the code
-page and the API token share one count per address, so switching endpoints buys an attacker
-nothing. Counters live in memory unless INKLESS_RATELIMIT_STORAGE names a shared store (e.g.
+default, and a request to any other view skips Flask-Limiter's per-request work. The sign-in
+endpoints call `sign_in_attempt()` before checking anything, so a flood of guesses is answered 429
+without touching the password hashes; the password page, the code page and the API token share one
+count per address, so switching endpoints buys an attacker nothing. Counters live in memory unless INKLESS_RATELIMIT_STORAGE names a shared store (e.g.
 `redis://…`): with several server processes, in-memory counters are per process, so the effective
 limit is that many times higher. Behind a reverse proxy, wrap the app in werkzeug's ProxyFix so the
 limit is per client rather than per proxy.
@@ -16,21 +16,22 @@ from collections.abc import Callable
 from flask import Flask, current_app, request
 from flask_babel import gettext as _
 from flask_limiter import Limiter
-from flask_limiter.util import get_qualified_name, get_remote_address
+from flask_limiter.util import get_remote_address
 from limits import parse, parse_many
 
 from .errors import ApiError
 
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
-# The views that carry a limit, by qualified name (as Flask-Limiter names them).
-_LIMITED: set[str] = set()
+# The view functions that carry a limit, as `limit` returned them (and the app registered them).
+_LIMITED: set[Callable] = set()
 
 
 def limit(value: str, **options) -> Callable:
     """`limiter.limit` for a view, which also marks the view as one the limiter must look at."""
     def decorate(view: Callable) -> Callable:
-        _LIMITED.add(get_qualified_name(view))
-        return limiter.limit(value, **options)(view)
+        limited = limiter.limit(value, **options)(view)
+        _LIMITED.add(limited)
+        return limited
     return decorate
 
 
@@ -38,8 +39,7 @@ def limit(value: str, **options) -> Callable:
 def _unlimited() -> bool:
     """Every request that reaches no limited view skips the limiter: resolving the limits of a
     view that has none cost more per request than recalling the caller (issue 16)."""
-    view = current_app.view_functions.get(request.endpoint or "")
-    return view is None or get_qualified_name(view) not in _LIMITED
+    return current_app.view_functions.get(request.endpoint or "") not in _LIMITED
 
 
 class TooManyAttempts(ApiError):

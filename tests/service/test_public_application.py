@@ -136,7 +136,7 @@ def test_every_view_with_a_limit_is_one_the_limiter_looks_at(app):
 
     from service.ratelimit import _LIMITED, limiter
 
-    limited = {get_qualified_name(view) for view in app.view_functions.values()
+    limited = {view for view in app.view_functions.values()
                if limiter.limit_manager.decorated_limits(get_qualified_name(view))}
     assert limited and limited <= _LIMITED, limited - _LIMITED
 
